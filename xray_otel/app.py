@@ -1,0 +1,54 @@
+"""The aiohttp application: OTLP receiver, legacy ingestion and REST queries on one port."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from aiohttp import web
+
+from .config import Settings
+from .queries.responses import json_error, json_ok
+from .queries.routes import STORE, add_routes, query_errors
+from .receiver.http import INGESTER, MAX_BODY, handle_traces
+from .receiver.ingest import Ingester
+from .receiver.legacy import handle_legacy_ingest
+from .store.store import Store
+
+ENDPOINTS = {
+    "POST /v1/traces": "OTLP/HTTP trace export (application/x-protobuf or application/json, gzip or none)",
+    "POST /ingest": "original X-Ray SDK events",
+    "GET /runs": "runs, newest first (limit, name, status, cursor)",
+    "GET /runs/{run_id}": "one run",
+    "GET /runs/{run_id}/steps": "a run's steps in tree order",
+    "GET /analyze/{run_id}": "a run's decision funnel",
+    "GET /health": "process is up",
+    "GET /ready": "database is reachable",
+}
+
+
+def build_app(store: Store, settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[query_errors], client_max_size=settings.max_body_bytes)
+    app[STORE] = store
+    app[INGESTER] = Ingester(store, max_inflight=settings.max_inflight)
+    app[MAX_BODY] = settings.max_body_bytes
+    app.router.add_get("/", index)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_route("*", "/v1/traces", handle_traces)
+    app.router.add_post("/ingest", handle_legacy_ingest)
+    add_routes(app)
+    return app
+
+
+async def index(request: web.Request) -> web.Response:
+    return json_ok({"name": "xray-otel", "version": version("xray-otel"), "endpoints": ENDPOINTS})
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_ok({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if await request.app[STORE].ready():
+        return json_ok({"status": "ready"})
+    return json_error(503, "database unreachable", headers={"Retry-After": "2"})

@@ -1,0 +1,65 @@
+"""Server settings: command-line flag, then XRAY_* environment variable, then default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "xray-otel" / "pgdata"
+
+
+@dataclass
+class Settings:
+    """Every server setting, with its environment variable and default (see README: Configuration)."""
+
+    host: str = field(default="127.0.0.1", metadata={"env": "XRAY_HOST"})
+    port: int = field(default=4318, metadata={"env": "XRAY_PORT"})
+    database_url: str | None = field(default=None, metadata={"env": "XRAY_DATABASE_URL"})
+    data_dir: Path = field(default_factory=_default_data_dir, metadata={"env": "XRAY_DATA_DIR"})
+    max_body_bytes: int = field(default=20 * 1024 * 1024, metadata={"env": "XRAY_MAX_BODY_BYTES"})
+    max_inflight: int = field(default=8, metadata={"env": "XRAY_MAX_INFLIGHT"})
+    pool_size: int = field(default=8, metadata={"env": "XRAY_DB_POOL_SIZE"})
+    log_level: str = field(default="INFO", metadata={"env": "XRAY_LOG_LEVEL"})
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``overrides`` (non-None flags), else the environment, else defaults.
+
+        ``DATABASE_URL`` is read when ``XRAY_DATABASE_URL`` is not set, and a SQLAlchemy-style
+        ``postgresql+asyncpg://`` URL (the original X-Ray backend's) is accepted as is.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if overrides.get(f.name) is not None:
+                values[f.name] = overrides[f.name]
+            elif f.metadata["env"] in env:
+                values[f.name] = _parse(f.name, f.metadata["env"], env[f.metadata["env"]], f.type)
+        if "database_url" not in values and env.get("DATABASE_URL"):
+            values["database_url"] = env["DATABASE_URL"]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, got {self.port}")
+        for name in ("max_body_bytes", "max_inflight", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.database_url:
+            self.database_url = self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self.data_dir = Path(self.data_dir).expanduser()
+
+
+def _parse(name: str, var: str, raw: str, kind: object) -> object:
+    if kind in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{var} must be an integer, got {raw!r}") from None
+    return raw

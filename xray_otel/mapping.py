@@ -1,0 +1,346 @@
+"""Map decoded OTLP spans to run and step rows. Pure: plain data in, plain data out.
+
+One run per trace; every span becomes a step row (the run span too, so nothing a
+client sent is lost; queries leave the run span out of the step list). Each span
+also contributes a candidate run row; the best one wins, by the same rule here
+(within a request) and in SQL (across requests), so the stored result does not
+depend on the order or batching in which spans arrive:
+
+    higher source wins (2 = xray.kind=run span, 1 = root span, 0 = placeholder
+    from a step); on a tie the earlier (started_at, span_id) wins.
+
+A span that cannot be stored (bad id, no timestamps) is rejected and counted; the
+rest of the request is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
+
+from . import conventions as c
+from .pricing import cost_of
+from .values import attributes_to_dict, clean_text, json_column, to_json
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MAX_INT32 = 2**31 - 1
+_STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+_SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+
+SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN = 0, 1, 2
+
+# Attributes that land in their own column; everything else stays in steps.attributes.
+_MAPPED = frozenset({
+    c.KIND, c.RUN_NAME, c.RUN_INPUTS, c.RUN_OUTPUTS, c.RUN_TAGS,
+    c.STEP_TYPE, c.STEP_INPUTS, c.STEP_OUTPUTS, c.STEP_METADATA, c.STEP_REASONING, c.STEP_COST,
+    c.STEP_INPUT_COUNT, c.STEP_OUTPUT_COUNT, c.STEP_REJECTIONS, c.STEP_DECISIONS,
+})
+
+
+class RunRow(NamedTuple):
+    """Columns of ``runs`` in table order (see store/migrations)."""
+
+    id: uuid.UUID
+    source: int
+    span_id: str
+    name: str | None
+    status: str
+    service: str | None
+    tags: str  # JSON
+    inputs: str | None  # JSON
+    outputs: str | None  # JSON
+    error: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+    def beats(self, other: RunRow) -> bool:
+        """The merge rule shared with store/sql.py UPSERT_RUNS."""
+        if self.source != other.source:
+            return self.source > other.source
+        return (self.started_at, self.span_id) < (other.started_at, other.span_id)
+
+
+class StepRow(NamedTuple):
+    """Columns of ``steps`` in table order, as written by COPY."""
+
+    run_id: uuid.UUID
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    type: str
+    status: str
+    inputs: str | None
+    outputs: str | None
+    metadata: str | None
+    reasoning: str | None
+    cost: float
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    input_count: int | None
+    output_count: int | None
+    rejections: str | None
+    decisions: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+    service: str | None
+    attributes: str
+    otel: str
+    resource: str
+
+
+@dataclass
+class Batch:
+    """What one request stores: runs merged per trace, one step row per span."""
+
+    runs: dict[uuid.UUID, RunRow] = field(default_factory=dict)
+    steps: list[StepRow] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add_run(self, row: RunRow) -> None:
+        current = self.runs.get(row.id)
+        if current is None or row.beats(current):
+            self.runs[row.id] = row
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < 5:  # enough to act on; the count says how many
+            self.errors.append(reason)
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.errors)
+
+
+class SpanError(ValueError):
+    """A span that cannot be stored; the message tells the sender why."""
+
+
+def map_request(request: Any) -> Batch:
+    """Map an ExportTraceServiceRequest (protobuf message) to a Batch."""
+    batch = Batch()
+    for resource_spans in request.resource_spans:
+        resource = attributes_to_dict(resource_spans.resource.attributes)
+        context = _ResourceContext(resource)
+        for scope_spans in resource_spans.scope_spans:
+            scope = _scope_label(scope_spans.scope)
+            for span in scope_spans.spans:
+                _map_one(batch, span, scope, context)
+    return batch
+
+
+class _ResourceContext:
+    """What every span of one resource shares, encoded once."""
+
+    __slots__ = ("service", "resource_json")
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        service = resource.get("service.name")
+        self.service = clean_text(str(service)) if service is not None else None
+        self.resource_json = to_json(resource)
+
+
+def _map_one(batch: Batch, span: Any, scope: str, context: _ResourceContext) -> None:
+    try:
+        run, step = map_span(span, scope, context)
+    except SpanError as exc:
+        batch.reject(str(exc))
+        return
+    except Exception:  # a bug here must cost one span, not the client's whole request
+        log.exception("span mapping failed")
+        batch.reject("span could not be mapped (server error, logged)")
+        return
+    batch.add_run(run)
+    batch.steps.append(step)
+
+
+def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, StepRow]:
+    """Map one span to its run contribution and its step row."""
+    run_id = _trace_id(span.trace_id)
+    span_id = _span_id(span.span_id, "span_id")
+    parent = _span_id(span.parent_span_id, "parent_span_id") if span.parent_span_id else None
+    started, completed = _times(span.start_time_unix_nano, span.end_time_unix_nano)
+    attrs = attributes_to_dict(span.attributes)
+    error = _error_text(span)
+    kind = attrs.get(c.KIND)
+    is_run = kind == c.KIND_RUN or (parent is None and kind != c.KIND_STEP)
+    run = _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, error, context.service)
+    step = _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context)
+    return run, step
+
+
+def _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, error, service) -> RunRow:
+    if not is_run:
+        return RunRow(run_id, SOURCE_PLACEHOLDER, span_id, None, c.STATUS_RUNNING, service, "{}",
+                      None, None, None, started or completed, None)
+    status = c.STATUS_FAILED if error is not None else (c.STATUS_COMPLETED if completed else c.STATUS_RUNNING)
+    return RunRow(
+        run_id,
+        SOURCE_RUN_SPAN if kind == c.KIND_RUN else SOURCE_ROOT,
+        span_id,
+        clean_text(str(attrs.get(c.RUN_NAME) or span.name)),
+        status,
+        service,
+        to_json(_tags(attrs)),
+        json_column(attrs.get(c.RUN_INPUTS)),
+        json_column(attrs.get(c.RUN_OUTPUTS)),
+        error,
+        started or completed,
+        completed,
+    )
+
+
+def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context) -> StepRow:
+    model = _first_str(attrs, c.GEN_AI_RESPONSE_MODEL, c.GEN_AI_REQUEST_MODEL)
+    input_tokens = _int_or_none(attrs.get(c.GEN_AI_INPUT_TOKENS), 2**63 - 1)
+    output_tokens = _int_or_none(attrs.get(c.GEN_AI_OUTPUT_TOKENS), 2**63 - 1)
+    return StepRow(
+        run_id,
+        span_id,
+        parent,
+        clean_text(span.name) or "(unnamed)",
+        "run" if kind == c.KIND_RUN else step_type(attrs),
+        c.STATUS_FAILED if error is not None else c.STATUS_COMPLETED,
+        json_column(attrs.get(c.STEP_INPUTS)),
+        json_column(attrs.get(c.STEP_OUTPUTS)),
+        json_column(attrs.get(c.STEP_METADATA)),
+        _str_or_none(attrs.get(c.STEP_REASONING)),
+        _cost(attrs.get(c.STEP_COST), model, input_tokens, output_tokens),
+        model,
+        input_tokens,
+        output_tokens,
+        _int_or_none(attrs.get(c.STEP_INPUT_COUNT), _MAX_INT32),
+        _int_or_none(attrs.get(c.STEP_OUTPUT_COUNT), _MAX_INT32),
+        json_column(attrs.get(c.STEP_REJECTIONS)),
+        json_column(attrs.get(c.STEP_DECISIONS)),
+        started,
+        completed,
+        error,
+        context.service,
+        to_json({k: v for k, v in attrs.items() if k not in _MAPPED}),
+        to_json(_otel_fields(span, scope)),
+        context.resource_json,
+    )
+
+
+def step_type(attrs: dict[str, Any]) -> str:
+    """``xray.step.type`` lower-cased, else "logic" (the documented default)."""
+    value = attrs.get(c.STEP_TYPE)
+    if isinstance(value, str) and value.strip():
+        return clean_text(value.strip().lower())
+    return c.DEFAULT_STEP_TYPE
+
+
+def _trace_id(raw: bytes) -> uuid.UUID:
+    if len(raw) != 16 or not any(raw):
+        raise SpanError(f"invalid trace_id: expected 16 non-zero bytes, got {len(raw)} bytes")
+    return uuid.UUID(bytes=raw)
+
+
+def _span_id(raw: bytes, name: str) -> str:
+    if len(raw) != 8 or not any(raw):
+        raise SpanError(f"invalid {name}: expected 8 non-zero bytes, got {len(raw)} bytes")
+    return raw.hex()
+
+
+def nanos_to_datetime(nanos: int) -> datetime | None:
+    """Unix nanoseconds to an aware UTC datetime (microsecond precision); 0 means unset."""
+    return _EPOCH + timedelta(microseconds=nanos // 1000) if nanos else None
+
+
+def _times(start: int, end: int) -> tuple[datetime | None, datetime | None]:
+    if not start and not end:
+        raise SpanError("span has neither start_time_unix_nano nor end_time_unix_nano")
+    if end and start and end < start:
+        raise SpanError("span ends before it starts (end_time_unix_nano < start_time_unix_nano)")
+    return nanos_to_datetime(start), nanos_to_datetime(end)
+
+
+def _error_text(span: Any) -> str | None:
+    """The error of a failed span: status message, else its exception event; None when not failed."""
+    if span.status.code != _STATUS_ERROR:
+        return None
+    if span.status.message:
+        return clean_text(span.status.message)
+    for event in span.events:
+        if event.name == "exception":
+            ev = attributes_to_dict(event.attributes)
+            text = ": ".join(str(ev[k]) for k in ("exception.type", "exception.message") if ev.get(k))
+            if text:
+                return clean_text(text)
+    return "error (no message)"
+
+
+def _tags(attrs: dict[str, Any]) -> dict[str, Any]:
+    tags: dict[str, Any] = {}
+    raw = attrs.get(c.RUN_TAGS)
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict):
+            tags.update(parsed)
+    for key, value in attrs.items():
+        if key.startswith(c.TAG_PREFIX):
+            tags[key[len(c.TAG_PREFIX):]] = value
+    return tags
+
+
+def _otel_fields(span: Any, scope: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": _SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else span.kind}
+    if scope:
+        out["scope"] = scope
+    if span.trace_state:
+        out["trace_state"] = span.trace_state
+    if span.events:
+        out["events"] = [
+            {"name": e.name, "time": e.time_unix_nano, "attributes": attributes_to_dict(e.attributes)}
+            for e in span.events
+        ]
+    if span.links:
+        out["links"] = [
+            {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(), "attributes": attributes_to_dict(link.attributes)}
+            for link in span.links
+        ]
+    return out
+
+
+def _scope_label(scope: Any) -> str:
+    return f"{scope.name}@{scope.version}" if scope.version else scope.name
+
+
+def _cost(explicit: Any, model: str | None, input_tokens: int | None, output_tokens: int | None) -> float:
+    if isinstance(explicit, (int, float)) and not isinstance(explicit, bool) and 0 <= explicit < float("inf"):
+        return float(explicit)
+    return cost_of(model, input_tokens, output_tokens) or 0.0
+
+
+def _int_or_none(value: Any, maximum: int) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value <= maximum else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else clean_text(value if isinstance(value, str) else str(value))
+
+
+def _first_str(attrs: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            return clean_text(value)
+    return None

@@ -1,0 +1,1 @@
+"""REST queries over stored runs and steps, and the pure funnel analysis."""

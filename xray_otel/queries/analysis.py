@@ -1,0 +1,91 @@
+"""Pure analysis over fetched rows: step tree order and the decision funnel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def tree_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps parent-before-children, siblings in the given (start time) order, each with ``depth``.
+
+    A step whose parent is not among the steps (the run span, or a span not received)
+    is a root. Steps caught in a parent cycle are appended at depth 0 rather than lost.
+    """
+    ids = {s["id"] for s in steps}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for s in steps:
+        parent = s["parent_id"] if s["parent_id"] in ids else None
+        children.setdefault(parent, []).append(s)
+    ordered: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    stack = [(s, 0) for s in reversed(children.get(None, []))]
+    while stack:
+        step, depth = stack.pop()
+        if step["id"] in seen:
+            continue
+        seen.add(step["id"])
+        ordered.append({**step, "depth": depth})
+        stack.extend((child, depth + 1) for child in reversed(children.get(step["id"], [])))
+    ordered.extend({**s, "depth": 0} for s in steps if s["id"] not in seen)
+    return ordered
+
+
+def funnel_entry(step: dict[str, Any]) -> dict[str, Any]:
+    """One step's funnel figures: counts, dropped, drop rate, reasons, cost, duration."""
+    n_in, n_out = step.get("input_count"), step.get("output_count")
+    dropped = n_in - n_out if n_in is not None and n_out is not None else None
+    rejections = step.get("rejections")
+    return {
+        "step_id": step["id"],
+        "parent_id": step["parent_id"],
+        "depth": step["depth"],
+        "name": step["name"],
+        "type": step["type"],
+        "status": step["status"],
+        "input_count": n_in,
+        "output_count": n_out,
+        "dropped": dropped,
+        "drop_rate": round(dropped / n_in, 6) if dropped is not None and n_in else None,
+        "rejections": rejections if isinstance(rejections, dict) else {},
+        "reasoning": step.get("reasoning"),
+        "cost": step.get("cost"),
+        "duration_ms": step.get("duration_ms"),
+        "error": step.get("error"),
+    }
+
+
+def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The decision funnel of a run: per-step figures and run totals."""
+    funnel = [funnel_entry(s) for s in ordered_steps]
+    # Initial and final counts follow time, not tree order: the first and last steps that counted.
+    counted = [
+        f for _, _, f in sorted(
+            ((s.get("started_at") or "", i, f) for i, (s, f) in enumerate(zip(ordered_steps, funnel))
+             if f["input_count"] is not None or f["output_count"] is not None),
+            key=lambda item: item[:2],
+        )
+    ]
+    initial = final = None
+    if counted:
+        first, last = counted[0], counted[-1]
+        initial = first["input_count"] if first["input_count"] is not None else first["output_count"]
+        final = last["output_count"] if last["output_count"] is not None else last["input_count"]
+    drops = [f for f in funnel if f["dropped"]]
+    biggest = max(drops, key=lambda f: f["dropped"], default=None)
+    return {
+        "run": run,
+        "funnel": funnel,
+        "summary": {
+            "initial_candidates": initial,
+            "final_count": final,
+            "biggest_drop": (
+                {"step": biggest["name"], "step_id": biggest["step_id"], "dropped": biggest["dropped"],
+                 "drop_rate": biggest["drop_rate"]}
+                if biggest else None
+            ),
+            "total_cost": run.get("total_cost"),
+            "step_count": len(funnel),
+        },
+        "final_outputs": run.get("outputs"),
+    }
+

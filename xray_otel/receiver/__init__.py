@@ -1,0 +1,1 @@
+"""OTLP receiver: protocol edges (HTTP now) over one decode → map → store path."""

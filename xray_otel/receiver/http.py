@@ -1,0 +1,81 @@
+"""OTLP/HTTP: POST /v1/traces. Method → content type → body → codec → ingest → response.
+
+Bodies are decompressed here, not by aiohttp, so the size limit applies to the
+decompressed bytes as they are produced: a gzip bomb is cut off at the limit
+instead of being inflated into memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from aiohttp import web
+
+from .codec import PROTOBUF, codec_for
+from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, ReceiverError, UnsupportedMediaType
+from .ingest import Ingester
+
+INGESTER = web.AppKey("ingester", Ingester)
+MAX_BODY = web.AppKey("max_body_bytes", int)
+_CHUNK = 64 * 1024
+
+
+async def handle_traces(request: web.Request) -> web.Response:
+    codec = codec_for(request.content_type) or codec_for(PROTOBUF)
+    try:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not supported on {request.path}; use POST")
+        if codec_for(request.content_type) is None:
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
+            )
+        body = await read_body(request, request.app[MAX_BODY])
+        rejected, message = await request.app[INGESTER].export(codec.decode(body))
+    except ReceiverError as exc:
+        return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)
+    return web.Response(body=codec.encode_response(rejected, message), content_type=codec.content_type)
+
+
+def error_response(exc: ReceiverError, body: bytes, content_type: str) -> web.Response:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    if isinstance(exc, MethodNotAllowed):
+        headers = {"Allow": "POST"}
+    return web.Response(status=exc.http_status, body=body, content_type=content_type, headers=headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, decompressed, at most ``limit`` bytes (413 beyond)."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        inflate = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    else:
+        raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+    out = bytearray()
+    while chunk := await request.content.read(_CHUNK):
+        if inflate is None:
+            out += chunk
+        else:
+            _inflate_into(inflate, chunk, out, limit)
+        if len(out) > limit:
+            raise PayloadTooLarge(_too_large(limit))
+    if inflate is not None and not inflate.eof:
+        raise BadRequest("gzip body is truncated")
+    return bytes(out)
+
+
+def _inflate_into(inflate: "zlib._Decompress", chunk: bytes, out: bytearray, limit: int) -> None:
+    """Inflate one chunk, never producing more than the limit allows."""
+    try:
+        while chunk:
+            out += inflate.decompress(chunk, limit + 1 - len(out))
+            if len(out) > limit:
+                raise PayloadTooLarge(_too_large(limit))
+            chunk = inflate.unconsumed_tail
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid gzip: {exc}") from None
+
+
+def _too_large(limit: int) -> str:
+    return f"request body exceeds {limit} bytes after decompression; send smaller batches"

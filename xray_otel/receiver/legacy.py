@@ -1,0 +1,177 @@
+"""POST /ingest: the original X-Ray SDK's events, into the same tables with the same guarantees.
+
+``{"events": [{"type": "run_complete"|"run_failed"|"step_complete"|"step_failed", "data": {...}}]}``
+answers ``{"status": "ok", "processed": N}``. The whole request is validated before
+anything is written, and written in one transaction: a bad event is a 400 naming
+it, and nothing of that request is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from .. import conventions as c
+from ..mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from ..queries.responses import json_error, json_ok
+from ..values import clean_text, to_json
+from .errors import ReceiverError
+from .http import INGESTER, MAX_BODY, read_body
+
+_RUN_EVENTS = {"run_complete": c.STATUS_COMPLETED, "run_failed": c.STATUS_FAILED}
+_STEP_EVENTS = {"step_complete": c.STATUS_COMPLETED, "step_failed": c.STATUS_FAILED}
+# Funnel figures the original SDK kept in step metadata, under these names.
+_REJECTION_KEYS = ("rejections", "rejection_reasons", "rejection_histogram", "rejected_reasons")
+_DECISION_KEYS = ("decisions", "candidates")
+
+
+class LegacyEventError(ValueError):
+    """An event that cannot be stored; the message names it."""
+
+
+async def handle_legacy_ingest(request: web.Request) -> web.Response:
+    try:
+        body = await read_body(request, request.app[MAX_BODY])
+        batch, processed = map_events(_parse(body))
+        await request.app[INGESTER].write(batch)
+    except LegacyEventError as exc:
+        return json_error(400, str(exc))
+    except ReceiverError as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return json_error(exc.http_status, exc.message, headers=headers)
+    return json_ok({"status": "ok", "processed": processed})
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise LegacyEventError(f"body is not valid JSON: {exc}") from None
+
+
+def map_events(document: Any) -> tuple[Batch, int]:
+    """Validate and map every event; raises LegacyEventError naming the first bad one."""
+    if not isinstance(document, dict) or not isinstance(document.get("events"), list):
+        raise LegacyEventError('body must be {"events": [{"type": ..., "data": {...}}, ...]}')
+    batch = Batch()
+    for index, event in enumerate(document["events"]):
+        try:
+            _map_event(batch, event)
+        except LegacyEventError as exc:
+            raise LegacyEventError(f"events[{index}]: {exc}") from None
+    return batch, len(document["events"])
+
+
+def _map_event(batch: Batch, event: Any) -> None:
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+        raise LegacyEventError('each event needs a "type" and a "data" object')
+    kind, data = event.get("type"), event["data"]
+    if kind in _RUN_EVENTS:
+        batch.add_run(_run_row(data, _RUN_EVENTS[kind]))
+    elif kind in _STEP_EVENTS:
+        step = _step_row(data, _STEP_EVENTS[kind])
+        batch.steps.append(step)
+        batch.add_run(RunRow(step.run_id, SOURCE_PLACEHOLDER, step.span_id, None, c.STATUS_RUNNING, None,
+                             "{}", None, None, None, step.started_at, None))
+    else:
+        expected = ", ".join([*_RUN_EVENTS, *_STEP_EVENTS])
+        raise LegacyEventError(f"unknown event type {kind!r}; expected one of {expected}")
+
+
+def _run_row(data: dict[str, Any], status: str) -> RunRow:
+    run_id = _uuid(data, "id")
+    started, completed = _times(data)
+    tags = data.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise LegacyEventError('"tags" must be an object')
+    return RunRow(
+        run_id, SOURCE_RUN_SPAN, str(run_id), _text(data.get("name")) or "(unnamed)",
+        _status(data, status), None, to_json(tags), _json(data, "inputs"), _json(data, "outputs"),
+        _text(data.get("error")), started, completed,
+    )
+
+
+def _step_row(data: dict[str, Any], status: str) -> StepRow:
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise LegacyEventError('"metadata" must be an object')
+    started, completed = _times(data)
+    return StepRow(
+        _uuid(data, "run_id"), str(_uuid(data, "id")), _text(data.get("parent_id")),
+        _text(data.get("name")) or "(unnamed)", (_text(data.get("type")) or c.DEFAULT_STEP_TYPE).lower(),
+        _status(data, status), _json(data, "inputs"), _json(data, "outputs"), to_json(metadata),
+        _text(data.get("reasoning")), _cost(data.get("cost")), None, None, None,
+        _count(metadata, "input_count"), _count(metadata, "output_count"),
+        _first_json(metadata, _REJECTION_KEYS), _first_json(metadata, _DECISION_KEYS),
+        started, completed, _text(data.get("error")), None, "{}", '{"source":"legacy /ingest"}', "{}",
+    )
+
+
+def _uuid(data: dict[str, Any], key: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(data[key]))
+    except KeyError:
+        raise LegacyEventError(f'"{key}" is required') from None
+    except ValueError:
+        raise LegacyEventError(f'"{key}" must be a UUID, got {str(data[key])[:64]!r}') from None
+
+
+def _times(data: dict[str, Any]) -> tuple[datetime, datetime | None]:
+    started, completed = _time(data, "started_at"), _time(data, "completed_at")
+    if started is None and completed is None:
+        raise LegacyEventError('"started_at" is required (ISO-8601)')
+    return started or completed, completed  # type: ignore[return-value]
+
+
+def _time(data: dict[str, Any], key: str) -> datetime | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise LegacyEventError(f'"{key}" must be an ISO-8601 timestamp, got {str(value)[:64]!r}') from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _status(data: dict[str, Any], default: str) -> str:
+    value = str(data.get("status") or default).upper()
+    if value not in (c.STATUS_RUNNING, c.STATUS_COMPLETED, c.STATUS_FAILED):
+        raise LegacyEventError(f'"status" must be RUNNING, COMPLETED or FAILED, got {value[:32]!r}')
+    return value
+
+
+def _cost(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise LegacyEventError(f'"cost" must be a non-negative number, got {str(value)[:32]!r}')
+    return float(value)
+
+
+def _count(metadata: dict[str, Any], key: str) -> int | None:
+    value = metadata.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise LegacyEventError(f'metadata "{key}" must be a non-negative integer, got {str(value)[:32]!r}')
+    return value
+
+
+def _json(data: dict[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else to_json(data[key])
+
+
+def _first_json(metadata: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if metadata.get(key) is not None:
+            return to_json(metadata[key])
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else clean_text(str(value))

@@ -1,0 +1,67 @@
+"""Start and stop the receiver: database (embedded or given), schema, HTTP listener."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from .app import build_app
+from .config import Settings
+from .store.embedded import start_embedded
+from .store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def running(settings: Settings, dsn: str) -> AsyncIterator[web.AppRunner]:
+    """The receiver listening on settings.host:port until the block exits, then a graceful stop.
+
+    Stopping closes the listener first, then waits for requests in flight, so every
+    span the receiver acknowledged is committed.
+    """
+    store = await Store.open(dsn, pool_size=settings.pool_size)
+    runner = web.AppRunner(build_app(store, settings), auto_decompress=False, access_log=None,
+                           shutdown_timeout=30)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("receiver listening", extra={"host": settings.host, "port": settings.port})
+        yield runner
+    finally:
+        await runner.cleanup()
+        await store.close()
+
+
+def database_dsn(settings: Settings) -> tuple[str, Any]:
+    """The configured database URL, or an embedded server's (with a handle to keep it alive)."""
+    if settings.database_url:
+        return settings.database_url, None
+    return start_embedded(settings.data_dir)
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM."""
+    dsn, embedded = database_dsn(settings)
+    try:
+        asyncio.run(_serve(settings, dsn))
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+
+
+async def _serve(settings: Settings, dsn: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings, dsn):
+        print(f"xray-otel receiving OTLP/HTTP on http://{settings.host}:{settings.port}  (Ctrl+C to stop)",
+              flush=True)
+        await stop.wait()
+    log.info("receiver stopped")

@@ -1,0 +1,1 @@
+"""PostgreSQL storage: schema migrations, the connection pool, batch writes."""

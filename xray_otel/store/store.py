@@ -1,0 +1,152 @@
+"""Store: the PostgreSQL pool, schema set-up, and writing one batch in one transaction.
+
+A batch costs four round trips whatever its size: upsert runs (one statement over
+arrays), COPY the steps into a per-connection staging table, move them into
+``steps`` with ON CONFLICT DO NOTHING, commit. Only if PostgreSQL refuses the
+batch's data does it fall back to one savepoint per row, so one bad span is
+rejected and reported while the rest is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Iterable, Sequence
+
+import asyncpg
+
+from ..mapping import Batch, RunRow, StepRow
+from . import sql
+from .migrate import migrate
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database cannot take this now": the client should retry.
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57xxx: shutdown, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # 53xxx: disk full, too many connections
+    asyncpg.exceptions.TransactionRollbackError,  # 40xxx: serialization failure, deadlock
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby
+)
+# Errors that mean "PostgreSQL refused this data": reject the rows, keep the rest.
+_BAD_DATA = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+)
+
+
+class StoreUnavailable(Exception):
+    """The database is down, overloaded or unreachable; retrying later may succeed."""
+
+
+class Store:
+    """Owns the connection pool. Create with :meth:`open`."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self.pool = pool
+        self._acquire_timeout = acquire_timeout
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int = 8, acquire_timeout: float = 10.0,
+                   connect_timeout: float = 30.0) -> Store:
+        """Connect (retrying until ``connect_timeout``), migrate the schema, and open the pool."""
+        conn = await _connect_with_retry(dsn, connect_timeout)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=pool_size, init=_init_connection, command_timeout=60
+        )
+        return cls(pool, acquire_timeout)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ready(self) -> bool:
+        """True when the database answers a trivial query within a second."""
+        try:
+            async with self.pool.acquire(timeout=1.0) as conn:
+                await conn.fetchval("SELECT 1", timeout=1.0)
+            return True
+        except (*_UNAVAILABLE, asyncpg.PostgresError):
+            return False
+
+    async def write(self, batch: Batch) -> tuple[int, list[str]]:
+        """Store a batch atomically; returns (rows PostgreSQL refused, why) — normally (0, [])."""
+        if not batch.steps:
+            return 0, []
+        runs = sorted(batch.runs.values())
+        try:
+            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+                try:
+                    async with conn.transaction():
+                        await _write_set(conn, runs, batch.steps)
+                    return 0, []
+                except _BAD_DATA as exc:
+                    log.warning("batch refused by PostgreSQL; storing row by row", extra={"error": str(exc)})
+                    async with conn.transaction():
+                        return await _write_each(conn, runs, batch.steps)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+async def _write_set(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> None:
+    await conn.execute(sql.UPSERT_RUNS, *_columns(runs, len(RunRow._fields)))
+    await conn.copy_records_to_table("steps_in", records=steps, columns=StepRow._fields)
+    await conn.execute(sql.INSERT_STEPS)
+
+
+async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
+                      steps: Sequence[StepRow]) -> tuple[int, list[str]]:
+    refused: set[Any] = set()
+    errors: list[str] = []
+    for run in runs:
+        if not await _try(conn, sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)), errors):
+            refused.add(run.id)
+    insert = sql.INSERT_STEP.format(
+        columns=", ".join(StepRow._fields), values=", ".join(f"${i + 1}" for i in range(len(StepRow._fields)))
+    )
+    rejected = 0
+    for step in steps:
+        if step.run_id in refused or not await _try(conn, insert, step, errors):
+            rejected += 1
+    return rejected, errors[:5]
+
+
+async def _try(conn: asyncpg.Connection, query: str, args: Iterable[Any], errors: list[str]) -> bool:
+    try:
+        async with conn.transaction():  # a savepoint inside the outer transaction
+            await conn.execute(query, *args)
+        return True
+    except _BAD_DATA as exc:
+        errors.append(f"refused by the database: {exc}")
+        return False
+
+
+def _columns(rows: Sequence[tuple], width: int) -> list[list[Any]]:
+    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.execute(sql.CREATE_STAGING)
+
+
+async def _connect_with_retry(dsn: str, timeout: float) -> asyncpg.Connection:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await asyncpg.connect(dsn, timeout=min(10.0, timeout))
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.CannotConnectNowError) as exc:
+            if loop.time() >= deadline:
+                raise StoreUnavailable(
+                    f"cannot connect to PostgreSQL within {timeout:.0f}s ({type(exc).__name__}: {exc}); "
+                    "check XRAY_DATABASE_URL, or unset it to use the embedded database"
+                ) from exc
+            await asyncio.sleep(0.5)

@@ -1,0 +1,85 @@
+"""OTLP attribute values to Python, and Python to text PostgreSQL will accept.
+
+PostgreSQL refuses NUL characters in text and jsonb, and NaN/Infinity in jsonb; a
+span carrying one must still be stored, so values are cleaned here rather than
+failing the whole request at COPY time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def attributes_to_dict(key_values: Any) -> dict[str, Any]:
+    """Repeated KeyValue to a dict; later duplicates of a key win, as in the OTel SDKs."""
+    return {kv.key: any_value(kv.value) for kv in key_values}
+
+
+def any_value(value: Any) -> Any:
+    """One OTLP AnyValue to a JSON-safe Python value (bytes become hex, NaN a string)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        number = value.double_value
+        return number if math.isfinite(number) else _NON_FINITE.get(number, "NaN")
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes_to_dict(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def clean_text(text: str) -> str:
+    """Drop NUL characters, which PostgreSQL text cannot hold."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def to_json(value: Any) -> str:
+    """Encode for a jsonb column; values that JSON cannot express become strings."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    except (ValueError, RecursionError):
+        text = json.dumps(_json_safe(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    return _JSON_NUL.sub(r"\1", text) if "\\u0000" in text else text
+
+
+def json_column(value: Any) -> str | None:
+    """A JSON-valued attribute for a jsonb column: valid JSON text kept as is, anything else stored as a string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            json.loads(value, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return to_json(value)
+        return _JSON_NUL.sub(r"\1", value) if "\\u0000" in value else value
+    return to_json(value)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    if depth > 200:
+        return "…[nested too deep]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE.get(value, "NaN")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, depth + 1) for v in value]
+    return value
