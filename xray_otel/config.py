@@ -23,6 +23,7 @@ class Settings:
     max_body_bytes: int = field(default=20 * 1024 * 1024, metadata={"env": "XRAY_MAX_BODY_BYTES"})
     max_inflight: int = field(default=8, metadata={"env": "XRAY_MAX_INFLIGHT"})
     pool_size: int = field(default=8, metadata={"env": "XRAY_DB_POOL_SIZE"})
+    connect_timeout: float = field(default=30.0, metadata={"env": "XRAY_CONNECT_TIMEOUT"})
     log_level: str = field(default="INFO", metadata={"env": "XRAY_LOG_LEVEL"})
 
     @classmethod
@@ -57,9 +58,10 @@ class Settings:
 
 
 def _parse(name: str, var: str, raw: str, kind: object) -> object:
-    if kind in ("int", int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"{var} must be an integer, got {raw!r}") from None
-    return raw
+    parsers = {"int": int, "float": float}
+    if kind not in parsers:
+        return raw
+    try:
+        return parsers[kind](raw)  # type: ignore[index]
+    except ValueError:
+        raise ValueError(f"{var} must be a number ({kind}), got {raw!r}") from None

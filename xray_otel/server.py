@@ -25,7 +25,7 @@ async def running(settings: Settings, dsn: str) -> AsyncIterator[web.AppRunner]:
     Stopping closes the listener first, then waits for requests in flight, so every
     span the receiver acknowledged is committed.
     """
-    store = await Store.open(dsn, pool_size=settings.pool_size)
+    store = await Store.open(dsn, pool_size=settings.pool_size, connect_timeout=settings.connect_timeout)
     runner = web.AppRunner(build_app(store, settings), auto_decompress=False, access_log=None,
                            shutdown_timeout=30)
     try:

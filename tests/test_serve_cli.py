@@ -1,0 +1,75 @@
+"""`xray-otel serve` as a user runs it: embedded PostgreSQL, schema migration, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import asyncpg
+import pytest
+
+from conftest import free_port
+from helpers import call, export_request, get_json, new_ids, pipeline_spans, post_otlp
+from xray_otel.store.migrate import SchemaTooNew, migrate, migrations
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        try:
+            if call("GET", url + "/ready").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("receiver did not become ready")
+
+
+def test_serve_on_embedded_database_then_sigterm(tmp_path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("XRAY_DATABASE_URL", "DATABASE_URL")}
+    args = [sys.executable, "-m", "xray_otel", "serve", "--port", str(port), "--data-dir", str(tmp_path / "pg")]
+    url = f"http://127.0.0.1:{port}"
+    for attempt in range(2):  # the second start reuses the data directory: migrations are a no-op
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            _wait_ready(url, proc)
+            trace_id, base = new_ids()
+            assert post_otlp(url, export_request(pipeline_spans(trace_id, base))).status == 200
+            assert len(get_json(url + "/runs")) == attempt + 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+
+
+def test_serve_reports_a_bad_database_url() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "xray_otel", "serve", "--port", str(free_port()),
+         "--database-url", "postgresql://nobody@127.0.0.1:1/none"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "XRAY_CONNECT_TIMEOUT": "1"},
+    )
+    assert proc.returncode == 1
+    assert "cannot connect to PostgreSQL" in proc.stderr
+
+
+def test_migrations_are_idempotent_and_refuse_newer_schema(pg_dsn: str) -> None:
+    async def scenario() -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            latest = migrations()[-1][0]
+            assert await migrate(conn) == latest
+            assert await migrate(conn) == latest
+            assert await conn.fetchval("SELECT count(*) FROM xray_schema_version") == latest
+            await conn.execute("INSERT INTO xray_schema_version (version, name) VALUES (9999, 'future')")
+            with pytest.raises(SchemaTooNew, match="upgrade xray-otel"):
+                await migrate(conn)
+            await conn.execute("DELETE FROM xray_schema_version WHERE version = 9999")
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
