@@ -122,14 +122,16 @@ def _fix_ids(obj: dict[str, Any]) -> None:
 
 
 def _hex_to_base64(value: str) -> str:
-    """Hex per the OTLP spec; a value that is not hex is taken as base64 already (some exporters send that)."""
+    """Hex per the OTLP spec; a value that is not hex is taken as base64 (some exporters send that),
+    standard or URL-safe, with or without padding, as proto3 JSON allows."""
     if len(value) % 2 == 0:
         try:
             return base64.b64encode(bytes.fromhex(value)).decode()
         except ValueError:
             pass
+    standard = value.replace("-", "+").replace("_", "/")
     try:
-        base64.b64decode(value, validate=True)
-    except binascii.Error:
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
         raise BadRequest(f"id {value[:40]!r} is neither hex nor base64") from None
-    return value
+    return base64.b64encode(raw).decode()
