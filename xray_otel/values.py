@@ -1,7 +1,8 @@
 """OTLP attribute values to Python, and Python to text PostgreSQL will accept.
 
-PostgreSQL refuses NUL characters in text and jsonb, and NaN/Infinity in jsonb; a
-span carrying one must still be stored, so values are cleaned here rather than
+PostgreSQL refuses NUL characters in text and jsonb, lone UTF-16 surrogates (raw,
+or as ``\ud800`` escapes in jsonb), and NaN/Infinity in jsonb; a span carrying one
+must still be stored, so values are cleaned here rather than
 failing the whole request at COPY time.
 """
 
@@ -13,6 +14,10 @@ import re
 from typing import Any
 
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: jsonb refuses it.
+_HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_JSON_LONE_SURROGATE = re.compile(f"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}")
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
@@ -43,8 +48,12 @@ def any_value(value: Any) -> Any:
 
 
 def clean_text(text: str) -> str:
-    """Drop NUL characters, which PostgreSQL text cannot hold."""
-    return text.replace("\x00", "") if "\x00" in text else text
+    """Drop NUL characters and replace lone surrogates (U+FFFD), which PostgreSQL text cannot hold."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def to_json(value: Any) -> str:
@@ -53,6 +62,8 @@ def to_json(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
     except (ValueError, RecursionError):
         text = json.dumps(_json_safe(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
     return _JSON_NUL.sub(r"\1", text) if "\\u0000" in text else text
 
 
@@ -62,9 +73,11 @@ def json_column(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         try:
-            json.loads(value, parse_constant=_reject_constant)
+            parsed = json.loads(value, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             return to_json(value)
+        if _JSON_LONE_SURROGATE.search(value) or (not value.isascii() and _SURROGATE.search(value)):
+            return to_json(parsed)
         return _JSON_NUL.sub(r"\1", value) if "\\u0000" in value else value
     return to_json(value)
 
