@@ -329,8 +329,11 @@ def _int_or_none(value: Any, maximum: int) -> int | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return None
     return value if isinstance(value, int) and 0 <= value <= maximum else None
 
 
