@@ -36,11 +36,13 @@ _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSU
 SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN = 0, 1, 2
 
 # Attributes that land in their own column; everything else stays in steps.attributes.
-_MAPPED = frozenset({
-    c.KIND, c.RUN_NAME, c.RUN_INPUTS, c.RUN_OUTPUTS, c.RUN_TAGS,
-    c.STEP_TYPE, c.STEP_INPUTS, c.STEP_OUTPUTS, c.STEP_METADATA, c.STEP_REASONING, c.STEP_COST,
+# Run attributes map to a column only on a run span; on any other span they are kept.
+_MAPPED_RUN = frozenset({c.RUN_NAME, c.RUN_INPUTS, c.RUN_OUTPUTS, c.RUN_TAGS})
+_MAPPED_STEP = frozenset({
+    c.KIND, c.STEP_TYPE, c.STEP_INPUTS, c.STEP_OUTPUTS, c.STEP_METADATA, c.STEP_REASONING, c.STEP_COST,
     c.STEP_INPUT_COUNT, c.STEP_OUTPUT_COUNT, c.STEP_REJECTIONS, c.STEP_DECISIONS,
 })
+_MAPPED = _MAPPED_RUN | _MAPPED_STEP
 
 
 class RunRow(NamedTuple):
@@ -173,7 +175,7 @@ def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, 
     kind = attrs.get(c.KIND)
     is_run = kind == c.KIND_RUN or (parent is None and kind != c.KIND_STEP)
     run = _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, error, context.service)
-    step = _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context)
+    step = _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context, is_run)
     return run, step
 
 
@@ -198,7 +200,8 @@ def _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, err
     )
 
 
-def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context) -> StepRow:
+def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context, is_run) -> StepRow:
+    mapped = _MAPPED if is_run else _MAPPED_STEP
     model = _first_str(attrs, c.GEN_AI_RESPONSE_MODEL, c.GEN_AI_REQUEST_MODEL)
     input_tokens = _int_or_none(attrs.get(c.GEN_AI_INPUT_TOKENS), 2**63 - 1)
     output_tokens = _int_or_none(attrs.get(c.GEN_AI_OUTPUT_TOKENS), 2**63 - 1)
@@ -225,7 +228,7 @@ def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, er
         completed,
         error,
         context.service,
-        to_json({k: v for k, v in attrs.items() if k not in _MAPPED}),
+        to_json({k: v for k, v in attrs.items() if k not in mapped}),
         to_json(_otel_fields(span, scope)),
         context.resource_json,
     )
@@ -282,7 +285,9 @@ def _error_text(span: Any) -> str | None:
 def _tags(attrs: dict[str, Any]) -> dict[str, Any]:
     tags: dict[str, Any] = {}
     raw = attrs.get(c.RUN_TAGS)
-    if isinstance(raw, str):
+    if isinstance(raw, dict):  # sent as an OTLP map (kvlist)
+        tags.update(raw)
+    elif isinstance(raw, str):
         try:
             parsed = json.loads(raw)
         except (ValueError, RecursionError):
