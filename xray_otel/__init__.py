@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .exporter import configure, start_run, step  # noqa: E402
+from .exporter import configure, process_candidates, rank_candidates, start_run, step  # noqa: E402
 
-__all__ = ["__version__", "configure", "start_run", "step"]
+__all__ = ["__version__", "configure", "process_candidates", "rank_candidates", "start_run", "step"]

@@ -1,7 +1,8 @@
-"""The xray-otel SDK: instrument a pipeline with runs and steps as OTel spans."""
+"""The xray-otel SDK: instrument a pipeline with runs, steps and candidate decisions as OTel spans."""
 
 from __future__ import annotations
 
+from .candidates import process_candidates, rank_candidates
 from .sdk import Run, Step, current_step, start_run, step
 from .setup import build_provider, configure, flush
 
@@ -12,6 +13,8 @@ __all__ = [
     "configure",
     "current_step",
     "flush",
+    "process_candidates",
+    "rank_candidates",
     "start_run",
     "step",
 ]
