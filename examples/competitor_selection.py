@@ -1,0 +1,1 @@
+../xray_otel/demo/competitor_selection.py
