@@ -101,7 +101,7 @@ def _step_row(data: dict[str, Any], status: str) -> StepRow:
         raise LegacyEventError('"metadata" must be an object')
     started, completed = _times(data)
     return StepRow(
-        _uuid(data, "run_id"), str(_uuid(data, "id")), _text(data.get("parent_id")),
+        _uuid(data, "run_id"), str(_uuid(data, "id")), _parent_id(data.get("parent_id")),
         _text(data.get("name")) or "(unnamed)", (_text(data.get("type")) or c.DEFAULT_STEP_TYPE).lower(),
         _status(data, status), _json(data, "inputs"), _json(data, "outputs"), to_json(metadata),
         _text(data.get("reasoning")), _cost(data.get("cost")), None, None, None,
@@ -118,6 +118,17 @@ def _uuid(data: dict[str, Any], key: str) -> uuid.UUID:
         raise LegacyEventError(f'"{key}" is required') from None
     except ValueError:
         raise LegacyEventError(f'"{key}" must be a UUID, got {str(data[key])[:64]!r}') from None
+
+
+def _parent_id(value: Any) -> str | None:
+    """The parent's id in the same canonical form as step ids, so any UUID spelling still nests."""
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text
 
 
 def _times(data: dict[str, Any]) -> tuple[datetime, datetime | None]:
