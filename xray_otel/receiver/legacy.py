@@ -135,6 +135,8 @@ def _times(data: dict[str, Any]) -> tuple[datetime, datetime | None]:
     started, completed = _time(data, "started_at"), _time(data, "completed_at")
     if started is None and completed is None:
         raise LegacyEventError('"started_at" is required (ISO-8601)')
+    if started is not None and completed is not None and completed < started:
+        raise LegacyEventError('"completed_at" is before "started_at"')
     return started or completed, completed  # type: ignore[return-value]
 
 
@@ -146,7 +148,10 @@ def _time(data: dict[str, Any], key: str) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise LegacyEventError(f'"{key}" must be an ISO-8601 timestamp, got {str(value)[:64]!r}') from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise LegacyEventError(f'"{key}" is out of range in UTC, got {str(value)[:64]!r}') from None
 
 
 def _status(data: dict[str, Any], default: str) -> str:
