@@ -166,7 +166,10 @@ def _cost(value: Any) -> float:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise LegacyEventError(f'"cost" must be a non-negative number, got {str(value)[:32]!r}')
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range
+        raise LegacyEventError(f'"cost" must be a non-negative number, got {str(value)[:32]!r}') from None
 
 
 def _count(metadata: dict[str, Any], key: str) -> int | None:
