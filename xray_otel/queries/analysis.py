@@ -58,11 +58,13 @@ def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]]) -> dict[st
     """The decision funnel of a run: per-step figures and run totals."""
     funnel = [funnel_entry(s) for s in ordered_steps]
     # Initial and final counts follow time, not tree order: the first and last steps that counted.
+    # A step without a start time sorts last (as RUN_STEPS: NULLS LAST), never compared to a datetime.
     counted = [
-        f for _, _, f in sorted(
-            ((s.get("started_at") or "", i, f) for i, (s, f) in enumerate(zip(ordered_steps, funnel))
+        f for _, _, _, f in sorted(
+            ((s.get("started_at") is None, s.get("started_at"), i, f)
+             for i, (s, f) in enumerate(zip(ordered_steps, funnel))
              if f["input_count"] is not None or f["output_count"] is not None),
-            key=lambda item: item[:2],
+            key=lambda item: item[:3],
         )
     ]
     initial = final = None
