@@ -72,7 +72,7 @@ def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]]) -> dict[st
         first, last = counted[0], counted[-1]
         initial = first["input_count"] if first["input_count"] is not None else first["output_count"]
         final = last["output_count"] if last["output_count"] is not None else last["input_count"]
-    drops = [f for f in funnel if f["dropped"]]
+    drops = [f for f in funnel if (f["dropped"] or 0) > 0]  # a step that adds candidates drops none
     biggest = max(drops, key=lambda f: f["dropped"], default=None)
     return {
         "run": run,
