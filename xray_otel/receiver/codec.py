@@ -105,6 +105,9 @@ def _ids_to_base64(document: dict[str, Any]) -> None:
 def _list(obj: Any, *keys: str) -> list[Any]:
     if not isinstance(obj, dict):
         raise BadRequest(f"expected an object, got {type(obj).__name__}")
+    present = [key for key in keys if key in obj]
+    if len(present) > 1:  # json_format would keep one and silently drop the other
+        raise BadRequest(f"field given twice, as {present[0]!r} and {present[1]!r}")
     for key in keys:
         value = obj.get(key)
         if value is not None:
