@@ -462,6 +462,24 @@ def test_json_wrong_shape_is_bad_request(document: Any) -> None:
         json_codec.decode(json.dumps(document).encode())
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param({"resourceSpans": [], "resource_spans": [{"scopeSpans": [{"spans": [span_json()]}]}]},
+                     id="resourceSpans"),
+        pytest.param({"resourceSpans": [{"scopeSpans": [{"spans": [span_json()]}]}], "resource_spans": None},
+                     id="resourceSpans-null"),
+        pytest.param({"resourceSpans": [{"scopeSpans": [{"spans": [span_json()]}],
+                                         "scope_spans": [{"spans": [span_json(spanId="00" * 7 + "02")]}]}]},
+                     id="scopeSpans"),
+    ],
+)
+def test_json_same_list_under_both_names_is_bad_request(document: Any) -> None:
+    """camelCase and snake_case for one field at once: json_format keeps one silently, losing spans."""
+    with pytest.raises(BadRequest, match="given twice"):
+        json_codec.decode(json.dumps(document).encode())
+
+
 def test_json_unpaired_surrogate_is_bad_request() -> None:
     with pytest.raises(BadRequest):
         json_codec.decode(request_json(span_json(name="\ud800")))
