@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -148,11 +149,20 @@ def test_flush_and_exit_waits_are_bounded():
     provider.shutdown()
 
 
-def run_python(code: str, **env: str) -> dict:
+def run_python(code: str, **env: str) -> Any:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                             timeout=60, env={"PATH": "", **env})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_sdk_never_imports_the_server_libraries():
+    got = run_python("""
+        import json, sys
+        import xray_otel, xray_otel.demo.run
+        print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"aiohttp", "asyncpg"})))
+    """)
+    assert got == []
 
 
 def test_an_application_provider_is_reused_and_nothing_is_added():
