@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -18,6 +19,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: jsonb refuses it.
 _HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 _JSON_LONE_SURROGATE = re.compile(f"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}")
+_LONG_EXPONENT = re.compile(r"[eE][+-]?\d{5}")
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
@@ -73,7 +75,9 @@ def json_column(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         try:
-            parsed = json.loads(value, parse_constant=_reject_constant)
+            # Only a long text or a 5-digit exponent can hold a number numeric cannot; check those.
+            careful = len(value) > 16383 or _LONG_EXPONENT.search(value)
+            parsed = json.loads(value, parse_constant=_reject_constant, parse_float=_jsonb_number if careful else None)
         except (ValueError, RecursionError):
             return to_json(value)
         if _JSON_LONE_SURROGATE.search(value) or (not value.isascii() and _SURROGATE.search(value)):
@@ -84,6 +88,14 @@ def json_column(value: Any) -> str | None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _jsonb_number(text: str) -> float:
+    """A JSON number jsonb (numeric) can hold: under 131072 digits before the point, 16383 after."""
+    number = Decimal(text)
+    if number.as_tuple().exponent < -16383 or (number and number.adjusted() >= 131072):
+        raise ValueError(f"number {text[:40]} overflows PostgreSQL numeric")
+    return float(text)
 
 
 def _json_safe(value: Any, depth: int = 0) -> Any:
