@@ -330,6 +330,21 @@ def test_json_column_paired_surrogate_escapes_keep_their_meaning() -> None:
     assert json.loads(storable(json_column(text) or "")) == {"emoji": "🚀"}
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["1e131071", "[-12e131070]", "1e-16383", '{"x": 1.5e-16382}', "0e200000", "1e400", "1e-400"],
+)
+def test_json_column_numbers_jsonb_can_hold_are_kept(text: str) -> None:
+    """numeric holds up to 131072 digits before the point and 16383 after (checked against PostgreSQL 18)."""
+    assert json_column(text) == text
+
+
+@pytest.mark.parametrize("text", ["1e131072", "[1e200000]", '{"x": -1e-16384}', "0.0e-20000"])
+def test_json_column_numbers_out_of_jsonb_range_are_stored_as_a_string(text: str) -> None:
+    """Valid JSON to Python, but jsonb refuses it ("value overflows numeric format")."""
+    assert storable_json(json_column(text) or "") == text
+
+
 @pytest.mark.parametrize("depth", [1_000, 100_000])
 def test_json_column_deep_nesting_does_not_crash(depth: int) -> None:
     text = "[" * depth + "]" * depth
