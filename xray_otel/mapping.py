@@ -168,7 +168,8 @@ def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, 
     """Map one span to its run contribution and its step row."""
     run_id = _trace_id(span.trace_id)
     span_id = _span_id(span.span_id, "span_id")
-    parent = _span_id(span.parent_span_id, "parent_span_id") if span.parent_span_id else None
+    # All zeros is the invalid-id sentinel some exporters send for a root span: no parent, as in the collector.
+    parent = _span_id(span.parent_span_id, "parent_span_id") if any(span.parent_span_id) else None
     started, completed = _times(span.start_time_unix_nano, span.end_time_unix_nano)
     attrs = attributes_to_dict(span.attributes)
     error = _error_text(span)
