@@ -445,7 +445,6 @@ def test_failed_run_without_end_is_failed() -> None:
         (lambda s: setattr(s, "span_id", b"\x00" * 8), "invalid span_id"),
         (lambda s: setattr(s, "span_id", b"\x01" * 7), "invalid span_id"),
         (lambda s: setattr(s, "span_id", b"\x01" * 16), "invalid span_id"),
-        (lambda s: setattr(s, "parent_span_id", b"\x00" * 8), "invalid parent_span_id"),
         (lambda s: setattr(s, "parent_span_id", b"\x01" * 4), "invalid parent_span_id"),
         (lambda s: (setattr(s, "start_time_unix_nano", 0), setattr(s, "end_time_unix_nano", 0)), "neither"),
         (lambda s: setattr(s, "end_time_unix_nano", s.start_time_unix_nano - 1), "ends before it starts"),
@@ -460,6 +459,18 @@ def test_bad_span_is_rejected_and_counted_rest_kept(mutate: Any, reason: str) ->
     assert reason in batch.message
     assert sorted(s.span_id for s in batch.steps) == [sid(1).hex(), sid(2).hex()]
     assert the_run(batch).source == SOURCE_RUN_SPAN
+
+
+def test_all_zero_parent_span_id_means_root() -> None:
+    """The invalid-id sentinel, which several exporters send for root spans (old Java/.NET OTLP exporters,
+    Google Cloud's); the collector reads it as no parent. Rejecting it would lose the run span."""
+    root = span(1, name="pipeline")
+    root.parent_span_id = b"\x00" * 8
+    batch = mapped(root, span(2, parent=1))
+    assert batch.rejected == 0, batch.errors
+    run = the_run(batch)
+    assert (run.source, run.span_id, run.name) == (SOURCE_ROOT, sid(1).hex(), "pipeline")
+    assert next(s for s in batch.steps if s.span_id == sid(1).hex()).parent_span_id is None
 
 
 def test_rejected_run_span_leaves_a_placeholder_from_its_steps() -> None:
