@@ -561,7 +561,8 @@ def test_protobuf_garbage_is_bad_request(body: bytes) -> None:
 
 
 def test_protobuf_invalid_utf8_in_string_is_bad_request() -> None:
-    good = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="AAAA")])])])
+    spans = ScopeSpans(spans=[Span(name="AAAA")])
+    good = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[spans])])
     body = good.SerializeToString().replace(b"AAAA", b"A\xff\xfeA")
     with pytest.raises(BadRequest):
         proto_codec.decode(body)

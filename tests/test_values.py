@@ -94,7 +94,8 @@ def test_any_value_empty_array_and_kvlist() -> None:
 
 def test_any_value_nested_arrays_and_kvlists() -> None:
     inner = AnyValue(kvlist_value=KeyValueList(values=[
-        kv("scores", AnyValue(array_value=ArrayValue(values=[AnyValue(double_value=0.5), AnyValue(double_value=math.inf)]))),
+        kv("scores", AnyValue(array_value=ArrayValue(values=[
+            AnyValue(double_value=0.5), AnyValue(double_value=math.inf)]))),
         kv("raw", AnyValue(bytes_value=b"\x01")),
     ]))
     outer = AnyValue(array_value=ArrayValue(values=[
