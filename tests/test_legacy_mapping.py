@@ -69,6 +69,11 @@ def test_run_failed() -> None:
     assert (run.status, run.error) == (c.STATUS_FAILED, "LLM timeout")
 
 
+def test_failed_event_type_wins_over_a_status_field() -> None:
+    run = the_run(mapped(run_event("run_failed", status="completed"))[0])
+    assert run.status == c.STATUS_FAILED
+
+
 def test_run_defaults() -> None:
     run = the_run(mapped({"type": "run_complete", "data": {"id": RUN, "started_at": T}})[0])
     assert (run.name, run.tags, run.inputs, run.outputs, run.completed_at) == ("(unnamed)", "{}", None, None, None)

@@ -154,11 +154,12 @@ def _time(data: dict[str, Any], key: str) -> datetime | None:
         raise LegacyEventError(f'"{key}" is out of range in UTC, got {str(value)[:64]!r}') from None
 
 
-def _status(data: dict[str, Any], default: str) -> str:
-    value = str(data.get("status") or default).upper()
+def _status(data: dict[str, Any], from_type: str) -> str:
+    """A *_failed event is FAILED whatever its data says; otherwise ``status`` may refine it."""
+    value = str(data.get("status") or from_type).upper()
     if value not in (c.STATUS_RUNNING, c.STATUS_COMPLETED, c.STATUS_FAILED):
         raise LegacyEventError(f'"status" must be RUNNING, COMPLETED or FAILED, got {value[:32]!r}')
-    return value
+    return c.STATUS_FAILED if from_type == c.STATUS_FAILED else value
 
 
 def _cost(value: Any) -> float:
