@@ -219,3 +219,15 @@ def test_run_and_root_span_precedence(receiver_url: str) -> None:
         steps = get_json(run_url(receiver_url, trace_id) + "/steps")
         results.append((run["name"], run["step_count"], [(s["name"], s["depth"]) for s in steps]))
     assert results[0] == results[1] == ("the_run", 2, [("http_root", 0), ("work", 0)])
+
+
+def test_huge_names_are_capped_not_refused(receiver_url: str) -> None:
+    trace_id, base = new_ids()
+    spans = [make_span(trace_id, base, "r" * 100_000, attrs={"xray.kind": "run"}),
+             make_span(trace_id, base + 1, "s" * 100_000, parent=base)]
+    reply = post_otlp(receiver_url, export_request(spans))
+    assert reply.status == 200
+    assert not ExportTraceServiceResponse.FromString(reply.body).HasField("partial_success")
+    run = get_json(run_url(receiver_url, trace_id))
+    assert run["name"].startswith("r" * 512) and run["name"].endswith("[truncated by xray-otel]")
+    assert get_json(run_url(receiver_url, trace_id) + "/steps")[0]["name"].startswith("s" * 512)

@@ -34,6 +34,7 @@ _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 
 SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN = 0, 1, 2
+MAX_NAME = 512  # characters
 
 # Attributes that land in their own column; everything else stays in steps.attributes.
 # Run attributes map to a column only on a run span; on any other span they are kept.
@@ -189,7 +190,7 @@ def _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, err
         run_id,
         SOURCE_RUN_SPAN if kind == c.KIND_RUN else SOURCE_ROOT,
         span_id,
-        clean_text(str(attrs.get(c.RUN_NAME) or span.name)),
+        _name(str(attrs.get(c.RUN_NAME) or span.name)),
         status,
         service,
         to_json(_tags(attrs)),
@@ -210,7 +211,7 @@ def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, er
         run_id,
         span_id,
         parent,
-        clean_text(span.name) or "(unnamed)",
+        _name(span.name) or "(unnamed)",
         "run" if kind == c.KIND_RUN else step_type(attrs),
         c.STATUS_FAILED if error is not None else c.STATUS_COMPLETED,
         json_column(attrs.get(c.STEP_INPUTS)),
@@ -233,6 +234,12 @@ def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, er
         to_json(_otel_fields(span, scope)),
         context.resource_json,
     )
+
+
+def _name(text: str) -> str:
+    """A run or step name, capped: names are indexed, and a btree entry must stay under ~2.7 kB."""
+    text = clean_text(text)
+    return text if len(text) <= MAX_NAME else text[:MAX_NAME] + c.TRUNCATION_MARKER
 
 
 def step_type(attrs: dict[str, Any]) -> str:
