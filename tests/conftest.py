@@ -98,7 +98,8 @@ class ServerThread:
 
 @contextmanager
 def serve(dsn: str, **overrides: Any) -> Iterator[ServerThread]:
-    settings = Settings.from_env({}, port=free_port(), database_url=dsn, **overrides)
+    overrides = {"port": free_port(), "grpc_port": free_port(), **overrides}
+    settings = Settings.from_env({}, database_url=dsn, **overrides)
     server = ServerThread(settings, dsn).start()
     try:
         yield server

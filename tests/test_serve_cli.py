@@ -33,7 +33,8 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 def test_serve_on_embedded_database_then_sigterm(tmp_path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("XRAY_DATABASE_URL", "DATABASE_URL")}
-    args = [sys.executable, "-m", "xray_otel", "serve", "--port", str(port), "--data-dir", str(tmp_path / "pg")]
+    args = [sys.executable, "-m", "xray_otel", "serve", "--port", str(port), "--grpc-port", str(free_port()),
+            "--data-dir", str(tmp_path / "pg")]
     url = f"http://127.0.0.1:{port}"
     for attempt in range(2):  # the second start reuses the data directory: migrations are a no-op
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -49,7 +50,7 @@ def test_serve_on_embedded_database_then_sigterm(tmp_path) -> None:
 
 def test_serve_reports_a_bad_database_url() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "xray_otel", "serve", "--port", str(free_port()),
+        [sys.executable, "-m", "xray_otel", "serve", "--port", str(free_port()), "--grpc-port", "0",
          "--database-url", "postgresql://nobody@127.0.0.1:1/none"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "XRAY_CONNECT_TIMEOUT": "1"},
     )

@@ -26,10 +26,10 @@ ENDPOINTS = {
 }
 
 
-def build_app(store: Store, settings: Settings) -> web.Application:
+def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Application:
     app = web.Application(middlewares=[query_errors], client_max_size=settings.max_body_bytes)
     app[STORE] = store
-    app[INGESTER] = Ingester(store, max_inflight=settings.max_inflight)
+    app[INGESTER] = ingester
     app[MAX_BODY] = settings.max_body_bytes
     app.router.add_get("/", index)
     app.router.add_get("/health", health)

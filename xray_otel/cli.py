@@ -19,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the OTLP receiver and REST API")
     serve.add_argument("--host", help="address to bind (XRAY_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="OTLP/HTTP and REST port (XRAY_PORT; default 4318)")
+    serve.add_argument("--grpc-port", type=int, help="OTLP/gRPC port, 0 to disable (XRAY_GRPC_PORT; default 4317)")
     serve.add_argument("--database-url", help="PostgreSQL URL (XRAY_DATABASE_URL or DATABASE_URL; "
                                               "default: an embedded PostgreSQL in --data-dir)")
     serve.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory (XRAY_DATA_DIR)")
@@ -38,7 +39,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     try:
-        settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
+        settings = Settings.from_env(host=args.host, port=args.port, grpc_port=args.grpc_port,
+                                     database_url=args.database_url,
                                      data_dir=args.data_dir, max_body_bytes=args.max_body_bytes)
     except ValueError as exc:
         print(f"xray-otel: {exc}", file=sys.stderr)

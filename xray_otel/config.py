@@ -18,6 +18,7 @@ class Settings:
 
     host: str = field(default="127.0.0.1", metadata={"env": "XRAY_HOST"})
     port: int = field(default=4318, metadata={"env": "XRAY_PORT"})
+    grpc_port: int = field(default=4317, metadata={"env": "XRAY_GRPC_PORT"})  # 0: no gRPC listener
     database_url: str | None = field(default=None, metadata={"env": "XRAY_DATABASE_URL"})
     data_dir: Path = field(default_factory=_default_data_dir, metadata={"env": "XRAY_DATA_DIR"})
     max_body_bytes: int = field(default=20 * 1024 * 1024, metadata={"env": "XRAY_MAX_BODY_BYTES"})
@@ -49,6 +50,8 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port}")
+        if not 0 <= self.grpc_port < 65536:
+            raise ValueError(f"grpc_port must be 1-65535, or 0 to disable gRPC, got {self.grpc_port}")
         for name in ("max_body_bytes", "max_inflight", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

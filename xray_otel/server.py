@@ -12,10 +12,13 @@ from aiohttp import web
 
 from .app import build_app
 from .config import Settings
+from .receiver.grpc import start_grpc
+from .receiver.ingest import Ingester
 from .store.embedded import start_embedded
 from .store.store import Store
 
 log = logging.getLogger(__name__)
+_GRACE_S = 30  # how long a stop waits for requests in flight
 
 
 @asynccontextmanager
@@ -26,14 +29,21 @@ async def running(settings: Settings, dsn: str) -> AsyncIterator[web.AppRunner]:
     span the receiver acknowledged is committed.
     """
     store = await Store.open(dsn, pool_size=settings.pool_size, connect_timeout=settings.connect_timeout)
-    runner = web.AppRunner(build_app(store, settings), auto_decompress=False, access_log=None,
-                           shutdown_timeout=30)
+    ingester = Ingester(store, max_inflight=settings.max_inflight)
+    runner = web.AppRunner(build_app(store, ingester, settings), auto_decompress=False, access_log=None,
+                           shutdown_timeout=_GRACE_S)
+    grpc_server = None
     try:
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
-        log.info("receiver listening", extra={"host": settings.host, "port": settings.port})
+        if settings.grpc_port:
+            grpc_server = await start_grpc(ingester, settings.host, settings.grpc_port, settings.max_body_bytes)
+        log.info("receiver listening", extra={"host": settings.host, "http_port": settings.port,
+                                              "grpc_port": settings.grpc_port or None})
         yield runner
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(_GRACE_S)
         await runner.cleanup()
         await store.close()
 
@@ -61,7 +71,8 @@ async def _serve(settings: Settings, dsn: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings, dsn):
-        print(f"xray-otel receiving OTLP/HTTP on http://{settings.host}:{settings.port}  (Ctrl+C to stop)",
-              flush=True)
+        grpc_note = f", OTLP/gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""
+        print(f"xray-otel: OTLP/HTTP and REST on http://{settings.host}:{settings.port}{grpc_note}"
+              "  (Ctrl+C to stop)", flush=True)
         await stop.wait()
     log.info("receiver stopped")

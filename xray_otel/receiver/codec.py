@@ -40,7 +40,7 @@ class ProtobufCodec:
         return request
 
     def encode_response(self, rejected: int, message: str) -> bytes:
-        return _response(rejected, message).SerializeToString()
+        return export_response(rejected, message).SerializeToString()
 
     def encode_status(self, code: int, message: str) -> bytes:
         return status_pb2.Status(code=code, message=message).SerializeToString()
@@ -63,7 +63,7 @@ class JsonCodec:
             raise BadRequest(f"body is not a valid OTLP JSON ExportTraceServiceRequest: {exc}") from None
 
     def encode_response(self, rejected: int, message: str) -> bytes:
-        return json_format.MessageToJson(_response(rejected, message), indent=None).encode()
+        return json_format.MessageToJson(export_response(rejected, message), indent=None).encode()
 
     def encode_status(self, code: int, message: str) -> bytes:
         return json.dumps({"code": code, "message": message}).encode()
@@ -81,7 +81,7 @@ def codec_for(content_type: str) -> ProtobufCodec | JsonCodec | None:
     return CODECS.get(content_type.lower())
 
 
-def _response(rejected: int, message: str) -> ExportTraceServiceResponse:
+def export_response(rejected: int, message: str) -> ExportTraceServiceResponse:
     response = ExportTraceServiceResponse()
     if rejected:
         response.partial_success.rejected_spans = rejected

@@ -1,0 +1,51 @@
+"""OTLP/gRPC: TraceService/Export on grpcio's asyncio server, in the HTTP side's event loop.
+
+It feeds the same Ingester as POST /v1/traces. The request arrives as bytes and is
+decoded by the same protobuf codec, so a malformed message is INVALID_ARGUMENT (not
+grpcio's generic INTERNAL), and every ReceiverError maps to its gRPC code (errors.py):
+UNAVAILABLE tells exporters to retry, INVALID_ARGUMENT not to. gzip and the message
+size limit (on the decompressed message, RESOURCE_EXHAUSTED beyond) are grpcio's own.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from .codec import ProtobufCodec, export_response
+from .errors import ReceiverError
+from .ingest import Ingester
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_CODEC = ProtobufCodec()
+
+
+def trace_service(ingester: Ingester) -> grpc.GenericRpcHandler:
+    """The Export method, bytes in and bytes out."""
+
+    async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            rejected, message = await ingester.export(_CODEC.decode(body))
+        except ReceiverError as exc:
+            await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
+        return export_response(rejected, message).SerializeToString()
+
+    return grpc.method_handlers_generic_handler(SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(export)})
+
+
+async def start_grpc(ingester: Ingester, host: str, port: int, max_message_bytes: int) -> grpc.aio.Server:
+    """Listen on host:port; the caller stops it with ``await server.stop(grace)``."""
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a port already taken is an error, not a silent second listener
+    ])
+    server.add_generic_rpc_handlers((trace_service(ingester),))
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # newer grpcio raises instead of returning 0
+        bound = 0
+    if bound == 0:
+        raise OSError(f"cannot listen for OTLP/gRPC on {address}: port in use? (set --grpc-port, or 0 to disable)")
+    await server.start()
+    return server
