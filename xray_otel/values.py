@@ -23,6 +23,25 @@ _LONG_EXPONENT = re.compile(r"[eE][+-]?\d{5}")
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _jsonb_number(text: str) -> float:
+    """A JSON number jsonb (numeric) can hold: under 131072 digits before the point, 16383 after."""
+    number = Decimal(text)
+    if number.as_tuple().exponent < -16383 or (number and number.adjusted() >= 131072):
+        raise ValueError(f"number {text[:40]} overflows PostgreSQL numeric")
+    return float(text)
+
+
+# Built once: json.loads/dumps with keyword arguments build a new coder per call (~1.3 µs each).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_CAREFUL_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_jsonb_number)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+_SAFE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def attributes_to_dict(key_values: Any) -> dict[str, Any]:
     """Repeated KeyValue to a dict; later duplicates of a key win, as in the OTel SDKs."""
     return {kv.key: any_value(kv.value) for kv in key_values}
@@ -60,10 +79,12 @@ def clean_text(text: str) -> str:
 
 def to_json(value: Any) -> str:
     """Encode for a jsonb column; values that JSON cannot express become strings."""
+    if not value and isinstance(value, dict):
+        return "{}"
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+        text = _ENCODER.encode(value)
     except (ValueError, RecursionError):
-        text = json.dumps(_json_safe(value), ensure_ascii=False, separators=(",", ":"), default=str)
+        text = _SAFE_ENCODER.encode(_json_safe(value))
     if not text.isascii() and _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
     return _JSON_NUL.sub(r"\1", text) if "\\u0000" in text else text
@@ -77,25 +98,16 @@ def json_column(value: Any) -> str | None:
         try:
             # Only a long text or a 5-digit exponent can hold a number numeric cannot; check those.
             careful = len(value) > 16383 or _LONG_EXPONENT.search(value)
-            parsed = json.loads(value, parse_constant=_reject_constant, parse_float=_jsonb_number if careful else None)
+            parsed = (_CAREFUL_DECODER if careful else _DECODER).decode(value)
         except (ValueError, RecursionError):
             return to_json(value)
-        if _JSON_LONE_SURROGATE.search(value) or (not value.isascii() and _SURROGATE.search(value)):
+        if ("\\u" in value and _JSON_LONE_SURROGATE.search(value)) or (
+            not value.isascii() and _SURROGATE.search(value)
+        ):
             return to_json(parsed)
         return _JSON_NUL.sub(r"\1", value) if "\\u0000" in value else value
     return to_json(value)
 
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _jsonb_number(text: str) -> float:
-    """A JSON number jsonb (numeric) can hold: under 131072 digits before the point, 16383 after."""
-    number = Decimal(text)
-    if number.as_tuple().exponent < -16383 or (number and number.adjusted() >= 131072):
-        raise ValueError(f"number {text[:40]} overflows PostgreSQL numeric")
-    return float(text)
 
 
 def _json_safe(value: Any, depth: int = 0) -> Any:

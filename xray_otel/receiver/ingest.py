@@ -1,14 +1,16 @@
 """The one path every transport feeds: map a decoded request, store it, report what was refused.
 
-It also bounds in-flight work: past ``max_inflight`` concurrent writes, a request
-waits up to ``queue_timeout`` seconds for a slot, then gets a retryable error, so a
-slow database makes exporters back off instead of piling requests up in memory.
+It also bounds in-flight work: past ``max_inflight`` concurrent requests being mapped
+or written, a request waits up to ``queue_timeout`` seconds for a slot, then gets a
+retryable error, so a slow database makes exporters back off instead of piling
+mapped rows up in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 from ..mapping import Batch, map_request
 from ..store.store import Store, StoreUnavailable
@@ -22,19 +24,29 @@ class Ingester:
         self._queue_timeout = queue_timeout
 
     async def export(self, request: Any) -> tuple[int, str]:
-        """Store an ExportTraceServiceRequest; returns (rejected spans, message)."""
-        return await self.write(map_request(request))
+        """Store an ExportTraceServiceRequest; returns (rejected spans, message) once committed."""
+        async with self._slot():
+            return await self._store(map_request(request))
 
     async def write(self, batch: Batch) -> tuple[int, str]:
-        """Store a mapped batch; returns once committed. Raises Unavailable to ask for a retry."""
+        """Store an already mapped batch (legacy /ingest); returns once committed."""
+        async with self._slot():
+            return await self._store(batch)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
         try:
             await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
         except asyncio.TimeoutError:
             raise Unavailable("receiver is at capacity (database writes are slow); retry later") from None
         try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _store(self, batch: Batch) -> tuple[int, str]:
+        try:
             refused, errors = await self.store.write(batch)
         except StoreUnavailable as exc:
             raise Unavailable(str(exc)) from None
-        finally:
-            self._slots.release()
         return batch.rejected + refused, "; ".join(batch.errors + errors)
