@@ -74,3 +74,27 @@ def test_migrations_are_idempotent_and_refuse_newer_schema(pg_dsn: str) -> None:
             await conn.close()
 
     asyncio.run(scenario())
+
+
+def test_serve_with_two_workers_sharing_the_ports(tmp_path) -> None:
+    import psutil
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("XRAY_DATABASE_URL", "DATABASE_URL")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xray_otel", "serve", "--port", str(port), "--grpc-port", str(free_port()),
+         "--workers", "2", "--data-dir", str(tmp_path / "pg")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        ids = [new_ids() for _ in range(20)]
+        for trace_id, base in ids:  # separate connections: the kernel spreads them over both workers
+            assert post_otlp(url, export_request(pipeline_spans(trace_id, base))).status == 200
+        assert len(get_json(url + "/runs?limit=1000")) == 20
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

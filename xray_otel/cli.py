@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="PostgreSQL URL (XRAY_DATABASE_URL or DATABASE_URL; "
                                               "default: an embedded PostgreSQL in --data-dir)")
     serve.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory (XRAY_DATA_DIR)")
+    serve.add_argument("--workers", type=int, help="receiver processes sharing the ports (XRAY_WORKERS; default 1)")
     serve.add_argument("--max-body-bytes", type=int, help="request size limit after decompression "
                                                           "(XRAY_MAX_BODY_BYTES; default 20 MiB)")
     serve.set_defaults(func=_serve)
@@ -41,7 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(host=args.host, port=args.port, grpc_port=args.grpc_port,
                                      database_url=args.database_url,
-                                     data_dir=args.data_dir, max_body_bytes=args.max_body_bytes)
+                                     data_dir=args.data_dir, max_body_bytes=args.max_body_bytes,
+                                     workers=args.workers)
     except ValueError as exc:
         print(f"xray-otel: {exc}", file=sys.stderr)
         return 2

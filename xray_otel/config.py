@@ -22,6 +22,7 @@ class Settings:
     database_url: str | None = field(default=None, metadata={"env": "XRAY_DATABASE_URL"})
     data_dir: Path = field(default_factory=_default_data_dir, metadata={"env": "XRAY_DATA_DIR"})
     max_body_bytes: int = field(default=20 * 1024 * 1024, metadata={"env": "XRAY_MAX_BODY_BYTES"})
+    workers: int = field(default=1, metadata={"env": "XRAY_WORKERS"})
     max_inflight: int = field(default=8, metadata={"env": "XRAY_MAX_INFLIGHT"})
     pool_size: int = field(default=8, metadata={"env": "XRAY_DB_POOL_SIZE"})
     connect_timeout: float = field(default=30.0, metadata={"env": "XRAY_CONNECT_TIMEOUT"})
@@ -52,7 +53,7 @@ class Settings:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         if not 0 <= self.grpc_port < 65536:
             raise ValueError(f"grpc_port must be 1-65535, or 0 to disable gRPC, got {self.grpc_port}")
-        for name in ("max_body_bytes", "max_inflight", "pool_size"):
+        for name in ("workers", "max_body_bytes", "max_inflight", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.database_url:

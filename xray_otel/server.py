@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
 import signal
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -12,6 +14,7 @@ from aiohttp import web
 
 from .app import build_app
 from .config import Settings
+from .logs import setup_logging
 from .receiver.grpc import start_grpc
 from .receiver.ingest import Ingester
 from .store.embedded import start_embedded
@@ -22,11 +25,12 @@ _GRACE_S = 30  # how long a stop waits for requests in flight
 
 
 @asynccontextmanager
-async def running(settings: Settings, dsn: str) -> AsyncIterator[web.AppRunner]:
+async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> AsyncIterator[web.AppRunner]:
     """The receiver listening on settings.host:port until the block exits, then a graceful stop.
 
     Stopping closes the listener first, then waits for requests in flight, so every
-    span the receiver acknowledged is committed.
+    span the receiver acknowledged is committed. ``reuse_port`` lets several worker
+    processes share the ports (SO_REUSEPORT; the kernel spreads connections).
     """
     store = await Store.open(dsn, pool_size=settings.pool_size, connect_timeout=settings.connect_timeout)
     ingester = Ingester(store, max_inflight=settings.max_inflight)
@@ -35,9 +39,10 @@ async def running(settings: Settings, dsn: str) -> AsyncIterator[web.AppRunner]:
     grpc_server = None
     try:
         await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
         if settings.grpc_port:
-            grpc_server = await start_grpc(ingester, settings.host, settings.grpc_port, settings.max_body_bytes)
+            grpc_server = await start_grpc(ingester, settings.host, settings.grpc_port, settings.max_body_bytes,
+                                           reuse_port=reuse_port)
         log.info("receiver listening", extra={"host": settings.host, "http_port": settings.port,
                                               "grpc_port": settings.grpc_port or None})
         yield runner
@@ -56,23 +61,70 @@ def database_dsn(settings: Settings) -> tuple[str, Any]:
 
 
 def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM."""
+    """Run until SIGINT/SIGTERM: in this process, or in ``settings.workers`` processes sharing the ports."""
     dsn, embedded = database_dsn(settings)
     try:
-        asyncio.run(_serve(settings, dsn))
+        if settings.workers == 1:
+            asyncio.run(_serve(settings, dsn))
+        else:
+            _run_workers(settings, dsn)
     finally:
         if embedded is not None:
             embedded.cleanup()
 
 
-async def _serve(settings: Settings, dsn: str) -> None:
+async def _serve(settings: Settings, dsn: str, reuse_port: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings, dsn):
-        grpc_note = f", OTLP/gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""
-        print(f"xray-otel: OTLP/HTTP and REST on http://{settings.host}:{settings.port}{grpc_note}"
-              "  (Ctrl+C to stop)", flush=True)
+    async with running(settings, dsn, reuse_port=reuse_port):
+        if not reuse_port:
+            _announce(settings)
         await stop.wait()
     log.info("receiver stopped")
+
+
+def _announce(settings: Settings, workers: str = "") -> None:
+    grpc_note = f", OTLP/gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""
+    print(f"xray-otel: OTLP/HTTP and REST on http://{settings.host}:{settings.port}{grpc_note}{workers}"
+          "  (Ctrl+C to stop)", flush=True)
+
+
+def _worker(settings: Settings, dsn: str) -> None:
+    setup_logging(settings.log_level)
+    asyncio.run(_serve(settings, dsn, reuse_port=True))
+
+
+def _run_workers(settings: Settings, dsn: str) -> None:
+    """Start the workers, forward SIGINT/SIGTERM to them, and stop them all if one dies."""
+    context = multiprocessing.get_context("spawn")  # no inherited event loop, pool or grpc state
+    workers = [context.Process(target=_worker, args=(settings, dsn), name=f"xray-otel-worker-{i}")
+               for i in range(settings.workers)]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for w in workers:
+            if w.is_alive():
+                w.terminate()  # SIGTERM: each worker stops gracefully
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for w in workers:
+            w.start()
+        _announce(settings, f", in {settings.workers} worker processes")
+        while not stopping and all(w.is_alive() for w in workers):
+            multiprocessing.connection.wait([w.sentinel for w in workers], timeout=1.0)
+        failed = not stopping
+        if failed:
+            log.error("a worker exited; stopping the others", extra={"exit_codes": [w.exitcode for w in workers]})
+            stop()
+        for w in workers:
+            w.join(_GRACE_S + 5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failed:
+        raise RuntimeError("a worker process exited unexpectedly; see its log above")

@@ -33,11 +33,15 @@ def trace_service(ingester: Ingester) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(export)})
 
 
-async def start_grpc(ingester: Ingester, host: str, port: int, max_message_bytes: int) -> grpc.aio.Server:
-    """Listen on host:port; the caller stops it with ``await server.stop(grace)``."""
+async def start_grpc(ingester: Ingester, host: str, port: int, max_message_bytes: int, *,
+                     reuse_port: bool = False) -> grpc.aio.Server:
+    """Listen on host:port; the caller stops it with ``await server.stop(grace)``.
+
+    Without ``reuse_port`` a port already taken is an error, not a silent second listener.
+    """
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 0),  # a port already taken is an error, not a silent second listener
+        ("grpc.so_reuseport", int(reuse_port)),
     ])
     server.add_generic_rpc_handlers((trace_service(ingester),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
