@@ -7,6 +7,7 @@ from importlib.metadata import version
 from aiohttp import web
 
 from .config import Settings
+from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
 from .queries.responses import json_error, json_ok
 from .queries.routes import STORE, add_routes, query_errors
 from .receiver.http import INGESTER, MAX_BODY, handle_traces
@@ -27,7 +28,10 @@ ENDPOINTS = {
 
 
 def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[query_errors], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[cors, require_api_key, query_errors],
+                          client_max_size=settings.max_body_bytes)
+    app[KEYS] = settings.keys
+    app[CORS_ORIGINS] = settings.cors_origin_list()
     app[STORE] = store
     app[INGESTER] = ingester
     app[MAX_BODY] = settings.max_body_bytes

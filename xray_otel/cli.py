@@ -23,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="PostgreSQL URL (XRAY_DATABASE_URL or DATABASE_URL; "
                                               "default: an embedded PostgreSQL in --data-dir)")
     serve.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory (XRAY_DATA_DIR)")
+    serve.add_argument("--api-keys-file", type=Path, help="file of API keys, one 'SCOPES:KEY' per line "
+                                                          "(XRAY_API_KEYS_FILE; or XRAY_API_KEYS, comma-separated)")
+    serve.add_argument("--insecure", action="store_true", default=None,
+                       help="allow a non-loopback --host without API keys (XRAY_INSECURE)")
     serve.add_argument("--workers", type=int, help="receiver processes sharing the ports (XRAY_WORKERS; default 1)")
     serve.add_argument("--max-body-bytes", type=int, help="request size limit after decompression "
                                                           "(XRAY_MAX_BODY_BYTES; default 20 MiB)")
@@ -43,7 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings = Settings.from_env(host=args.host, port=args.port, grpc_port=args.grpc_port,
                                      database_url=args.database_url,
                                      data_dir=args.data_dir, max_body_bytes=args.max_body_bytes,
-                                     workers=args.workers)
+                                     workers=args.workers, api_keys_file=args.api_keys_file,
+                                     insecure=args.insecure)
     except ValueError as exc:
         print(f"xray-otel: {exc}", file=sys.stderr)
         return 2

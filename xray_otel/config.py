@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
+
+from .auth import KeyRing
 
 
 def _default_data_dir() -> Path:
@@ -27,6 +31,10 @@ class Settings:
     pool_size: int = field(default=8, metadata={"env": "XRAY_DB_POOL_SIZE"})
     connect_timeout: float = field(default=30.0, metadata={"env": "XRAY_CONNECT_TIMEOUT"})
     log_level: str = field(default="INFO", metadata={"env": "XRAY_LOG_LEVEL"})
+    api_keys: str = field(default="", repr=False, metadata={"env": "XRAY_API_KEYS"})
+    api_keys_file: Path | None = field(default=None, metadata={"env": "XRAY_API_KEYS_FILE"})
+    insecure: bool = field(default=False, metadata={"env": "XRAY_INSECURE"})
+    cors_origins: str = field(default="", metadata={"env": "XRAY_CORS_ORIGINS"})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -56,16 +64,56 @@ class Settings:
         for name in ("workers", "max_body_bytes", "max_inflight", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.api_keys_file is not None:
+            self.api_keys_file = Path(self.api_keys_file).expanduser()
+        if not self.insecure and not self.keys.enabled and not _is_loopback(self.host):
+            raise ValueError(
+                f"refusing to listen on {self.host} without API keys: anyone who can reach it could read "
+                "pipeline inputs. Set XRAY_API_KEYS (or --api-keys-file), or pass --insecure if that is intended"
+            )
         if self.database_url:
             self.database_url = self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         self.data_dir = Path(self.data_dir).expanduser()
 
 
+    @cached_property
+    def keys(self) -> KeyRing:
+        """The configured API keys, read once (ValueError for a malformed entry or an unreadable file)."""
+        try:
+            return KeyRing.parse(self.api_keys, self.api_keys_file)
+        except OSError as exc:
+            raise ValueError(f"cannot read XRAY_API_KEYS_FILE {self.api_keys_file}: {exc.strerror}") from None
+
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _parse(name: str, var: str, raw: str, kind: object) -> object:
-    parsers = {"int": int, "float": float}
+    parsers = {"int": int, "float": float, "bool": _bool}
     if kind not in parsers:
         return raw
     try:
         return parsers[kind](raw)  # type: ignore[index]
     except ValueError:
-        raise ValueError(f"{var} must be a number ({kind}), got {raw!r}") from None
+        raise ValueError(f"{var} must be {_KIND_WORDS[kind]}, got {raw!r}") from None
+
+
+_KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)

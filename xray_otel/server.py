@@ -41,7 +41,8 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
         if settings.grpc_port:
-            grpc_server = await start_grpc(ingester, settings.host, settings.grpc_port, settings.max_body_bytes,
+            grpc_server = await start_grpc(ingester, settings.keys, settings.host, settings.grpc_port,
+                                           settings.max_body_bytes,
                                            reuse_port=reuse_port)
         log.info("receiver listening", extra={"host": settings.host, "http_port": settings.port,
                                               "grpc_port": settings.grpc_port or None})

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 # google.rpc.Code values used by OTLP.
 INVALID_ARGUMENT = 3
+PERMISSION_DENIED = 7
 RESOURCE_EXHAUSTED = 8
 UNIMPLEMENTED = 12
 UNAVAILABLE = 14
+UNAUTHENTICATED = 16
 
 
 class ReceiverError(Exception):
@@ -27,6 +29,18 @@ class ReceiverError(Exception):
 
 class BadRequest(ReceiverError):
     http_status, grpc_code = 400, INVALID_ARGUMENT
+
+
+class Unauthenticated(ReceiverError):
+    http_status, grpc_code = 401, UNAUTHENTICATED
+
+
+class PermissionDenied(ReceiverError):
+    http_status, grpc_code = 403, PERMISSION_DENIED
+
+
+AUTH_ERRORS = {401: Unauthenticated, 403: PermissionDenied}
+"""auth.AuthError.status → the ReceiverError an exporter sees."""
 
 
 class MethodNotAllowed(ReceiverError):

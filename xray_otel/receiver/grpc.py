@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import grpc
 
+from ..auth import INGEST, AuthError, KeyRing, presented_key
 from .codec import ProtobufCodec, export_response
-from .errors import ReceiverError
+from .errors import AUTH_ERRORS, ReceiverError
 from .ingest import Ingester
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -20,11 +21,12 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _CODEC = ProtobufCodec()
 
 
-def trace_service(ingester: Ingester) -> grpc.GenericRpcHandler:
-    """The Export method, bytes in and bytes out."""
+def trace_service(ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
+    """The Export method, bytes in and bytes out; with keys configured, an ``ingest`` key in the metadata."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
+            _authorize(keys, context)
             rejected, message = await ingester.export(_CODEC.decode(body))
         except ReceiverError as exc:
             await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
@@ -33,7 +35,17 @@ def trace_service(ingester: Ingester) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(export)})
 
 
-async def start_grpc(ingester: Ingester, host: str, port: int, max_message_bytes: int, *,
+def _authorize(keys: KeyRing, context: grpc.aio.ServicerContext) -> None:
+    if not keys.enabled:
+        return
+    metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
+    try:
+        keys.check(presented_key(metadata.get("authorization"), metadata.get("x-api-key")), INGEST)
+    except AuthError as exc:
+        raise AUTH_ERRORS[exc.status](exc.message) from None
+
+
+async def start_grpc(ingester: Ingester, keys: KeyRing, host: str, port: int, max_message_bytes: int, *,
                      reuse_port: bool = False) -> grpc.aio.Server:
     """Listen on host:port; the caller stops it with ``await server.stop(grace)``.
 
@@ -43,7 +55,7 @@ async def start_grpc(ingester: Ingester, host: str, port: int, max_message_bytes
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.so_reuseport", int(reuse_port)),
     ])
-    server.add_generic_rpc_handlers((trace_service(ingester),))
+    server.add_generic_rpc_handlers((trace_service(ingester, keys),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

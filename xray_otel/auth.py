@@ -1,0 +1,86 @@
+"""API keys and scopes. Keys are held only as SHA-256 digests and compared in constant time.
+
+A key entry is ``SCOPES:KEY`` where SCOPES is ``ingest``, ``read`` or ``ingest+read``;
+entries are comma-separated in ``XRAY_API_KEYS`` or one per line in ``XRAY_API_KEYS_FILE``
+(``#`` comments allowed). ``ingest`` covers OTLP (HTTP and gRPC) and /ingest; ``read``
+covers queries. With no keys configured, nothing is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+INGEST, READ = "ingest", "read"
+SCOPES = (INGEST, READ)
+
+
+class AuthError(Exception):
+    """``status`` 401 (no or unknown key) or 403 (key lacks the scope)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class _Key:
+    digest: bytes
+    scopes: frozenset[str]
+
+
+class KeyRing:
+    def __init__(self, keys: list[_Key]) -> None:
+        self._keys = keys
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    @classmethod
+    def parse(cls, entries: str = "", file: Path | None = None) -> KeyRing:
+        """Keys from a comma-separated string and/or a file; ValueError names a bad entry (never the key)."""
+        lines = entries.split(",")
+        if file is not None:
+            lines += Path(file).read_text().splitlines()
+        keys = []
+        for number, line in enumerate(lines, 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                keys.append(_parse_entry(line, number))
+        return cls(keys)
+
+    def check(self, presented: str | None, scope: str) -> None:
+        """Raise AuthError unless ``presented`` is a configured key with ``scope``."""
+        if not self._keys:
+            return
+        if not presented:
+            raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+        digest = hashlib.sha256(presented.encode()).digest()
+        match = None
+        for key in self._keys:  # compare against every key, so timing says nothing about which matched
+            if hmac.compare_digest(key.digest, digest):
+                match = key
+        if match is None:
+            raise AuthError(401, "unknown API key")
+        if scope not in match.scopes:
+            raise AuthError(403, f"this API key lacks the '{scope}' scope")
+
+
+def _parse_entry(entry: str, number: int) -> _Key:
+    scopes, sep, key = entry.partition(":")
+    wanted = frozenset(s.strip() for s in scopes.split("+"))
+    if not sep or not key.strip() or not wanted or not wanted <= set(SCOPES):
+        raise ValueError(f"API key entry {number} must look like 'ingest:KEY', 'read:KEY' or 'ingest+read:KEY'")
+    return _Key(hashlib.sha256(key.strip().encode()).digest(), wanted)
+
+
+def presented_key(authorization: str | None, api_key: str | None) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``x-api-key``."""
+    if api_key:
+        return api_key.strip()
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None

@@ -1,0 +1,60 @@
+"""HTTP middlewares: API keys and CORS, ahead of every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .auth import INGEST, READ, AuthError, KeyRing, presented_key
+from .queries.responses import json_error
+from .receiver.codec import PROTOBUF, codec_for
+from .receiver.errors import AUTH_ERRORS
+from .receiver.http import error_response
+
+KEYS = web.AppKey("keys", KeyRing)
+CORS_ORIGINS = web.AppKey("cors_origins", list)
+_OPEN_PATHS = frozenset({"/health"})
+_INGEST_PATHS = frozenset({"/v1/traces", "/ingest"})
+_OTLP_PATH = "/v1/traces"
+_CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization, x-api-key",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@web.middleware
+async def require_api_key(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With keys configured, every path but /health needs one with the right scope: 401 or 403 otherwise."""
+    keys = request.app[KEYS]
+    if not keys.enabled or request.path in _OPEN_PATHS or request.method == "OPTIONS":
+        return await handler(request)
+    scope = INGEST if request.path in _INGEST_PATHS else READ
+    try:
+        keys.check(presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key")), scope)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if request.path == _OTLP_PATH:  # exporters get a google.rpc.Status in their encoding
+            codec = codec_for(request.content_type) or codec_for(PROTOBUF)
+            error = AUTH_ERRORS[exc.status](exc.message)
+            response = error_response(error, codec.encode_status(error.grpc_code, exc.message), codec.content_type)
+            response.headers.update(headers or {})
+            return response
+        return json_error(exc.status, exc.message, headers=headers)
+    return await handler(request)
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """CORS for the configured origins only (none by default): browser exporters and UIs elsewhere."""
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin in request.app[CORS_ORIGINS]
+    if allowed and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return web.Response(status=204, headers={**_CORS_HEADERS, "Access-Control-Allow-Origin": origin,
+                                                 "Vary": "Origin"})
+    response = await handler(request)
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
