@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                                                           "(XRAY_API_KEYS_FILE; or XRAY_API_KEYS, comma-separated)")
     serve.add_argument("--insecure", action="store_true", default=None,
                        help="allow a non-loopback --host without API keys (XRAY_INSECURE)")
+    serve.add_argument("--retention", help="delete runs older than this, e.g. 30d, 12h (XRAY_RETENTION; "
+                                           "default: keep everything)")
     serve.add_argument("--workers", type=int, help="receiver processes sharing the ports (XRAY_WORKERS; default 1)")
     serve.add_argument("--max-body-bytes", type=int, help="request size limit after decompression "
                                                           "(XRAY_MAX_BODY_BYTES; default 20 MiB)")
@@ -48,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
                                      database_url=args.database_url,
                                      data_dir=args.data_dir, max_body_bytes=args.max_body_bytes,
                                      workers=args.workers, api_keys_file=args.api_keys_file,
-                                     insecure=args.insecure)
+                                     insecure=args.insecure, retention=args.retention)
     except ValueError as exc:
         print(f"xray-otel: {exc}", file=sys.stderr)
         return 2

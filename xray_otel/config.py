@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -35,6 +37,8 @@ class Settings:
     api_keys_file: Path | None = field(default=None, metadata={"env": "XRAY_API_KEYS_FILE"})
     insecure: bool = field(default=False, metadata={"env": "XRAY_INSECURE"})
     cors_origins: str = field(default="", metadata={"env": "XRAY_CORS_ORIGINS"})
+    retention: str | None = field(default=None, metadata={"env": "XRAY_RETENTION"})  # e.g. "30d"
+    retention_interval: float = field(default=300.0, metadata={"env": "XRAY_RETENTION_INTERVAL"})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -64,6 +68,8 @@ class Settings:
         for name in ("workers", "max_body_bytes", "max_inflight", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.retention:
+            parse_window(self.retention)
         if self.api_keys_file is not None:
             self.api_keys_file = Path(self.api_keys_file).expanduser()
         if not self.insecure and not self.keys.enabled and not _is_loopback(self.host):
@@ -105,6 +111,18 @@ def _parse(name: str, var: str, raw: str, kind: object) -> object:
         return parsers[kind](raw)  # type: ignore[index]
     except ValueError:
         raise ValueError(f"{var} must be {_KIND_WORDS[kind]}, got {raw!r}") from None
+
+
+_WINDOW = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_window(text: str) -> timedelta:
+    """``30d``, ``12h`` or ``90m`` to a timedelta; ValueError says what is accepted."""
+    match = _WINDOW.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"retention must look like 30d, 12h or 90m (a positive number), got {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}

@@ -13,11 +13,12 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from .app import build_app
-from .config import Settings
+from .config import Settings, parse_window
 from .logs import setup_logging
 from .receiver.grpc import start_grpc
 from .receiver.ingest import Ingester
 from .store.embedded import start_embedded
+from .store.retention import run_retention
 from .store.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
     ingester = Ingester(store, max_inflight=settings.max_inflight)
     runner = web.AppRunner(build_app(store, ingester, settings), auto_decompress=False, access_log=None,
                            shutdown_timeout=_GRACE_S)
-    grpc_server = None
+    grpc_server = retention = None
     try:
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
@@ -44,10 +45,15 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
             grpc_server = await start_grpc(ingester, settings.keys, settings.host, settings.grpc_port,
                                            settings.max_body_bytes,
                                            reuse_port=reuse_port)
+        if settings.retention:
+            retention = asyncio.create_task(
+                run_retention(store, parse_window(settings.retention), settings.retention_interval))
         log.info("receiver listening", extra={"host": settings.host, "http_port": settings.port,
                                               "grpc_port": settings.grpc_port or None})
         yield runner
     finally:
+        if retention is not None:
+            retention.cancel()
         if grpc_server is not None:
             await grpc_server.stop(_GRACE_S)
         await runner.cleanup()

@@ -22,7 +22,7 @@ from .migrate import migrate
 log = logging.getLogger(__name__)
 
 # Errors that mean "the database cannot take this now": the client should retry.
-_UNAVAILABLE = (
+UNAVAILABLE_ERRORS = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -74,7 +74,7 @@ class Store:
             async with self.pool.acquire(timeout=1.0) as conn:
                 await conn.fetchval("SELECT 1", timeout=1.0)
             return True
-        except (*_UNAVAILABLE, asyncpg.PostgresError):
+        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
             return False
 
     async def write(self, batch: Batch) -> tuple[int, list[str]]:
@@ -92,7 +92,7 @@ class Store:
                     log.warning("batch refused by PostgreSQL; storing row by row", extra={"error": str(exc)})
                     async with conn.transaction():
                         return await _write_each(conn, runs, batch.steps)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
 
 
