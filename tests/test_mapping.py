@@ -713,17 +713,19 @@ def test_unmapped_attributes_are_kept() -> None:
                             "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o"}))
     assert json.loads(step.attributes) == {
         "http.method": "GET", "custom.list": [1, 2], "custom.map": {"a": True}, "custom.bytes": "0102",
-        "custom.nan": "NaN", "xray.step.capture": "sampled", "xray.step.cost_source": "explicit",
+        "custom.nan": "NaN", "xray.step.capture": "sampled",
         "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
     }
+    assert step.cost_source == "none"  # xray.step.cost_source is mapped (steps.cost_source) only with a cost
 
 
 def test_mapped_attributes_are_not_duplicated_in_attributes() -> None:
     step = one_step(span(2, parent=1, xray__kind="step", xray__step__type="llm", xray__step__inputs="{}",
                          xray__step__outputs="{}", xray__step__metadata="{}", xray__step__reasoning="r",
-                         xray__step__cost=1.0, xray__step__input_count=1, xray__step__output_count=1,
-                         xray__step__rejections="{}", xray__step__decisions="[]"))
+                         xray__step__cost=1.0, xray__step__cost_source="price_table", xray__step__input_count=1,
+                         xray__step__output_count=1, xray__step__rejections="{}", xray__step__decisions="[]"))
     assert json.loads(step.attributes) == {}
+    assert (step.cost, step.cost_source) == (1.0, "price_table")
 
 
 def test_run_attributes_on_the_run_span_are_not_duplicated() -> None:

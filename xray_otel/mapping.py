@@ -9,6 +9,10 @@ depend on the order or batching in which spans arrive:
     higher source wins (2 = xray.kind=run span, 1 = root span, 0 = placeholder
     from a step); on a tie the earlier (started_at, span_id) wins.
 
+Spans from other instrumentation (OpenInference, OpenLLMetry, GenAI semantic
+conventions) are read by semconv.py into the same fields; ``xray.*`` wins where both
+say something.
+
 A span that cannot be stored (bad id, no timestamps) is rejected and counted; the
 rest of the request is kept.
 """
@@ -23,7 +27,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from . import conventions as c
+from . import semconv
 from .pricing import cost_of
+from .semconv import as_count, as_usd
 from .values import attributes_to_dict, clean_text, json_column, to_json
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,7 @@ _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 
 SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN = 0, 1, 2
+COST_EXPLICIT, COST_PRICE_TABLE, COST_NONE = "explicit", "price_table", "none"  # steps.cost_source
 MAX_NAME = 512  # characters
 
 # Attributes that land in their own column; everything else stays in steps.attributes.
@@ -41,7 +48,7 @@ MAX_NAME = 512  # characters
 _MAPPED_RUN = frozenset({c.RUN_NAME, c.RUN_INPUTS, c.RUN_OUTPUTS, c.RUN_TAGS})
 _MAPPED_STEP = frozenset({
     c.KIND, c.STEP_TYPE, c.STEP_INPUTS, c.STEP_OUTPUTS, c.STEP_METADATA, c.STEP_REASONING, c.STEP_COST,
-    c.STEP_INPUT_COUNT, c.STEP_OUTPUT_COUNT, c.STEP_REJECTIONS, c.STEP_DECISIONS,
+    c.STEP_COST_SOURCE, c.STEP_INPUT_COUNT, c.STEP_OUTPUT_COUNT, c.STEP_REJECTIONS, c.STEP_DECISIONS,
 })
 _MAPPED = _MAPPED_RUN | _MAPPED_STEP
 
@@ -97,6 +104,7 @@ class StepRow(NamedTuple):
     attributes: str
     otel: str
     resource: str
+    cost_source: str | None = None  # a COST_* value; None where unknown (legacy /ingest)
 
 
 @dataclass
@@ -143,12 +151,13 @@ def map_request(request: Any) -> Batch:
 class _ResourceContext:
     """What every span of one resource shares, encoded once."""
 
-    __slots__ = ("service", "resource_json")
+    __slots__ = ("service", "resource_json", "tags")
 
     def __init__(self, resource: dict[str, Any]) -> None:
         service = resource.get("service.name")
         self.service = clean_text(str(service)) if service is not None else None
         self.resource_json = to_json(resource)
+        self.tags = semconv.resource_tags(resource)
 
 
 def _map_one(batch: Batch, span: Any, scope: str, context: _ResourceContext) -> None:
@@ -173,59 +182,62 @@ def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, 
     parent = _span_id(span.parent_span_id, "parent_span_id") if any(span.parent_span_id) else None
     started, completed = _times(span.start_time_unix_nano, span.end_time_unix_nano)
     attrs = attributes_to_dict(span.attributes)
+    found = semconv.read(attrs, span.kind)  # OpenInference / OpenLLMetry / GenAI; xray.* below wins
     error = _error_text(span)
     kind = attrs.get(c.KIND)
     is_run = kind == c.KIND_RUN or (parent is None and kind != c.KIND_STEP)
-    run = _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, error, context.service)
-    step = _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context, is_run)
+    run = _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, completed, error, context)
+    step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, context,
+                     is_run)
     return run, step
 
 
-def _run_row(run_id, span, span_id, attrs, kind, is_run, started, completed, error, service) -> RunRow:
+def _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, completed, error, context) -> RunRow:
     if not is_run:
-        return RunRow(run_id, SOURCE_PLACEHOLDER, span_id, None, c.STATUS_RUNNING, service, "{}",
+        return RunRow(run_id, SOURCE_PLACEHOLDER, span_id, None, c.STATUS_RUNNING, context.service, "{}",
                       None, None, None, started or completed, None)
     status = c.STATUS_FAILED if error is not None else (c.STATUS_COMPLETED if completed else c.STATUS_RUNNING)
+    name = attrs.get(c.RUN_NAME) or found.run_name or semconv.default_run_name(span.name, span.kind, attrs,
+                                                                                context.service)
     return RunRow(
         run_id,
         SOURCE_RUN_SPAN if kind == c.KIND_RUN else SOURCE_ROOT,
         span_id,
-        _name(str(attrs.get(c.RUN_NAME) or span.name)),
+        _name(str(name)),
         status,
-        service,
-        to_json(_tags(attrs)),
-        json_column(attrs.get(c.RUN_INPUTS)),
-        json_column(attrs.get(c.RUN_OUTPUTS)),
+        context.service,
+        to_json({**context.tags, **_tags(attrs)}),
+        _either(json_column(attrs.get(c.RUN_INPUTS)), found.inputs),
+        _either(json_column(attrs.get(c.RUN_OUTPUTS)), found.outputs),
         error,
         started or completed,
         completed,
     )
 
 
-def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, error, scope, context, is_run) -> StepRow:
+def _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, context,
+              is_run) -> StepRow:
     mapped = _MAPPED if is_run else _MAPPED_STEP
-    model = _first_str(attrs, c.GEN_AI_RESPONSE_MODEL, c.GEN_AI_REQUEST_MODEL)
-    input_tokens = _int_or_none(attrs.get(c.GEN_AI_INPUT_TOKENS), 2**63 - 1)
-    output_tokens = _int_or_none(attrs.get(c.GEN_AI_OUTPUT_TOKENS), 2**63 - 1)
+    cost, cost_source = _cost(attrs, found)
     return StepRow(
         run_id,
         span_id,
         parent,
         _name(span.name) or "(unnamed)",
-        "run" if kind == c.KIND_RUN else step_type(attrs),
+        "run" if kind == c.KIND_RUN else _xray_step_type(attrs) or found.type or c.DEFAULT_STEP_TYPE,
         c.STATUS_FAILED if error is not None else c.STATUS_COMPLETED,
-        json_column(attrs.get(c.STEP_INPUTS)),
-        json_column(attrs.get(c.STEP_OUTPUTS)),
+        _either(json_column(attrs.get(c.STEP_INPUTS)), found.inputs),
+        _either(json_column(attrs.get(c.STEP_OUTPUTS)), found.outputs),
         json_column(attrs.get(c.STEP_METADATA)),
         _str_or_none(attrs.get(c.STEP_REASONING)),
-        _cost(attrs.get(c.STEP_COST), model, input_tokens, output_tokens),
-        model,
-        input_tokens,
-        output_tokens,
-        _int_or_none(attrs.get(c.STEP_INPUT_COUNT), _MAX_INT32),
-        _int_or_none(attrs.get(c.STEP_OUTPUT_COUNT), _MAX_INT32),
-        json_column(attrs.get(c.STEP_REJECTIONS)),
-        json_column(attrs.get(c.STEP_DECISIONS)),
+        cost,
+        found.model,
+        found.input_tokens,
+        found.output_tokens,
+        _either(as_count(attrs.get(c.STEP_INPUT_COUNT), _MAX_INT32), found.input_count),
+        _either(as_count(attrs.get(c.STEP_OUTPUT_COUNT), _MAX_INT32), found.output_count),
+        _either(json_column(attrs.get(c.STEP_REJECTIONS)), found.rejections),
+        _either(json_column(attrs.get(c.STEP_DECISIONS)), found.decisions),
         started,
         completed,
         error,
@@ -233,7 +245,13 @@ def _step_row(run_id, span, span_id, parent, attrs, kind, started, completed, er
         to_json({k: v for k, v in attrs.items() if k not in mapped}),
         to_json(_otel_fields(span, scope)),
         context.resource_json,
+        cost_source,
     )
+
+
+def _either(xray: Any, other: Any) -> Any:
+    """The xray.* value when given, else the other conventions' one."""
+    return xray if xray is not None else other
 
 
 def _name(text: str) -> str:
@@ -242,12 +260,16 @@ def _name(text: str) -> str:
     return text if len(text) <= MAX_NAME else text[:MAX_NAME] + c.TRUNCATION_MARKER
 
 
-def step_type(attrs: dict[str, Any]) -> str:
-    """``xray.step.type`` lower-cased, else "logic" (the documented default)."""
+def step_type(attrs: dict[str, Any], span_kind: int = 0) -> str:
+    """``xray.step.type`` lower-cased, else what another convention says (semconv), else "logic"."""
+    return _xray_step_type(attrs) or semconv.read(attrs, span_kind).type or c.DEFAULT_STEP_TYPE
+
+
+def _xray_step_type(attrs: dict[str, Any]) -> str | None:
     value = attrs.get(c.STEP_TYPE)
     if isinstance(value, str) and value.strip():
-        return clean_text(value.strip().lower())
-    return c.DEFAULT_STEP_TYPE
+        return clean_text(value.strip().lower()) or None
+    return None
 
 
 def _trace_id(raw: bytes) -> uuid.UUID:
@@ -331,32 +353,21 @@ def _scope_label(scope: Any) -> str:
     return f"{scope.name}@{scope.version}" if scope.version else scope.name
 
 
-def _cost(explicit: Any, model: str | None, input_tokens: int | None, output_tokens: int | None) -> float:
-    if isinstance(explicit, (int, float)) and not isinstance(explicit, bool) and 0 <= explicit < float("inf"):
-        return float(explicit)
-    return cost_of(model, input_tokens, output_tokens) or 0.0
-
-
-def _int_or_none(value: Any, maximum: int) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, int) and 0 <= value <= maximum else None
+def _cost(attrs: dict[str, Any], found: semconv.Found) -> tuple[float, str]:
+    """(USD, cost_source): xray.step.cost, else another convention's explicit cost, else priced from
+    model + tokens, else 0. An SDK cost says itself whether the SDK priced it (xray.step.cost_source)."""
+    explicit = as_usd(attrs.get(c.STEP_COST))
+    if explicit is not None:
+        source = attrs.get(c.STEP_COST_SOURCE)
+        return explicit, source if source in (COST_EXPLICIT, COST_PRICE_TABLE) else COST_EXPLICIT
+    if found.cost is not None:
+        return found.cost, COST_EXPLICIT
+    if found.input_tokens is not None or found.output_tokens is not None:
+        priced = cost_of(found.model, found.input_tokens, found.output_tokens)
+        if priced is not None:
+            return priced, COST_PRICE_TABLE
+    return 0.0, COST_NONE
 
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else clean_text(value if isinstance(value, str) else str(value))
-
-
-def _first_str(attrs: dict[str, Any], *keys: str) -> str | None:
-    for key in keys:
-        value = attrs.get(key)
-        if isinstance(value, str) and value:
-            return clean_text(value)
-    return None

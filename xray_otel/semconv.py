@@ -1,0 +1,332 @@
+"""Spans from other OpenTelemetry instrumentation: OpenInference, OpenLLMetry and GenAI.
+
+Most LLM pipelines are already traced by a library that knows nothing of ``xray.*``. This
+module reads what those libraries write into the step fields the ``xray.*`` attributes fill,
+so their spans arrive as typed steps with model, tokens, cost and funnel figures. Every rule
+is documented in docs/conventions.md ("Spans from other OpenTelemetry instrumentation").
+
+Pure and table-driven: one table per convention (OPENINFERENCE, OPENLLMETRY, GENAI) of
+``attribute -> (field, reader)`` rows. They are merged once, at import, into one index from
+attribute name to (precedence, field, reader), so a span costs one dictionary look-up per
+attribute it carries, however many rules there are. Precedence: ``xray.*`` first (mapping.py
+reads those), then the tables in the order OpenInference, OpenLLMetry, GenAI, rows in table
+order within each. A value a reader cannot use (an unknown span kind, an empty model name)
+leaves the field to the next rule. Indexed lists (``retrieval.documents.{i}.document.id``)
+are gathered by prefix (LISTS), and the span kind decides last (SPAN_KINDS).
+
+Nothing is removed: attributes read here stay in the step's ``attributes`` as sent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+from .values import clean_text, json_column, to_json
+
+MAX_BIGINT = 2**63 - 1
+MAX_ID = 200  # characters of a decision id, as the SDK
+
+Reader = Callable[[Any, dict[str, Any]], Any]  # (value, all attributes) -> field value or None
+
+
+# --- readers: one attribute value to one field, or None when unusable --------------------------
+
+
+def as_count(value: Any, maximum: int) -> int | None:
+    """A non-negative whole number up to ``maximum`` (int, integral float or digit string), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, int) and 0 <= value <= maximum else None
+
+
+def as_usd(value: Any) -> float | None:
+    """A cost: a finite, non-negative number, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf:
+        return float(value)
+    return None
+
+
+def _text(value: Any, attrs: dict[str, Any]) -> str | None:
+    return clean_text(value) if isinstance(value, str) and value.strip() else None
+
+
+def _json(value: Any, attrs: dict[str, Any]) -> str | None:
+    return json_column(value)
+
+
+def _tokens(value: Any, attrs: dict[str, Any]) -> int | None:
+    return as_count(value, MAX_BIGINT)
+
+
+def _cost(value: Any, attrs: dict[str, Any]) -> float | None:
+    return as_usd(value)
+
+
+def _typed_by(mime_key: str) -> Reader:
+    """OpenInference ``input.value``: JSON when ``input.mime_type`` says so, else plain text (the spec's default)."""
+    def read(value: Any, attrs: dict[str, Any]) -> str | None:
+        if isinstance(value, str) and attrs.get(mime_key) != "application/json":
+            return to_json(clean_text(value))
+        return json_column(value)
+    return read
+
+
+def _kinds(table: dict[str, str]) -> Reader:
+    """A span-kind value (any case) to a step type; a value not in the table is left to the next rule."""
+    folded = {k.lower(): v for k, v in table.items()}
+
+    def read(value: Any, attrs: dict[str, Any]) -> str | None:
+        return folded.get(value.strip().lower()) if isinstance(value, str) else None
+    return read
+
+
+# --- the tables: attribute -> (field, reader), in precedence order ------------------------------
+# Fields: type, inputs, outputs, model, input_tokens, output_tokens, cost (explicit, USD), run_name.
+
+OPENINFERENCE_KINDS = {
+    "LLM": "llm", "RETRIEVER": "retrieval", "RERANKER": "rank", "EMBEDDING": "embedding",
+    "TOOL": "tool", "CHAIN": "logic", "AGENT": "agent", "GUARDRAIL": "guardrail",
+    "EVALUATOR": "evaluator", "PROMPT": "logic", "DECISION": "llm",
+}
+OPENLLMETRY_KINDS = {"workflow": "logic", "task": "logic", "agent": "agent", "tool": "tool"}
+OPENLLMETRY_REQUEST_TYPES = {"chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "rank"}
+GENAI_OPERATIONS = {
+    "chat": "llm", "text_completion": "llm", "generate_content": "llm", "embeddings": "embedding",
+    "retrieval": "retrieval", "execute_tool": "tool", "create_agent": "agent", "invoke_agent": "agent",
+    "invoke_workflow": "logic",
+    # OpenLLMetry's extensions of the same attribute.
+    "execute_task": "logic", "vector_db_retrieve": "retrieval", "llm_request": "llm",
+}
+
+Table = dict[str, tuple[str, Reader]]
+
+OPENINFERENCE: Table = {
+    "openinference.span.kind": ("type", _kinds(OPENINFERENCE_KINDS)),
+    "input.value": ("inputs", _typed_by("input.mime_type")),
+    "output.value": ("outputs", _typed_by("output.mime_type")),
+    "llm.model_name": ("model", _text),
+    "llm.response.model_name": ("model", _text),
+    "llm.request.model_name": ("model", _text),
+    "embedding.model_name": ("model", _text),
+    "reranker.model_name": ("model", _text),
+    "decision.model_name": ("model", _text),
+    "llm.token_count.prompt": ("input_tokens", _tokens),
+    "decision.token_count.input": ("input_tokens", _tokens),
+    "llm.token_count.completion": ("output_tokens", _tokens),
+    "decision.token_count.output": ("output_tokens", _tokens),
+    "llm.cost.total": ("cost", _cost),
+}
+
+OPENLLMETRY: Table = {  # traceloop-sdk; its LLM spans also carry the GenAI attributes below
+    "traceloop.span.kind": ("type", _kinds(OPENLLMETRY_KINDS)),
+    "llm.request.type": ("type", _kinds(OPENLLMETRY_REQUEST_TYPES)),
+    "traceloop.entity.input": ("inputs", _json),
+    "traceloop.entity.output": ("outputs", _json),
+    "traceloop.workflow.name": ("run_name", _text),
+}
+
+GENAI: Table = {  # OpenTelemetry GenAI semantic conventions, current and older names
+    "gen_ai.operation.name": ("type", _kinds(GENAI_OPERATIONS)),
+    "gen_ai.input.messages": ("inputs", _json),
+    "gen_ai.prompt": ("inputs", _json),
+    "gen_ai.output.messages": ("outputs", _json),
+    "gen_ai.completion": ("outputs", _json),
+    "gen_ai.response.model": ("model", _text),
+    "gen_ai.request.model": ("model", _text),
+    "gen_ai.usage.input_tokens": ("input_tokens", _tokens),
+    "gen_ai.usage.prompt_tokens": ("input_tokens", _tokens),
+    "gen_ai.usage.output_tokens": ("output_tokens", _tokens),
+    "gen_ai.usage.completion_tokens": ("output_tokens", _tokens),
+    "gen_ai.usage.cost": ("cost", _cost),  # not in the spec; sent by some gateways
+    "gen_ai.workflow.name": ("run_name", _text),
+}
+
+CONVENTIONS: tuple[Table, ...] = (OPENINFERENCE, OPENLLMETRY, GENAI)
+
+# Indexed lists, flattened one attribute per item field: prefix -> list name.
+LISTS = {
+    "retrieval.documents.": "retrieved",  # OpenInference: retrieval.documents.{i}.document.id / .score / .content
+    "reranker.input_documents.": "rerank_in",  # OpenInference: reranker.input_documents.{i}.document.*
+    "reranker.output_documents.": "rerank_out",
+    "gen_ai.prompt.": "prompt",  # OpenLLMetry: gen_ai.prompt.{i}.role / .content
+    "gen_ai.completion.": "completion",  # OpenLLMetry: gen_ai.completion.{i}.role / .content
+}
+
+# Last resort for the step type: span kind + an attribute present -> type.
+SPAN_KIND_CLIENT, SPAN_KIND_SERVER = 3, 2  # opentelemetry.proto.trace.v1.Span.SpanKind
+SPAN_KINDS: dict[int, tuple[tuple[str, str], ...]] = {
+    SPAN_KIND_CLIENT: (("db.system.name", "retrieval"), ("db.system", "retrieval")),  # a database query
+}
+
+# Run tags taken from resource attributes (``xray.tag.*`` wins on the same key).
+RESOURCE_TAGS = ("deployment.environment.name", "deployment.environment", "service.version", "service.namespace")
+
+# A root SERVER span with one of these is a generic HTTP request: the run is named "<service> <span name>".
+HTTP_METHOD_KEYS = ("http.request.method", "http.method")
+
+REJECTED_BY_RERANK = "below_top_k"  # as the SDK's rank_candidates
+
+
+def _index(tables: tuple[Table, ...]) -> dict[str, tuple[int, str, Reader]]:
+    index: dict[str, tuple[int, str, Reader]] = {}
+    for table in tables:
+        for key, (field_name, reader) in table.items():
+            index.setdefault(key, (len(index), field_name, reader))
+    return index
+
+
+_INDEX = _index(CONVENTIONS)
+_LIST_PREFIXES = tuple(LISTS)
+
+
+# --- reading one span ---------------------------------------------------------------------------
+
+
+class Found(NamedTuple):
+    """What other conventions say about one span; None where they say nothing. JSON fields are JSON text."""
+
+    type: str | None = None
+    inputs: str | None = None
+    outputs: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
+    run_name: str | None = None
+    input_count: int | None = None
+    output_count: int | None = None
+    rejections: str | None = None
+    decisions: str | None = None
+
+
+NOTHING = Found()
+
+
+def read(attrs: dict[str, Any], span_kind: int = 0) -> Found:
+    """The step fields other conventions give a span, by the tables above."""
+    hits: list[tuple[int, str, Reader, str]] = []
+    lists: dict[str, dict[int, dict[str, Any]]] = {}
+    for key in attrs:
+        rule = _INDEX.get(key)
+        if rule is not None:
+            hits.append((*rule, key))
+        elif key.startswith(_LIST_PREFIXES):
+            _gather(lists, key, attrs[key])
+    by_kind = SPAN_KINDS.get(span_kind)
+    if not hits and not lists and by_kind is None:
+        return NOTHING
+    fields: dict[str, Any] = {}
+    for _, field_name, reader, key in sorted(hits):
+        if field_name not in fields:
+            value = reader(attrs[key], attrs)
+            if value is not None:
+                fields[field_name] = value
+    if "type" not in fields and by_kind:
+        fields["type"] = next((t for key, t in by_kind if key in attrs), None)
+    if lists:
+        _from_lists(lists, fields)
+    return Found(**fields)
+
+
+def _gather(lists: dict[str, dict[int, dict[str, Any]]], key: str, value: Any) -> None:
+    for prefix, name in LISTS.items():
+        if key.startswith(prefix):
+            index, _, item_field = key[len(prefix):].partition(".")
+            if index.isascii() and index.isdigit() and item_field:
+                lists.setdefault(name, {}).setdefault(int(index), {})[item_field] = value
+            return
+
+
+def _from_lists(lists: dict[str, dict[int, dict[str, Any]]], fields: dict[str, Any]) -> None:
+    if "rerank_in" in lists or "rerank_out" in lists:
+        ins, outs = _items(lists.get("rerank_in")), _items(lists.get("rerank_out"))
+        fields["input_count"] = len(ins) if ins else None
+        fields["output_count"] = len(outs) if outs else None
+        if ins and outs and len(ins) > len(outs):
+            fields["rejections"] = to_json({REJECTED_BY_RERANK: len(ins) - len(outs)})
+        fields["decisions"] = to_json(_rerank_decisions(ins, outs))
+    elif "retrieved" in lists:
+        docs = _items(lists["retrieved"])
+        fields["output_count"] = len(docs)
+        fields["decisions"] = to_json([_decision(d, i, True, None, rank=i + 1) for i, d in enumerate(docs)])
+    if "inputs" not in fields and "prompt" in lists:
+        fields["inputs"] = to_json(_items(lists["prompt"]))
+    if "outputs" not in fields and "completion" in lists:
+        fields["outputs"] = to_json(_items(lists["completion"]))
+
+
+def _items(indexed: dict[int, dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [indexed[i] for i in sorted(indexed)] if indexed else []
+
+
+def _rerank_decisions(ins: list[dict[str, Any]], outs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each input document kept (with its output rank) or cut; matched by document id, else content."""
+    in_keys, out_keys = [_doc_key(d) for d in ins], [_doc_key(d) for d in outs]
+    if not ins or None in in_keys or None in out_keys:  # cannot tell which went through: outputs only
+        return [_decision(d, i, True, None, rank=i + 1) for i, d in enumerate(outs)]
+    placed: dict[Any, tuple[int, dict[str, Any]]] = {}
+    for rank, (key, doc) in enumerate(zip(out_keys, outs), 1):
+        placed.setdefault(key, (rank, doc))
+    decisions = []
+    for position, (key, doc) in enumerate(zip(in_keys, ins)):
+        hit = placed.pop(key, None)
+        if hit is None:
+            decisions.append(_decision(doc, position, False, REJECTED_BY_RERANK))
+        else:
+            rank, out = hit
+            decisions.append(_decision(doc, position, True, None, rank=rank, score_from=out))
+    for rank, doc in placed.values():  # an output that was not among the inputs
+        decisions.append(_decision(doc, rank - 1, True, None, rank=rank))
+    return decisions
+
+
+def _doc_key(doc: dict[str, Any]) -> Any:
+    if doc.get("document.id") is not None:
+        return ("id", str(doc["document.id"]))
+    content = doc.get("document.content")
+    return ("content", content) if isinstance(content, str) else None
+
+
+def _decision(doc: dict[str, Any], position: int, accepted: bool, reason: str | None, *, rank: int | None = None,
+              score_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One decision object, the shape of ``xray.step.decisions``; a document without an id is named by position."""
+    doc_id = doc.get("document.id")
+    score = _score((score_from or doc).get("document.score"))
+    if score is None and score_from is not None:
+        score = _score(doc.get("document.score"))
+    return {
+        "id": clean_text(str(doc_id))[:MAX_ID] if doc_id is not None else str(position),
+        "accepted": accepted,
+        "reason": reason,
+        "score": score,
+        "rank": rank,
+    }
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+# --- run-level rules ----------------------------------------------------------------------------
+
+
+def resource_tags(resource: dict[str, Any]) -> dict[str, Any]:
+    """Run tags from the resource attributes listed in RESOURCE_TAGS, keyed as sent."""
+    return {key: resource[key] for key in RESOURCE_TAGS if key in resource}
+
+
+def default_run_name(span_name: str, span_kind: int, attrs: dict[str, Any], service: str | None) -> str:
+    """The run span's name; for a generic HTTP server span ("GET /search"), prefixed with the service."""
+    if service and span_kind == SPAN_KIND_SERVER and any(key in attrs for key in HTTP_METHOD_KEYS):
+        return f"{service} {span_name}"
+    return span_name
