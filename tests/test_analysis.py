@@ -147,12 +147,13 @@ def test_funnel_entry_counts(n_in: int | None, n_out: int | None, dropped: int |
 
 
 def test_funnel_entry_fields() -> None:
-    row = {**step("s", "p", n_in=10, n_out=5, rejections={"dup": 5}, reasoning="why", cost=0.25, error="e"), "depth": 2}
+    row = {**step("s", "p", n_in=10, n_out=5, rejections={"dup": 5}, reasoning="why", cost=0.25,
+                  cost_source="price_table", error="e"), "depth": 2}
     entry = funnel_entry(row)
     assert entry == {
         "step_id": "s", "parent_id": "p", "depth": 2, "name": "step s", "type": "logic", "status": "COMPLETED",
         "input_count": 10, "output_count": 5, "dropped": 5, "drop_rate": 0.5, "rejections": {"dup": 5},
-        "reasoning": "why", "cost": 0.25, "duration_ms": 1.0, "error": "e",
+        "reasoning": "why", "cost": 0.25, "cost_source": "price_table", "duration_ms": 1.0, "error": "e",
     }
 
 

@@ -49,6 +49,7 @@ def funnel_entry(step: dict[str, Any]) -> dict[str, Any]:
         "rejections": rejections if isinstance(rejections, dict) else {},
         "reasoning": step.get("reasoning"),
         "cost": step.get("cost"),
+        "cost_source": step.get("cost_source"),
         "duration_ms": step.get("duration_ms"),
         "error": step.get("error"),
     }

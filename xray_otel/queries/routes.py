@@ -124,6 +124,7 @@ def _step(row: asyncpg.Record, run_id: uuid.UUID) -> dict[str, Any]:
         "metadata": _json(row["metadata"]),
         "reasoning": row["reasoning"],
         "cost": row["cost"],
+        "cost_source": row["cost_source"],
         "model": row["model"],
         "input_tokens": row["input_tokens"],
         "output_tokens": row["output_tokens"],

@@ -43,7 +43,7 @@ WHERE r.id = $1
 
 RUN_STEPS = f"""
 SELECT s.span_id, s.parent_span_id, s.name, s.type, s.status, s.inputs, s.outputs, s.metadata,
-       s.reasoning, s.cost, s.model, s.input_tokens, s.output_tokens, s.input_count, s.output_count,
+       s.reasoning, s.cost, s.cost_source, s.model, s.input_tokens, s.output_tokens, s.input_count, s.output_count,
        s.rejections, s.decisions, s.started_at, s.completed_at, s.error, s.service, s.attributes
 FROM steps s
 JOIN runs r ON r.id = s.run_id
