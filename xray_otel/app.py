@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
@@ -24,6 +25,7 @@ ENDPOINTS = {
     "GET /analyze/{run_id}": "a run's decision funnel",
     "GET /health": "process is up",
     "GET /ready": "database is reachable",
+    "GET /metrics": "self-metrics, Prometheus text format",
 }
 
 
@@ -38,6 +40,7 @@ def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Appli
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/v1/traces", handle_traces)
     app.router.add_post("/ingest", handle_legacy_ingest)
     add_routes(app)
@@ -50,6 +53,11 @@ async def index(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     return json_ok({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[INGESTER].metrics.registry
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def ready(request: web.Request) -> web.Response:

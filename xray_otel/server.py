@@ -15,6 +15,7 @@ from aiohttp import web
 from .app import build_app
 from .config import Settings, parse_window
 from .logs import setup_logging
+from .metrics import Metrics
 from .receiver.grpc import start_grpc
 from .receiver.ingest import Ingester
 from .store.embedded import start_embedded
@@ -34,7 +35,9 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
     processes share the ports (SO_REUSEPORT; the kernel spreads connections).
     """
     store = await Store.open(dsn, pool_size=settings.pool_size, connect_timeout=settings.connect_timeout)
-    ingester = Ingester(store, max_inflight=settings.max_inflight)
+    metrics = Metrics()
+    metrics.watch_pool(store.pool)
+    ingester = Ingester(store, metrics, max_inflight=settings.max_inflight)
     runner = web.AppRunner(build_app(store, ingester, settings), auto_decompress=False, access_log=None,
                            shutdown_timeout=_GRACE_S)
     grpc_server = retention = None

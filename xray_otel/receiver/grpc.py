@@ -12,6 +12,7 @@ from __future__ import annotations
 import grpc
 
 from ..auth import INGEST, AuthError, KeyRing, presented_key
+from ..metrics import outcome_of
 from .codec import ProtobufCodec, export_response
 from .errors import AUTH_ERRORS, ReceiverError
 from .ingest import Ingester
@@ -25,11 +26,15 @@ def trace_service(ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
     """The Export method, bytes in and bytes out; with keys configured, an ``ingest`` key in the metadata."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        try:
-            _authorize(keys, context)
-            rejected, message = await ingester.export(_CODEC.decode(body))
-        except ReceiverError as exc:
-            await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
+        with ingester.metrics.request("grpc") as set_outcome:
+            try:
+                _authorize(keys, context)
+                rejected, message = await ingester.export(_CODEC.decode(body))
+            except ReceiverError as exc:
+                set_outcome(outcome_of(exc))
+                await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
+            if rejected:
+                set_outcome("partial")
         return export_response(rejected, message).SerializeToString()
 
     return grpc.method_handlers_generic_handler(SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(export)})

@@ -11,6 +11,7 @@ import zlib
 
 from aiohttp import web
 
+from ..metrics import outcome_of
 from .codec import PROTOBUF, codec_for
 from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, ReceiverError, UnsupportedMediaType
 from .ingest import Ingester
@@ -22,17 +23,22 @@ _CHUNK = 64 * 1024
 
 async def handle_traces(request: web.Request) -> web.Response:
     codec = codec_for(request.content_type) or codec_for(PROTOBUF)
-    try:
-        if request.method != "POST":
-            raise MethodNotAllowed(f"{request.method} is not supported on {request.path}; use POST")
-        if codec_for(request.content_type) is None:
-            raise UnsupportedMediaType(
-                f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
-            )
-        body = await read_body(request, request.app[MAX_BODY])
-        rejected, message = await request.app[INGESTER].export(codec.decode(body))
-    except ReceiverError as exc:
-        return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)
+    ingester = request.app[INGESTER]
+    with ingester.metrics.request("http") as set_outcome:
+        try:
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{request.method} is not supported on {request.path}; use POST")
+            if codec_for(request.content_type) is None:
+                raise UnsupportedMediaType(
+                    f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
+                )
+            body = await read_body(request, request.app[MAX_BODY])
+            rejected, message = await ingester.export(codec.decode(body))
+        except ReceiverError as exc:
+            set_outcome(outcome_of(exc))
+            return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)
+        if rejected:
+            set_outcome("partial")
     return web.Response(body=codec.encode_response(rejected, message), content_type=codec.content_type)
 
 

@@ -13,13 +13,15 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from ..mapping import Batch, map_request
+from ..metrics import Metrics
 from ..store.store import Store, StoreUnavailable
 from .errors import Unavailable
 
 
 class Ingester:
-    def __init__(self, store: Store, *, max_inflight: int = 8, queue_timeout: float = 5.0) -> None:
+    def __init__(self, store: Store, metrics: Metrics, *, max_inflight: int = 8, queue_timeout: float = 5.0) -> None:
         self.store = store
+        self.metrics = metrics
         self._slots = asyncio.Semaphore(max_inflight)
         self._queue_timeout = queue_timeout
 
@@ -48,5 +50,7 @@ class Ingester:
         try:
             refused, errors = await self.store.write(batch)
         except StoreUnavailable as exc:
+            self.metrics.refused(len(batch.steps) + batch.rejected)
             raise Unavailable(str(exc)) from None
+        self.metrics.stored(len(batch.steps) - refused, batch.rejected + refused)
         return batch.rejected + refused, "; ".join(batch.errors + errors)

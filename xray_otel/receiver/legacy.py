@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import conventions as c
+from ..metrics import outcome_of
 from ..mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
 from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
@@ -34,15 +35,19 @@ class LegacyEventError(ValueError):
 
 
 async def handle_legacy_ingest(request: web.Request) -> web.Response:
-    try:
-        body = await read_body(request, request.app[MAX_BODY])
-        batch, processed = map_events(_parse(body))
-        await request.app[INGESTER].write(batch)
-    except LegacyEventError as exc:
-        return json_error(400, str(exc))
-    except ReceiverError as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        return json_error(exc.http_status, exc.message, headers=headers)
+    ingester = request.app[INGESTER]
+    with ingester.metrics.request("legacy") as set_outcome:
+        try:
+            body = await read_body(request, request.app[MAX_BODY])
+            batch, processed = map_events(_parse(body))
+            await ingester.write(batch)
+        except LegacyEventError as exc:
+            set_outcome("client_error")
+            return json_error(400, str(exc))
+        except ReceiverError as exc:
+            set_outcome(outcome_of(exc))
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return json_error(exc.http_status, exc.message, headers=headers)
     return json_ok({"status": "ok", "processed": processed})
 
 
