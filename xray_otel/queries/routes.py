@@ -1,8 +1,7 @@
-"""REST queries: /runs, /runs/{id}, /runs/{id}/steps, /analyze/{id}."""
+"""REST queries: /runs/{id}, /runs/{id}/steps, /analyze/{id}; add_routes registers every query route."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime
@@ -17,8 +16,6 @@ from .analysis import analyze, tree_order
 from .responses import json_error, json_ok
 
 STORE = web.AppKey("store", Store)
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-_STATUSES = ("RUNNING", "COMPLETED", "FAILED")
 
 
 class QueryError(Exception):
@@ -28,10 +25,21 @@ class QueryError(Exception):
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/runs", list_runs)
+    # Imported here: those modules build on this one (QueryError, STORE, run_summary).
+    from . import compare, docs, lineage, pipelines, runs, steps
+
+    app.router.add_get("/runs", runs.list_runs)
     app.router.add_get("/runs/{run_id}", get_run)
     app.router.add_get("/runs/{run_id}/steps", get_steps)
+    app.router.add_get("/runs/{run_id}/candidates", lineage.list_decisions)
+    app.router.add_get("/runs/{run_id}/candidates/{candidate_id}", lineage.candidate_path)
     app.router.add_get("/analyze/{run_id}", get_analysis)
+    app.router.add_get("/steps", steps.search_steps)
+    app.router.add_get("/compare", compare.compare_runs)
+    app.router.add_get("/pipelines", pipelines.list_pipelines)
+    app.router.add_get("/pipelines/{name}", pipelines.get_pipeline)
+    app.router.add_get("/openapi.json", docs.openapi_json)
+    app.router.add_get("/docs", docs.docs_page)
 
 
 @web.middleware
@@ -43,26 +51,6 @@ async def query_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return json_error(exc.status, exc.message)
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError) as exc:
         return json_error(503, f"database unavailable: {type(exc).__name__}", headers={"Retry-After": "2"})
-
-
-async def list_runs(request: web.Request) -> web.Response:
-    """Newest first. The body is a JSON array (as the original X-Ray API); the next page is in Link."""
-    q = request.query
-    limit = _limit(q.get("limit"))
-    status = q.get("status")
-    if status is not None and status.upper() not in _STATUSES:
-        raise QueryError(400, f"status must be one of {', '.join(_STATUSES)}")
-    after_time, after_id = _decode_cursor(q.get("cursor"))
-    rows = await request.app[STORE].pool.fetch(
-        sql.LIST_RUNS, q.get("name"), status.upper() if status else None, after_time, after_id, limit
-    )
-    runs = [run_summary(r) for r in rows]
-    headers = {}
-    if len(rows) == limit:
-        cursor = _encode_cursor(rows[-1]["started_at"], rows[-1]["id"])
-        next_url = request.rel_url.update_query(cursor=cursor)
-        headers = {"Link": f'<{next_url}>; rel="next"', "X-Next-Cursor": cursor}
-    return json_ok(runs, headers=headers)
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -155,29 +143,3 @@ def _run_id(text: str) -> uuid.UUID:
         return uuid.UUID(text)
     except ValueError:
         raise QueryError(400, f"malformed run id {text[:64]!r}: expected a UUID or a 32-hex-digit trace id") from None
-
-
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    try:
-        value = int(text)
-    except ValueError:
-        raise QueryError(400, f"limit must be an integer, got {text[:32]!r}") from None
-    if value < 1:
-        raise QueryError(400, "limit must be at least 1")
-    return min(value, MAX_LIMIT)
-
-
-def _encode_cursor(started_at: datetime, run_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{started_at.isoformat()}|{run_id}".encode()).decode()
-
-
-def _decode_cursor(text: str | None) -> tuple[datetime | None, uuid.UUID | None]:
-    if not text:
-        return None, None
-    try:
-        started, run_id = base64.urlsafe_b64decode(text.encode()).decode().split("|")
-        return datetime.fromisoformat(started), uuid.UUID(run_id)
-    except (ValueError, UnicodeDecodeError):
-        raise QueryError(400, "malformed cursor: pass the X-Next-Cursor value of the previous page") from None

@@ -1,0 +1,86 @@
+"""Runs for the cross-run query tests, sent over OTLP: the phone-case walkthrough and a few more."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from helpers import export_request, make_span, new_ids, post_otlp
+
+MS = 1_000_000
+
+
+@dataclass
+class Sent:
+    service: str
+    runs: dict[str, str] = field(default_factory=dict)  # label → run id
+
+
+def decisions(kept: list[str], dropped: dict[str, str], scores: dict[str, float] | None = None) -> list[dict]:
+    scores = scores or {}
+    out = [{"id": c, "accepted": True, "reason": None, "score": scores.get(c), "rank": None} for c in kept]
+    out += [{"id": c, "accepted": False, "reason": r, "score": scores.get(c), "rank": None} for c, r in dropped.items()]
+    return out
+
+
+def accessory_run(url: str, service: str, *, strict: bool, t0: int, tags: dict | None = None,
+                  name: str = "find_accessory") -> str:
+    """Twenty candidates → filter by price → rank. The strict filter drops the phone case (19 of 20);
+    the lenient one keeps it and the ranker picks it."""
+    trace_id, base = new_ids()
+    others = [f"item-{i}" for i in range(18)]
+    if strict:
+        kept, dropped = ["laptop-stand"], {"phone-case": "price_too_high", **{o: "price_too_high" for o in others}}
+        picked = "laptop-stand"
+        rank = decisions(["laptop-stand"], {}, {"laptop-stand": 0.41})
+    else:
+        kept = ["phone-case", "laptop-stand"] + others[:3]
+        dropped = {o: "price_too_high" for o in others[3:]}
+        picked = "phone-case"
+        rank = decisions(["phone-case"], {"laptop-stand": "low_score", **{o: "low_score" for o in others[:3]}},
+                         {"phone-case": 0.93, "laptop-stand": 0.41})
+    run_tags = {"xray.tag.product": "P-phone", **{f"xray.tag.{k}": v for k, v in (tags or {}).items()}}
+    spans = [
+        make_span(trace_id, base, name, attrs={"xray.kind": "run", **run_tags,
+                                               "xray.run.outputs": {"selected": picked}},
+                  start=t0, duration_ns=40 * MS),
+        make_span(trace_id, base + 1, "retrieve", parent=base, start=t0 + MS,
+                  attrs={"xray.kind": "step", "xray.step.type": "retrieval", "xray.step.output_count": 20}),
+        make_span(trace_id, base + 2, "filter_price", parent=base, start=t0 + 2 * MS, duration_ns=3 * MS,
+                  attrs={"xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": 20,
+                         "xray.step.output_count": len(kept),
+                         "xray.step.rejections": {"price_too_high": len(dropped)},
+                         "xray.step.decisions": decisions(kept, dropped),
+                         "xray.step.reasoning": "max price 15" if strict else "max price 40"}),
+        make_span(trace_id, base + 3, "rank", parent=base, start=t0 + 6 * MS, duration_ns=20 * MS,
+                  attrs={"xray.kind": "step", "xray.step.type": "rank", "xray.step.input_count": len(kept),
+                         "xray.step.output_count": 1, "xray.step.cost": 0.004 if strict else 0.02,
+                         "xray.step.rejections": {"low_score": len(kept) - 1} if len(kept) > 1 else {},
+                         "xray.step.decisions": rank, "xray.step.outputs": {"selected": picked}}),
+    ]
+    assert post_otlp(url, export_request(spans, service=service)).status == 200
+    return str(uuid.UUID(bytes=trace_id))
+
+
+def failed_run(url: str, service: str, t0: int, name: str = "summarise") -> str:
+    trace_id, base = new_ids()
+    spans = [
+        make_span(trace_id, base, name, attrs={"xray.kind": "run", "xray.tag.env": "prod"}, start=t0,
+                  duration_ns=90 * MS, error="upstream timeout"),
+        make_span(trace_id, base + 1, "call_llm", parent=base, start=t0 + MS, duration_ns=80 * MS,
+                  attrs={"xray.kind": "step", "xray.step.type": "llm", "xray.step.cost": 0.05},
+                  error="timeout"),
+    ]
+    assert post_otlp(url, export_request(spans, service=service)).status == 200
+    return str(uuid.UUID(bytes=trace_id))
+
+
+def send_all(url: str) -> Sent:
+    sent = Sent(service=f"svc-{uuid.uuid4().hex[:10]}")
+    t0 = time.time_ns() - 10 * 1000 * MS
+    sent.runs["good"] = accessory_run(url, sent.service, strict=False, t0=t0, tags={"env": "prod", "attempt": 1})
+    sent.runs["bad"] = accessory_run(url, sent.service, strict=True, t0=t0 + 1000 * MS,
+                                     tags={"env": "staging", "attempt": 2})
+    sent.runs["failed"] = failed_run(url, sent.service, t0 + 2000 * MS)
+    return sent

@@ -1,0 +1,179 @@
+"""The OpenAPI 3 document, built from the same ``Param`` lists the handlers parse with.
+
+``ENDPOINTS`` names every GET/POST route the app serves; tests/test_query_openapi.py fails when
+the router has a route this table lacks, so a new endpoint cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Any
+
+from . import compare, lineage, pipelines, runs, steps
+from .params import Param
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    params: tuple[Param, ...] = ()
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    paged: bool = False  # Link / X-Next-Cursor headers
+    errors: tuple[int, ...] = (400, 503)
+    content_type: str = "application/json"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _array(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
+_RUN_ID = Param("run_id", "string", "run id: a UUID, or the 32-hex-digit trace id", required=True)
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_NUM = {"type": "number", "nullable": True}
+_INT = {"type": "integer", "nullable": True}
+_STR = {"type": "string", "nullable": True}
+_OBJ = {"type": "object", "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "properties": {"status": {"type": "integer"}, "message": {"type": "string"}}}}},
+    "Run": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "name": _STR, "status": {"type": "string",
+        "enum": ["RUNNING", "COMPLETED", "FAILED"]}, "service": _STR, "tags": {"type": "object"},
+        "total_cost": {"type": "number"}, "step_count": {"type": "integer"}, "started_at": _TIME,
+        "completed_at": _TIME, "duration_ms": _NUM, "error": _STR}},
+    "StepHit": {"type": "object", "properties": {
+        "id": {"type": "string"}, "run_id": {"type": "string", "format": "uuid"}, "run_name": _STR,
+        "parent_id": _STR, "name": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string"},
+        "service": _STR, "input_count": _INT, "output_count": _INT, "dropped": _INT, "drop_rate": _NUM,
+        "rejections": _OBJ, "reasoning": _STR, "cost": {"type": "number"}, "cost_source": _STR, "model": _STR,
+        "started_at": _TIME, "completed_at": _TIME, "duration_ms": _NUM, "error": _STR}},
+    "Decision": {"type": "object", "properties": {
+        "step_id": {"type": "string"}, "step": {"type": "string"}, "type": {"type": "string"},
+        "candidate_id": _STR, "accepted": {"type": "boolean", "nullable": True}, "reason": _STR,
+        "score": {"nullable": True}, "rank": {"nullable": True}, "step_input_count": _INT,
+        "step_output_count": _INT, "started_at": _TIME}},
+    "Lineage": {"type": "object", "properties": {
+        "run": {"type": "object"}, "candidate_id": {"type": "string"},
+        "outcome": {"type": "string", "enum": ["kept", "dropped"]},
+        "left_at": {"type": "object", "nullable": True, "properties": {
+            "step_id": {"type": "string"}, "step": {"type": "string"}, "type": {"type": "string"},
+            "reason": _STR}},
+        "path": _array("Decision")}},
+    "Comparison": {"type": "object", "properties": {
+        "base": _ref("Run"), "other": _ref("Run"), "summary": {"type": "object"},
+        "first_divergence": {"type": "object", "nullable": True},
+        "steps": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "occurrence": {"type": "integer"}, "base": _OBJ, "other": _OBJ,
+            "changed": {"type": "array", "items": {"type": "string"}}, "rejections_delta": {"type": "object"}}}}}},
+    "Pipeline": {"type": "object", "properties": {
+        "name": {"type": "string"}, "run_count": {"type": "integer"}, "failed_count": {"type": "integer"},
+        "failure_rate": _NUM, "duration_ms": {"type": "object", "properties": {"p50": _NUM, "p95": _NUM}},
+        "avg_cost": _NUM, "last_run_at": _TIME}},
+}
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("get", "/runs", "Runs, newest first, with filters and a sort", runs.PARAMS, _array("Run"), paged=True),
+    Endpoint("get", "/runs/{run_id}", "One run, with inputs and outputs", (_RUN_ID,), _ref("Run"),
+             errors=(400, 404, 503)),
+    Endpoint("get", "/runs/{run_id}/steps", "A run's steps in tree order", (_RUN_ID,),
+             {"type": "array", "items": {"type": "object"}}, errors=(400, 404, 503)),
+    Endpoint("get", "/runs/{run_id}/candidates", "A run's recorded per-candidate decisions, in step time order",
+             (_RUN_ID,) + lineage.DECISION_PARAMS, _array("Decision"), paged=True, errors=(400, 404, 503)),
+    Endpoint("get", "/runs/{run_id}/candidates/{candidate_id}",
+             "One candidate's path through a run: each step that recorded it, kept or dropped, and where it left",
+             (_RUN_ID, Param("candidate_id", "string", "candidate id as recorded", required=True)),
+             _ref("Lineage"), errors=(400, 404, 503)),
+    Endpoint("get", "/analyze/{run_id}", "A run's decision funnel", (_RUN_ID,), errors=(400, 404, 503)),
+    Endpoint("get", "/steps", "Search steps across all runs and pipelines", steps.PARAMS, _array("StepHit"),
+             paged=True),
+    Endpoint("get", "/compare", "Two runs' funnels aligned by step name, and the first step where they diverge",
+             compare.PARAMS, _ref("Comparison"), errors=(400, 404, 503)),
+    Endpoint("get", "/pipelines", "Per run name over a time window: runs, failure rate, duration, cost",
+             pipelines.LIST_PARAMS, {"type": "object", "properties": {
+                 "window": {"type": "object"}, "pipelines": _array("Pipeline")}}),
+    Endpoint("get", "/pipelines/{name}", "One pipeline over a time window, with per-step drop rates and reasons",
+             (pipelines.NAME,) + pipelines.GET_PARAMS,
+             {"allOf": [_ref("Pipeline"), {"type": "object", "properties": {"steps": {"type": "array"}}}]},
+             errors=(400, 404, 503)),
+    Endpoint("get", "/openapi.json", "This document", errors=()),
+    Endpoint("get", "/docs", "Interactive API documentation (HTML, works offline)", errors=(),
+             content_type="text/html"),
+    Endpoint("get", "/", "Name, version and endpoints", errors=()),
+    Endpoint("get", "/health", "200 while the process is up", errors=()),
+    Endpoint("get", "/ready", "200 when the database answers, else 503", errors=(503,)),
+    Endpoint("get", "/metrics", "Self-metrics in the Prometheus text format", errors=(),
+             schema={"type": "string"}, content_type="text/plain"),
+    Endpoint("post", "/v1/traces", "OTLP/HTTP trace export (application/x-protobuf or application/json; "
+             "gzip or none). Errors are google.rpc.Status in the request's encoding", errors=(400, 413, 415, 503),
+             content_type="application/x-protobuf"),
+    Endpoint("post", "/ingest", "The original X-Ray SDK's {\"events\": [...]}", errors=(400, 413, 503)),
+)
+
+_TYPES = {
+    "integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+    "datetime": {"type": "string", "description": "ISO-8601, or relative: 30m, 24h, 7d"},
+    "tag": {"type": "string", "pattern": "^[^:]+:.*$"}, "cursor": {"type": "string"}, "string": {"type": "string"},
+}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for e in ENDPOINTS:
+        responses: dict[str, Any] = {"200": {"description": "OK", "content": {e.content_type: {"schema": e.schema}}}}
+        if e.paged:
+            responses["200"]["headers"] = {
+                "Link": {"description": 'the next page: <url>; rel="next" (absent on the last page)',
+                         "schema": {"type": "string"}},
+                "X-Next-Cursor": {"description": "pass as `cursor` for the next page", "schema": {"type": "string"}}}
+        for status in e.errors:
+            responses[str(status)] = {"description": _ERRORS[status],
+                                      "content": {"application/json": {"schema": _ref("Error")}}}
+        operation = {"summary": e.summary, "operationId": _operation_id(e), "responses": responses,
+                     "parameters": [_parameter(p, e.path) for p in e.params]}
+        paths.setdefault(e.path, {})[e.method] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "xray-otel", "version": version("xray-otel"),
+                 "description": "Decision observability on OpenTelemetry: runs, steps, funnels, lineage. "
+                                "All errors share one JSON shape: {\"error\": {\"status\", \"message\"}}. "
+                                "Unknown query parameters are a 400."},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+_ERRORS = {400: "bad parameter (the message names it)", 404: "not found", 413: "body too large",
+           415: "unsupported content type", 503: "database unavailable or at capacity; retry (Retry-After)"}
+
+
+def _parameter(p: Param, path: str) -> dict[str, Any]:
+    where = "path" if "{" + p.name + "}" in path else "query"
+    schema = dict(_TYPES[p.type])
+    if p.enum:
+        schema["enum"] = list(p.enum)
+    if p.minimum is not None:
+        schema["minimum"] = p.minimum
+    if p.maximum is not None and p.type != "integer":
+        schema["maximum"] = p.maximum
+    if p.default is not None:
+        schema["default"] = p.default
+    if p.repeat:
+        schema = {"type": "array", "items": schema}
+    out = {"name": p.name, "in": where, "description": p.description, "required": where == "path" or p.required,
+           "schema": schema}
+    if p.repeat:
+        out |= {"style": "form", "explode": True}
+    return out
+
+
+def _operation_id(e: Endpoint) -> str:
+    words = [w.strip("{}") for w in e.path.strip("/").replace(".", "_").split("/") if w] or ["index"]
+    return e.method + "_" + "_".join(words)

@@ -1,0 +1,105 @@
+"""GET /pipelines and /pipelines/{name}: per run name, health and funnel figures over a time window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from . import sql
+from .params import Param, convert, parse
+from .responses import json_ok
+from .routes import STORE, QueryError
+
+DEFAULT_WINDOW = timedelta(hours=24)
+TOP_REASONS = 5
+
+_WINDOW = (
+    Param("since", "datetime", "window start (ISO-8601 or relative like `7d`; default 24 hours before `until`)"),
+    Param("until", "datetime", "window end, exclusive (ISO-8601 or relative; default now)"),
+)
+LIST_PARAMS = _WINDOW + (
+    Param("service", "string", "only runs from this `service.name`"),
+    Param("limit", "integer", "at most this many pipelines, most runs first (default 100, max 1000)",
+          minimum=1, maximum=1000, default=100),
+)
+GET_PARAMS = _WINDOW
+NAME = Param("name", "string", "run (pipeline) name", required=True)
+
+
+async def list_pipelines(request: web.Request) -> web.Response:
+    p = parse(request.query, LIST_PARAMS)
+    since, until = _window(p)
+    where = sql.Where()
+    where.args += [since, until]
+    if p["service"] is not None:
+        where.add("r.service = {}", p["service"])
+    rows = await request.app[STORE].pool.fetch(
+        sql.PIPELINE_RUNS.format(where=where.sql(), limit=where.arg(p["limit"])), *where.args)
+    return json_ok({"window": {"since": since, "until": until}, "pipelines": [_pipeline(r) for r in rows]})
+
+
+async def get_pipeline(request: web.Request) -> web.Response:
+    name = convert(NAME, request.match_info["name"])
+    p = parse(request.query, GET_PARAMS)
+    since, until = _window(p)
+    pool = request.app[STORE].pool
+    async with pool.acquire() as conn:
+        runs = await conn.fetch(sql.PIPELINE_RUNS.format(where="r.name = $3", limit=1), since, until, name)
+        if not runs and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1)", name):
+            raise QueryError(404, f"no run named {name[:64]!r}")
+        steps = await conn.fetch(sql.PIPELINE_STEPS, since, until, name)
+        reasons = await conn.fetch(sql.PIPELINE_REJECTIONS, since, until, name)
+    top: dict[str, list[dict[str, Any]]] = {}
+    for r in reasons:
+        if len(top.setdefault(r["name"], [])) < TOP_REASONS:
+            top[r["name"]].append({"reason": r["reason"], "count": r["count"]})
+    summary = _pipeline(runs[0]) if runs else {"name": name, "run_count": 0, "failed_count": 0,
+                                               "failure_rate": None, "duration_ms": {"p50": None, "p95": None},
+                                               "avg_cost": None, "last_run_at": None}
+    return json_ok({
+        "window": {"since": since, "until": until},
+        **summary,
+        "steps": [{
+            "name": s["name"],
+            "type": s["type"],
+            "count": s["step_count"],
+            "failed_count": s["failed"],
+            "avg_drop_rate": _round(s["avg_drop_rate"]),
+            "p95_drop_rate": _round(s["p95_drop_rate"]),
+            "avg_cost": s["avg_cost"],
+            "duration_ms": _percentiles(s["duration_ms"]),
+            "top_rejections": top.get(s["name"], []),
+        } for s in steps],
+    })
+
+
+def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
+    until = p["until"] or datetime.now(timezone.utc)
+    since = p["since"] or until - DEFAULT_WINDOW
+    if since >= until:
+        raise QueryError(400, "since must be before until")
+    return since, until
+
+
+def _pipeline(row: Any) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "run_count": row["run_count"],
+        "failed_count": row["failed"],
+        "failure_rate": _round(row["failed"] / row["finished"]) if row["finished"] else None,
+        "duration_ms": _percentiles(row["duration_ms"]),
+        "avg_cost": row["avg_cost"],
+        "last_run_at": row["last_run_at"],
+    }
+
+
+def _percentiles(values: list[float | None] | None) -> dict[str, float | None]:
+    p50, p95 = values or (None, None)
+    return {"p50": _round(p50, 3), "p95": _round(p95, 3)}
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
