@@ -1,4 +1,4 @@
-"""`xray-otel serve | demo`: the command-line entry point."""
+"""`xray-otel serve | demo | runs | steps | analyze | compare`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the example pipeline against a local receiver and print its funnel")
     demo.add_argument("--url", default="http://127.0.0.1:4318", help="receiver URL (started if not running)")
     demo.set_defaults(func=_demo)
+
+    from .client_cli import add_commands  # runs | steps | analyze | compare, against a running server
+
+    add_commands(commands)
     return parser
 
 
