@@ -61,6 +61,10 @@ def test_genai_table_uses_genai_names() -> None:
     assert {v.value for v in genai.GenAiOperationNameValues} <= set(semconv.GENAI_OPERATIONS)
 
 
+def test_list_prefixes_are_two_names_and_a_dot() -> None:
+    assert all(prefix.count(".") == 2 and prefix.endswith(".") for prefix in semconv.LISTS)  # what _gather relies on
+
+
 def test_one_index_entry_per_attribute_in_table_order() -> None:
     keys = [k for table in semconv.CONVENTIONS for k in table]
     assert len(keys) == len(set(keys))

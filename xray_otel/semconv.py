@@ -237,12 +237,11 @@ def read(attrs: dict[str, Any], span_kind: int = 0) -> Found:
 
 
 def _gather(lists: dict[str, dict[int, dict[str, Any]]], key: str, value: Any) -> None:
-    for prefix, name in LISTS.items():
-        if key.startswith(prefix):
-            index, _, item_field = key[len(prefix):].partition(".")
-            if index.isascii() and index.isdigit() and item_field:
-                lists.setdefault(name, {}).setdefault(int(index), {})[item_field] = value
-            return
+    cut = key.find(".", key.find(".") + 1) + 1  # every LISTS prefix is two names and a dot
+    name = LISTS.get(key[:cut])
+    index, _, item_field = key[cut:].partition(".")
+    if name is not None and index.isascii() and index.isdigit() and item_field:
+        lists.setdefault(name, {}).setdefault(int(index), {})[item_field] = value
 
 
 def _from_lists(lists: dict[str, dict[int, dict[str, Any]]], fields: dict[str, Any]) -> None:
