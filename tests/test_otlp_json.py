@@ -1,0 +1,490 @@
+"""OTLP/JSON decoding (xray_otel.receiver.otlp_json) beyond what test_codec covers.
+
+Parity: whatever the real SDK's encoder produces, written as OTLP/JSON in every
+spelling json_format can produce, decodes to the very message the SDK built.
+Errors: every wrong shape is a BadRequest that names the field, never another exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import random
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, EntityRef, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
+
+from xray_otel.receiver.codec import JsonCodec, ProtobufCodec
+from xray_otel.receiver.errors import BadRequest
+from xray_otel.receiver.otlp_json import MAX_DEPTH, decode_request
+
+TRACE_HEX = "5b8efff798038103d269b633813fc60c"
+SPAN_HEX = "eee19b7ec3c1b174"
+json_codec = JsonCodec()
+proto_codec = ProtobufCodec()
+
+
+def sdk_request() -> ExportTraceServiceRequest:
+    """Two resources' worth of SDK spans using every field the SDK sets, dropped counts included."""
+    exporter = InMemorySpanExporter()
+    limits = SpanLimits(max_span_attributes=8, max_events=2, max_links=2, max_event_attributes=2)
+    resource = Resource({"service.name": "otlp-json-test", "host.cores": 2, "ratio": 0.5, "tags": ["a", "b"]},
+                        schema_url="https://opentelemetry.io/schemas/1.21.0")
+    provider = TracerProvider(resource=resource, span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("xray-test", "1.2.3", schema_url="https://opentelemetry.io/schemas/1.24.0",
+                                 attributes={"scope.flag": True})
+    remote = SpanContext(int(TRACE_HEX, 16), int(SPAN_HEX, 16), is_remote=True, trace_flags=TraceFlags(1),
+                         trace_state=TraceState([("vendor", "value"), ("other", "x")]))
+    with tracer.start_as_current_span("pipeline", context=trace.set_span_in_context(NonRecordingSpan(remote)),
+                                      kind=SpanKind.SERVER, attributes={"xray.kind": "run"}) as run:
+        with tracer.start_as_current_span("filter", links=[Link(remote, {"why": "caller"}),
+                                                           Link(run.get_span_context()), Link(remote)]) as step:
+            step.set_attributes({"xray.step.input_count": 5000, "big": 2**63 - 1, "negative": -7, "score": 0.25,
+                                 "flag": False, "names": ["a", "é", ""], "sizes": [1, 2, 3], "ratios": [0.5, -1.0],
+                                 "raw": b"\x00\x01\xff", "nested": {"inner": {"n": 1, "s": "x"}, "list": [True]},
+                                 "dropped.one": 1})
+            step.add_event("dropped, as the oldest past max_events")
+            step.add_event("checkpoint", {"n": 3, "s": "x", "dropped": True})
+            step.add_event("last")
+        with tracer.start_as_current_span("llm", kind=SpanKind.CLIENT) as failing:
+            failing.record_exception(RuntimeError("model timed out"))
+            failing.set_status(StatusCode.ERROR, "model timed out")
+        with tracer.start_as_current_span("ok", kind=SpanKind.PRODUCER) as fine:
+            fine.set_status(StatusCode.OK)
+    other = TracerProvider(resource=Resource({"service.name": "second"}))
+    other.add_span_processor(SimpleSpanProcessor(exporter))
+    with other.get_tracer("second-lib").start_as_current_span("consume", kind=SpanKind.CONSUMER):
+        pass
+    provider.shutdown()
+    other.shutdown()
+    return encode_spans(exporter.get_finished_spans())
+
+
+ID_NAMES = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+
+
+def hex_ids(document: Any) -> Any:
+    """json_format's base64 ids rewritten in hex, as OTLP/JSON sends them (span and link ids only)."""
+    for resource_spans in document.get("resourceSpans", document.get("resource_spans", [])):
+        for scope_spans in resource_spans.get("scopeSpans", resource_spans.get("scope_spans", [])):
+            for span in scope_spans["spans"]:
+                for obj in [span, *span.get("links", [])]:
+                    for key in ID_NAMES & obj.keys():
+                        obj[key] = base64.b64decode(obj[key]).hex()
+    return document
+
+
+def round_trip(document: Any) -> ExportTraceServiceRequest:
+    return json_codec.decode(json.dumps(document).encode())
+
+
+# --- parity with the SDK's protobuf ---------------------------------------------------
+
+
+def test_sdk_request_uses_what_the_parity_tests_claim() -> None:
+    request = sdk_request()
+    assert len(request.resource_spans) == 2
+    spans = {s.name: s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    assert spans["filter"].dropped_attributes_count and spans["filter"].dropped_events_count
+    assert spans["filter"].dropped_links_count and spans["filter"].events[0].dropped_attributes_count
+    assert spans["pipeline"].trace_state and spans["pipeline"].flags
+    kinds = {a.value.WhichOneof("value") for a in spans["filter"].attributes}
+    assert kinds >= {"string_value", "int_value", "double_value", "bool_value", "array_value", "kvlist_value",
+                     "bytes_value"} - {"string_value"}
+    assert request.resource_spans[0].schema_url and request.resource_spans[0].scope_spans[0].scope.attributes
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="camelCase-enum-names"),
+        pytest.param({"preserving_proto_field_name": True}, id="snake_case"),
+        pytest.param({"use_integers_for_enums": True}, id="enum-integers"),
+        pytest.param({"preserving_proto_field_name": True, "use_integers_for_enums": True}, id="snake-enum-ints"),
+    ],
+)
+def test_sdk_request_as_otlp_json_gives_the_same_message(options: dict[str, bool]) -> None:
+    request = sdk_request()
+    document = hex_ids(json_format.MessageToDict(request, **options))
+    assert round_trip(document) == request
+
+
+def test_sdk_request_with_base64_ids_and_numbers_for_int64() -> None:
+    """protobuf's canonical JSON (base64 ids) with every 64-bit integer written as a JSON number."""
+    request = sdk_request()
+    document = json_format.MessageToDict(request)
+
+    def numbers(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: int(v) if k in ("startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "intValue")
+                    else numbers(v) for k, v in node.items()}
+        return [numbers(v) for v in node] if isinstance(node, list) else node
+
+    assert round_trip(numbers(document)) == request
+
+
+def test_every_field_of_a_hand_built_request() -> None:
+    """What the SDK never sets: entity refs, string-table indexes, a scope's dropped count, null values."""
+    value = AnyValue(kvlist_value={"values": [KeyValue(key="k", value=AnyValue(double_value=float("inf")))]})
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=ResourceProto(dropped_attributes_count=3, entity_refs=[
+            EntityRef(schema_url="s", type="host", id_keys=["host.id"], description_keys=["host.name", "os"])]),
+        scope_spans=[ScopeSpans(schema_url="u", spans=[Span(
+            trace_id=bytes(16), span_id=bytes(8), attributes=[
+                KeyValue(key_strindex=4, value=AnyValue(string_value_strindex=7)),
+                KeyValue(key="v", value=value),
+                KeyValue(key="empty", value=AnyValue()),
+                KeyValue(key="nan", value=AnyValue(double_value=float("nan"))),
+                KeyValue(key="arr", value=AnyValue(array_value={"values": [AnyValue(), AnyValue(int_value=-1)]})),
+            ],
+            status=Status(),
+        )])],
+    )])
+    request.resource_spans[0].scope_spans[0].scope.dropped_attributes_count = 9
+    document = hex_ids(json_format.MessageToDict(request))
+    assert round_trip(document) == request
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"][0]["value"]["stringValue"] = None
+    assert round_trip(document) == request
+
+
+# --- presence, nulls, spellings ---------------------------------------------------------
+
+
+def one_span(**fields: Any) -> dict[str, Any]:
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": TRACE_HEX, "spanId": SPAN_HEX, **fields}]}]}]}
+
+
+def span_of(request: ExportTraceServiceRequest) -> Span:
+    return request.resource_spans[0].scope_spans[0].spans[0]
+
+
+def test_empty_objects_are_present_as_in_protobufs_json_mapping() -> None:
+    """{} sets a message field (HasField), as json_format.ParseDict does; equality depends on it."""
+    document = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {}, "spans": [{
+        "status": {}, "attributes": [{"key": "a", "value": {}}, {"key": "b", "value": {"arrayValue": {}}},
+                                     {"key": "c", "value": {"kvlistValue": {}}}]}]}]}]}
+    request = round_trip(document)
+    assert request == json_format.ParseDict(document, ExportTraceServiceRequest())
+    span = span_of(request)
+    assert request.resource_spans[0].HasField("resource")
+    assert request.resource_spans[0].scope_spans[0].HasField("scope")
+    assert span.HasField("status")
+    assert span.attributes[0].HasField("value") and span.attributes[0].value.WhichOneof("value") is None
+    assert [a.value.WhichOneof("value") for a in span.attributes[1:]] == ["array_value", "kvlist_value"]
+
+
+def test_null_is_absent_everywhere() -> None:
+    document = one_span(parentSpanId=None, name=None, kind=None, startTimeUnixNano=None, attributes=None,
+                        events=[{"name": None, "timeUnixNano": None, "attributes": None}], links=None, status=None,
+                        droppedAttributesCount=None, traceState=None, flags=None)
+    document["resourceSpans"][0].update(resource=None, schemaUrl=None)
+    document["resourceSpans"][0]["scopeSpans"][0].update(scope=None, schemaUrl=None)
+    span = span_of(round_trip(document))
+    assert not span.HasField("status") and len(span.events) == 1 and span.name == ""
+
+
+def test_an_anyvalue_holds_one_value() -> None:
+    with pytest.raises(BadRequest, match=r"attributes\[0\]\.value: an AnyValue holds one value"):
+        round_trip(one_span(attributes=[{"key": "a", "value": {"stringValue": "x", "intValue": 1}}]))
+    with pytest.raises(BadRequest, match="one value"):
+        round_trip(one_span(attributes=[{"key": "a", "value": {"stringValue": "x", "string_value": "y"}}]))
+    span = span_of(round_trip(one_span(attributes=[{"key": "a", "value": {"stringValue": None, "intValue": 1,
+                                                                          "futureValue": "?"}}])))
+    assert span.attributes[0].value.WhichOneof("value") == "int_value"
+
+
+@pytest.mark.parametrize(
+    ("camel", "snake"),
+    [("traceId", "trace_id"), ("startTimeUnixNano", "start_time_unix_nano"), ("droppedLinksCount",
+                                                                                "dropped_links_count")],
+)
+def test_a_scalar_under_both_spellings_is_bad_request(camel: str, snake: str) -> None:
+    """json_format kept whichever came last; neither is safe to pick."""
+    document = one_span(startTimeUnixNano="1", droppedLinksCount=0)
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0][snake] = TRACE_HEX if "Id" in camel else 2
+    with pytest.raises(BadRequest, match=rf"spans\[0\]: field given twice, as '{camel}' and '{snake}'"):
+        round_trip(document)
+
+
+# --- scalars -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1e3", 1000), (1e3, 1000), ("-12", -12), ("12.0", 12), (7.0, 7), ("0", 0), ("000123", 123),
+     ("9223372036854775807", 2**63 - 1), ("-9.223372036854775808e18", -(2**63))],
+)
+def test_int_value_spellings_proto3_json_allows(value: Any, expected: int) -> None:
+    span = span_of(round_trip(one_span(attributes=[{"key": "n", "value": {"intValue": value}}])))
+    assert span.attributes[0].value.int_value == expected
+
+
+@pytest.mark.parametrize("value", ["1.5", 1.5, True, "", " 5", "5 ", "0x10", "1e400", "9223372036854775808",
+                                   "١٢", "²", [], {}, "9" * 5000])
+def test_int_value_that_is_not_an_int64_is_bad_request(value: Any) -> None:
+    with pytest.raises(BadRequest, match=r"^resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.attributes\[0\]\.value"
+                                         r"\.intValue: "):
+        round_trip(one_span(attributes=[{"key": "n", "value": {"intValue": value}}]))
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1.5", 1.5), (2, 2.0), ("-Infinity", float("-inf")), ("1e-3", 0.001),
+                                                 (2**64, float(2**64))])
+def test_double_value_spellings(value: Any, expected: float) -> None:
+    span = span_of(round_trip(one_span(attributes=[{"key": "d", "value": {"doubleValue": value}}])))
+    assert span.attributes[0].value.double_value == expected
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity", b'"nan"', b'"inf"', b'"1e999"', b"true",
+                                 b'"one"', b"1e999", b"1" + b"0" * 400])
+def test_double_value_that_is_not_a_double_is_bad_request(raw: bytes) -> None:
+    """A bare NaN/Infinity is not JSON (proto3 JSON quotes them); out-of-range numbers are not doubles."""
+    body = json.dumps(one_span(attributes=[{"key": "d", "value": {"doubleValue": "PLACEHOLDER"}}])).encode()
+    with pytest.raises(BadRequest, match=r"attributes\[0\]\.value\.doubleValue: "):
+        json_codec.decode(body.replace(b'"PLACEHOLDER"', raw))
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("3", 3), (3.0, 3), (7, 7), ("SPAN_KIND_PRODUCER", 4),
+                                                ("span_kind_server", 0)])
+def test_enum_numbers_names_and_unknown_names(kind: Any, expected: int) -> None:
+    """proto3 enums are open: an unknown number is kept; an unknown name is ignored (names are case-sensitive)."""
+    assert span_of(round_trip(one_span(kind=kind))).kind == expected
+
+
+@pytest.mark.parametrize("kind", [True, 1.5, 2**31, [], {}])
+def test_enum_of_wrong_type_is_bad_request(kind: Any) -> None:
+    with pytest.raises(BadRequest, match=r"spans\[0\]\.kind: "):
+        round_trip(one_span(kind=kind))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("droppedAttributesCount", -1), ("droppedEventsCount", 2**32), ("flags", 2**32), ("endTimeUnixNano", -1),
+     ("startTimeUnixNano", "18446744073709551616")],
+)
+def test_unsigned_out_of_range_is_bad_request(field: str, value: int) -> None:
+    with pytest.raises(BadRequest, match=rf"spans\[0\]\.{field}: .* is out of range"):
+        round_trip(one_span(**{field: value}))
+
+
+def test_bytes_value_is_base64_in_any_proto3_form() -> None:
+    raw = bytes(range(250, 256)) + b"\x00\x3e\x3f"
+    forms = [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    span = span_of(round_trip(one_span(attributes=[{"key": "b", "value": {"bytesValue": f}} for f in forms])))
+    assert [a.value.bytes_value for a in span.attributes] == [raw, raw]
+    with pytest.raises(BadRequest, match=r"attributes\[0\]\.value\.bytesValue: '!!' is not base64"):
+        round_trip(one_span(attributes=[{"key": "b", "value": {"bytesValue": "!!"}}]))
+
+
+def test_hex_id_with_whitespace_is_not_an_id() -> None:
+    """bytes.fromhex skips spaces; an id never has any."""
+    with pytest.raises(BadRequest, match=r"spans\[0\]\.spanId: id 'eee19b7e c3c1b1' is neither hex nor base64"):
+        round_trip(one_span(spanId="eee19b7e c3c1b1"))
+
+
+# --- where the error is -------------------------------------------------------------------
+
+
+def wide_document() -> dict[str, Any]:
+    """Two resources, the second with two scopes, the second scope with four spans: errors deep in the lists."""
+    spans = [{"traceId": TRACE_HEX, "spanId": f"{i:016x}", "name": f"s{i}", "startTimeUnixNano": "1",
+              "attributes": [{"key": "a", "value": {"stringValue": "x"}},
+                             {"key": "list", "value": {"arrayValue": {"values": [{"intValue": "1"},
+                                                                                 {"kvlistValue": {"values": [
+                                                                                     {"key": "k", "value": {
+                                                                                         "boolValue": True}}]}}]}}}],
+              "events": [{"name": "e", "timeUnixNano": "2", "attributes": [{"key": "n", "value": {"intValue": 1}}]}],
+              "links": [{"traceId": TRACE_HEX, "spanId": SPAN_HEX}], "status": {"code": 2}} for i in range(1, 5)]
+    second = {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+              "scopeSpans": [{"scope": {"name": "one"}, "spans": []}, {"scope": {"name": "two"}, "spans": spans}]}
+    return {"resourceSpans": [{"scopeSpans": []}, second]}
+
+
+SPAN3 = "resourceSpans[1].scopeSpans[1].spans[3]"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s.update(startTimeUnixNano="soon"),
+         f"{SPAN3}.startTimeUnixNano: expected an integer, got a string 'soon'"),
+        (lambda s: s.update(name=5), f"{SPAN3}.name: expected a string, got a number"),
+        (lambda s: s.update(traceId=12), f"{SPAN3}.traceId: expected a hex string, got a number"),
+        (lambda s: s["attributes"][1]["value"]["arrayValue"]["values"][0].update(intValue="x"),
+         f"{SPAN3}.attributes[1].value.arrayValue.values[0].intValue: expected an integer, got a string 'x'"),
+        (lambda s: s["attributes"][1]["value"]["arrayValue"]["values"][1]["kvlistValue"]["values"][0]["value"]
+         .update(boolValue="true"),
+         f"{SPAN3}.attributes[1].value.arrayValue.values[1].kvlistValue.values[0].value.boolValue: "
+         "expected true or false, got a string"),
+        (lambda s: s["attributes"][0].update(key=["k"]), f"{SPAN3}.attributes[0].key: expected a string, got an array"),
+        (lambda s: s["attributes"][0].update(value="x"),
+         f"{SPAN3}.attributes[0].value: expected an object, got a string"),
+        (lambda s: s["events"][0].update(timeUnixNano=-1), f"{SPAN3}.events[0].timeUnixNano: -1 is out of range"),
+        (lambda s: s["events"][0]["attributes"][0]["value"].update(intValue=None, doubleValue="x"),
+         f"{SPAN3}.events[0].attributes[0].value.doubleValue: expected a number, got a string 'x'"),
+        (lambda s: s["links"][0].update(spanId="zz!"), f"{SPAN3}.links[0].spanId: id 'zz!' is neither hex nor base64"),
+        (lambda s: s.update(links=[None]), f"{SPAN3}.links[0]: expected an object, got null"),
+        (lambda s: s.update(status={"code": False}), f"{SPAN3}.status.code: expected an integer, got a boolean"),
+        (lambda s: s.update(status=[]), f"{SPAN3}.status: expected an object, got an array"),
+        (lambda s: s.update(events={}), f"{SPAN3}.events: expected an array, got an object"),
+        (lambda s: s.update(name="\ud800"), f"{SPAN3}.name: string is not valid Unicode (a lone surrogate)"),
+        (lambda s: s["attributes"][0].update(key="\udfff"),
+         f"{SPAN3}.attributes[0].key: string is not valid Unicode (a lone surrogate)"),
+        (lambda s: s["attributes"][0]["value"].update(stringValue="a\ud800"),
+         f"{SPAN3}.attributes[0].value.stringValue: string is not valid Unicode (a lone surrogate)"),
+    ],
+)
+def test_error_names_the_field(edit: Any, message: str) -> None:
+    document = wide_document()
+    edit(document["resourceSpans"][1]["scopeSpans"][1]["spans"][3])
+    with pytest.raises(BadRequest) as caught:
+        round_trip(document)
+    assert caught.value.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["resourceSpans"][1]["resource"]["attributes"][0]["value"].update(stringValue=1),
+         "resourceSpans[1].resource.attributes[0].value.stringValue: expected a string, got a number"),
+        (lambda d: d["resourceSpans"][1]["scopeSpans"][0]["scope"].update(version=1.0),
+         "resourceSpans[1].scopeSpans[0].scope.version: expected a string, got a number"),
+        (lambda d: d["resourceSpans"][1]["scopeSpans"][0].update(schemaUrl={}),
+         "resourceSpans[1].scopeSpans[0].schemaUrl: expected a string, got an object"),
+        (lambda d: d["resourceSpans"][1].update(scope_spans=[]),
+         "resourceSpans[1]: field given twice, as 'scopeSpans' and 'scope_spans'"),
+        (lambda d: d["resourceSpans"].append("x"), "resourceSpans[2]: expected an object, got a string"),
+        (lambda d: d.update(resourceSpans=7), "resourceSpans: expected an array, got a number"),
+    ],
+)
+def test_error_names_the_field_outside_spans(edit: Any, message: str) -> None:
+    document = wide_document()
+    edit(document)
+    with pytest.raises(BadRequest) as caught:
+        round_trip(document)
+    assert caught.value.message == message
+
+
+def test_wide_document_itself_is_fine() -> None:
+    request = round_trip(wide_document())
+    assert [len(ss.spans) for ss in request.resource_spans[1].scope_spans] == [0, 4]
+
+
+def paths(node: Any, prefix: str = "") -> list[str]:
+    """Every location in a JSON document, written the way BadRequest messages write them."""
+    found = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        path = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}" if prefix else key
+        found += [path, *paths(child, path)]
+    return found
+
+
+def replace(document: Any, path: str, value: Any) -> None:
+    keys = [int(k) if k.isdigit() else k for k in path.replace("[", ".").replace("]", "").split(".")]
+    for key in keys[:-1]:
+        document = document[key]
+    document[keys[-1]] = value
+
+
+WEIRD = [None, True, False, 0, -1, 1.5, 2**64, "", "x", "NaN", "\ud800", [], [None], [1], {}, {"a": 1},
+         {"stringValue": "x"}, {"values": [{}]}]
+
+
+def test_any_value_anywhere_is_decoded_or_bad_request_at_that_place() -> None:
+    """Each location of a full SDK document set to odd JSON values: a message or a BadRequest located at the
+    odd value, inside it or at the object holding it; never another exception (a 500)."""
+    document = hex_ids(json_format.MessageToDict(sdk_request()))
+    rng = random.Random(7)
+    locations = paths(document)
+    assert len(locations) > 200
+    for path in locations:
+        for value in rng.sample(WEIRD, 6):
+            mutated = copy.deepcopy(document)
+            replace(mutated, path, value)
+            try:
+                decode_request(mutated)
+            except BadRequest as exc:
+                where = exc.message.split(": ", 1)[0]
+                inside, enclosing = (where, path), (path, where)
+                assert any(a == b or a.startswith((b + ".", b + "[")) for a, b in (inside, enclosing)), \
+                    (path, value, exc.message)
+
+
+# --- nesting: the same limit as the protobuf codec ---------------------------------------------
+
+
+def nested_value(value: AnyValue, shape: str, levels: int, leaf: str) -> dict[str, Any]:
+    """Fill ``value`` ``levels`` arrays or kvlists deep (in place: upb copies refuse deep messages); its JSON."""
+    document: dict[str, Any] = {"stringValue": "x"} if leaf == "string" else {"arrayValue": {}} if leaf == "array" else {}
+    for _ in range(levels):
+        if shape == "array":
+            document = {"arrayValue": {"values": [document]}}
+        else:
+            document = {"kvlistValue": {"values": [{"key": "k", "value": document}]}}
+    for _ in range(levels):
+        value = value.array_value.values.add() if shape == "array" else value.kvlist_value.values.add(key="k").value
+    value.SetInParent()
+    if leaf == "string":
+        value.string_value = "x"
+    elif leaf == "array":
+        value.array_value.SetInParent()
+    return document
+
+
+def placed(place: str, shape: str, levels: int, leaf: str) -> tuple[ExportTraceServiceRequest, dict[str, Any]]:
+    """A request with one deep attribute on the resource, the scope, a span or an event; and its OTLP/JSON."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    span = resource_spans.scope_spans.add().spans.add()
+    if place == "event":
+        span.events.add()
+    as_json = hex_ids(json_format.MessageToDict(request))
+    holder = as_json["resourceSpans"][0]
+    holder, target = {"resource": (holder.get("resource", {}), resource_spans.resource),
+                      "scope": (holder["scopeSpans"][0].get("scope", {}), resource_spans.scope_spans[0].scope),
+                      "span": (holder["scopeSpans"][0]["spans"][0], span),
+                      "event": (holder["scopeSpans"][0]["spans"][0].get("events", [{}])[0], span.events[0] if
+                                place == "event" else None)}[place]
+    holder["attributes"] = [{"key": "deep", "value": nested_value(target.attributes.add(key="deep").value, shape,
+                                                                  levels, leaf)}]
+    if place == "resource":
+        as_json["resourceSpans"][0]["resource"] = holder
+    if place == "scope":
+        as_json["resourceSpans"][0]["scopeSpans"][0]["scope"] = holder
+    return request, as_json
+
+
+@pytest.mark.parametrize("place", ["resource", "scope", "span", "event"])
+@pytest.mark.parametrize(("shape", "levels"), [("array", range(40, 52)), ("kvlist", range(26, 35))])
+@pytest.mark.parametrize("leaf", ["string", "empty", "array"])
+def test_nesting_limit_matches_the_protobuf_codec(place: str, shape: str, levels: range, leaf: str) -> None:
+    outcomes = []
+    for n in levels:
+        request, as_json = placed(place, shape, n, leaf)
+        try:
+            proto_codec.decode(request.SerializeToString())
+            proto_ok = True
+        except BadRequest:
+            proto_ok = False
+        try:
+            json_ok = decode_request(as_json) == request
+        except BadRequest as exc:
+            assert f"nested deeper than {MAX_DEPTH} messages" in exc.message
+            json_ok = False
+        assert json_ok == proto_ok, (n, proto_ok)
+        outcomes.append(proto_ok)
+    assert True in outcomes and False in outcomes  # the limit is inside the range tried
