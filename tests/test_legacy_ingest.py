@@ -46,6 +46,7 @@ def test_legacy_events_steps_before_run(receiver_url: str) -> None:
     assert (price["input_count"], price["output_count"], price["drop_rate"]) == (5000, 30, 0.994)
     assert price["rejections"] == {"price_too_high": 4970}
     assert (rank["status"], rank["error"]) == ("FAILED", "rate limited")
+    assert (price["cost_source"], rank["cost_source"]) == ("explicit", "explicit")
 
 
 def test_bad_event_is_400_and_nothing_applied(receiver_url: str) -> None:

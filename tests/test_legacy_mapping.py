@@ -92,7 +92,7 @@ def test_step_complete() -> None:
     assert json.loads(step.inputs or "") == {"candidates": 5000}
     assert json.loads(step.outputs or "") == {"kept": 30}
     assert step.reasoning == "price filter"
-    assert step.cost == 0.002
+    assert (step.cost, step.cost_source) == (0.002, "explicit")
     assert (step.input_count, step.output_count) == (5000, 30)
     assert json.loads(step.rejections or "") == {"too_expensive": 4970}
     assert json.loads(step.decisions or "") == [{"id": "p1", "accepted": False}]
@@ -110,6 +110,7 @@ def test_step_failed() -> None:
 def test_step_defaults() -> None:
     [step] = mapped({"type": "step_complete", "data": {"id": STEP, "run_id": RUN, "started_at": T}})[0].steps
     assert (step.name, step.type, step.cost, step.metadata) == ("(unnamed)", c.DEFAULT_STEP_TYPE, 0.0, "{}")
+    assert step.cost_source == "none"
     for name in ("inputs", "outputs", "reasoning", "input_count", "output_count", "rejections", "decisions", "error"):
         assert getattr(step, name) is None, name
 

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .. import conventions as c
 from ..metrics import outcome_of
-from ..mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from ..mapping import COST_EXPLICIT, COST_NONE, SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
 from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
 from .errors import ReceiverError
@@ -113,6 +113,7 @@ def _step_row(data: dict[str, Any], status: str) -> StepRow:
         _count(metadata, "input_count"), _count(metadata, "output_count"),
         _first_json(metadata, _REJECTION_KEYS), _first_json(metadata, _DECISION_KEYS),
         started, completed, _text(data.get("error")), None, "{}", '{"source":"legacy /ingest"}', "{}",
+        COST_EXPLICIT if data.get("cost") is not None else COST_NONE,
     )
 
 
