@@ -11,7 +11,7 @@ from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
 from .queries.responses import json_error, json_ok
 from .queries.routes import STORE, add_routes, query_errors
-from .receiver.http import INGESTER, MAX_BODY, handle_traces
+from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, handle_traces
 from .receiver.ingest import Ingester
 from .receiver.legacy import handle_legacy_ingest
 from .store.store import Store
@@ -37,6 +37,7 @@ def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Appli
     app[STORE] = store
     app[INGESTER] = ingester
     app[MAX_BODY] = settings.max_body_bytes
+    app[BODY_TIMEOUT] = settings.request_timeout
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

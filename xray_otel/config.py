@@ -30,6 +30,9 @@ class Settings:
     max_body_bytes: int = field(default=20 * 1024 * 1024, metadata={"env": "XRAY_MAX_BODY_BYTES"})
     workers: int = field(default=1, metadata={"env": "XRAY_WORKERS"})
     max_inflight: int = field(default=8, metadata={"env": "XRAY_MAX_INFLIGHT"})
+    max_spans_per_request: int = field(default=100_000, metadata={"env": "XRAY_MAX_SPANS_PER_REQUEST"})
+    max_value_chars: int = field(default=1024 * 1024, metadata={"env": "XRAY_MAX_VALUE_CHARS"})
+    request_timeout: float = field(default=60.0, metadata={"env": "XRAY_REQUEST_TIMEOUT"})
     pool_size: int = field(default=8, metadata={"env": "XRAY_DB_POOL_SIZE"})
     connect_timeout: float = field(default=30.0, metadata={"env": "XRAY_CONNECT_TIMEOUT"})
     log_level: str = field(default="INFO", metadata={"env": "XRAY_LOG_LEVEL"})
@@ -65,7 +68,8 @@ class Settings:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         if not 0 <= self.grpc_port < 65536:
             raise ValueError(f"grpc_port must be 1-65535, or 0 to disable gRPC, got {self.grpc_port}")
-        for name in ("workers", "max_body_bytes", "max_inflight", "pool_size"):
+        for name in ("workers", "max_body_bytes", "max_inflight", "pool_size", "max_spans_per_request",
+                     "max_value_chars", "request_timeout"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.retention:

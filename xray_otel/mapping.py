@@ -30,7 +30,7 @@ from . import conventions as c
 from . import semconv
 from .pricing import cost_of
 from .semconv import as_count, as_usd
-from .values import attributes_to_dict, clean_text, json_column, to_json
+from .values import attributes_to_dict, cap_strings, clean_text, json_column, to_json
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSU
 SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN = 0, 1, 2
 COST_EXPLICIT, COST_PRICE_TABLE, COST_NONE = "explicit", "price_table", "none"  # steps.cost_source
 MAX_NAME = 512  # characters
+MAX_VALUE_CHARS = 1024 * 1024  # per string attribute value; XRAY_MAX_VALUE_CHARS
 
 # Attributes that land in their own column; everything else stays in steps.attributes.
 # Run attributes map to a column only on a run span; on any other span they are kept.
@@ -115,6 +116,7 @@ class Batch:
     steps: list[StepRow] = field(default_factory=list)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    truncated: int = 0  # attribute values cut at the size cap (stored, with a marker)
 
     def add_run(self, row: RunRow) -> None:
         current = self.runs.get(row.id)
@@ -130,17 +132,28 @@ class Batch:
     def message(self) -> str:
         return "; ".join(self.errors)
 
+    def warnings(self, cap: int) -> list[str]:
+        """What the sender should know about spans that were stored, but not exactly as sent."""
+        if not self.truncated:
+            return []
+        return [f"{self.truncated} attribute values over {cap} characters were truncated (marked "
+                f"{c.TRUNCATION_MARKER!r}); the spans were stored"]
+
 
 class SpanError(ValueError):
     """A span that cannot be stored; the message tells the sender why."""
 
 
-def map_request(request: Any) -> Batch:
-    """Map an ExportTraceServiceRequest (protobuf message) to a Batch."""
+def map_request(request: Any, max_value_chars: int = MAX_VALUE_CHARS) -> Batch:
+    """Map an ExportTraceServiceRequest (protobuf message) to a Batch.
+
+    String attribute values longer than ``max_value_chars`` are cut (with the truncation
+    marker) and counted in ``Batch.truncated`` rather than failing the span.
+    """
     batch = Batch()
     for resource_spans in request.resource_spans:
         resource = attributes_to_dict(resource_spans.resource.attributes)
-        context = _ResourceContext(resource)
+        context = _ResourceContext(resource, max_value_chars)
         for scope_spans in resource_spans.scope_spans:
             scope = _scope_label(scope_spans.scope)
             for span in scope_spans.spans:
@@ -151,9 +164,10 @@ def map_request(request: Any) -> Batch:
 class _ResourceContext:
     """What every span of one resource shares, encoded once."""
 
-    __slots__ = ("service", "resource_json", "tags")
+    __slots__ = ("service", "resource_json", "tags", "max_value_chars")
 
-    def __init__(self, resource: dict[str, Any]) -> None:
+    def __init__(self, resource: dict[str, Any], max_value_chars: int) -> None:
+        self.max_value_chars = max_value_chars
         service = resource.get("service.name")
         self.service = clean_text(str(service)) if service is not None else None
         self.resource_json = to_json(resource)
@@ -162,7 +176,7 @@ class _ResourceContext:
 
 def _map_one(batch: Batch, span: Any, scope: str, context: _ResourceContext) -> None:
     try:
-        run, step = map_span(span, scope, context)
+        run, step, truncated = map_span(span, scope, context)
     except SpanError as exc:
         batch.reject(str(exc))
         return
@@ -172,16 +186,18 @@ def _map_one(batch: Batch, span: Any, scope: str, context: _ResourceContext) -> 
         return
     batch.add_run(run)
     batch.steps.append(step)
+    batch.truncated += truncated
 
 
-def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, StepRow]:
-    """Map one span to its run contribution and its step row."""
+def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, StepRow, int]:
+    """Map one span to its run contribution, its step row, and how many values were truncated."""
     run_id = _trace_id(span.trace_id)
     span_id = _span_id(span.span_id, "span_id")
     # All zeros is the invalid-id sentinel some exporters send for a root span: no parent, as in the collector.
     parent = _span_id(span.parent_span_id, "parent_span_id") if any(span.parent_span_id) else None
     started, completed = _times(span.start_time_unix_nano, span.end_time_unix_nano)
     attrs = attributes_to_dict(span.attributes)
+    truncated = cap_strings(attrs, context.max_value_chars)
     found = semconv.read(attrs, span.kind)  # OpenInference / OpenLLMetry / GenAI; xray.* below wins
     error = _error_text(span)
     kind = attrs.get(c.KIND)
@@ -189,7 +205,7 @@ def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, 
     run = _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, completed, error, context)
     step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, context,
                      is_run)
-    return run, step
+    return run, step, truncated
 
 
 def _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, completed, error, context) -> RunRow:

@@ -37,7 +37,8 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
     store = await Store.open(dsn, pool_size=settings.pool_size, connect_timeout=settings.connect_timeout)
     metrics = Metrics()
     metrics.watch_pool(store.pool)
-    ingester = Ingester(store, metrics, max_inflight=settings.max_inflight)
+    ingester = Ingester(store, metrics, max_inflight=settings.max_inflight,
+                        max_spans=settings.max_spans_per_request, max_value_chars=settings.max_value_chars)
     runner = web.AppRunner(build_app(store, ingester, settings), auto_decompress=False, access_log=None,
                            shutdown_timeout=_GRACE_S)
     grpc_server = retention = None

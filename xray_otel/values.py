@@ -14,6 +14,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from .conventions import TRUNCATION_MARKER
+
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: jsonb refuses it.
@@ -66,6 +68,22 @@ def any_value(value: Any) -> Any:
     if kind == "bytes_value":
         return value.bytes_value.hex()
     return None
+
+
+def cap_strings(attrs: dict[str, Any], limit: int) -> int:
+    """Cut string values (top level, or in a top-level list) longer than ``limit``; returns how many."""
+    cut = 0
+    for key, value in attrs.items():
+        if isinstance(value, str):
+            if len(value) > limit:
+                attrs[key] = value[:limit] + TRUNCATION_MARKER
+                cut += 1
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, str) and len(item) > limit:
+                    value[i] = item[:limit] + TRUNCATION_MARKER
+                    cut += 1
+    return cut
 
 
 def clean_text(text: str) -> str:

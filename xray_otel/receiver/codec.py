@@ -76,7 +76,7 @@ def codec_for(content_type: str) -> ProtobufCodec | JsonCodec | None:
 
 def export_response(rejected: int, message: str) -> ExportTraceServiceResponse:
     response = ExportTraceServiceResponse()
-    if rejected:
+    if rejected or message:  # a message alone is a warning: everything was stored
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = message
     return response

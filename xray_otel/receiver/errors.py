@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # google.rpc.Code values used by OTLP.
 INVALID_ARGUMENT = 3
+DEADLINE_EXCEEDED = 4
 PERMISSION_DENIED = 7
 RESOURCE_EXHAUSTED = 8
 UNIMPLEMENTED = 12
@@ -45,6 +46,10 @@ AUTH_ERRORS = {401: Unauthenticated, 403: PermissionDenied}
 
 class MethodNotAllowed(ReceiverError):
     http_status, grpc_code = 405, UNIMPLEMENTED
+
+
+class RequestTimeout(ReceiverError):
+    http_status, grpc_code = 408, DEADLINE_EXCEEDED
 
 
 class PayloadTooLarge(ReceiverError):

@@ -7,17 +7,26 @@ instead of being inflated into memory.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import web
 
 from ..metrics import outcome_of
 from .codec import PROTOBUF, codec_for
-from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, ReceiverError, UnsupportedMediaType
+from .errors import (
+    BadRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    ReceiverError,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from .ingest import Ingester
 
 INGESTER = web.AppKey("ingester", Ingester)
 MAX_BODY = web.AppKey("max_body_bytes", int)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 _CHUNK = 64 * 1024
 
 
@@ -32,7 +41,7 @@ async def handle_traces(request: web.Request) -> web.Response:
                 raise UnsupportedMediaType(
                     f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
                 )
-            body = await read_body(request, request.app[MAX_BODY])
+            body = await read_body(request)
             rejected, message = await ingester.export(codec.decode(body))
         except ReceiverError as exc:
             set_outcome(outcome_of(exc))
@@ -49,8 +58,15 @@ def error_response(exc: ReceiverError, body: bytes, content_type: str) -> web.Re
     return web.Response(status=exc.http_status, body=body, content_type=content_type, headers=headers)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, decompressed, at most ``limit`` bytes (413 beyond)."""
+async def read_body(request: web.Request) -> bytes:
+    """The body, decompressed, at most MAX_BODY bytes (413 beyond), within BODY_TIMEOUT seconds (408)."""
+    try:
+        return await asyncio.wait_for(_read_body(request, request.app[MAX_BODY]), request.app[BODY_TIMEOUT])
+    except asyncio.TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {request.app[BODY_TIMEOUT]:.0f} s") from None
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         inflate = None

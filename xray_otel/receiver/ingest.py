@@ -12,23 +12,34 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from ..mapping import Batch, map_request
+from ..mapping import MAX_VALUE_CHARS, Batch, map_request
 from ..metrics import Metrics
 from ..store.store import Store, StoreUnavailable
-from .errors import Unavailable
+from .errors import PayloadTooLarge, Unavailable
+
+MAX_SPANS = 100_000  # per request; XRAY_MAX_SPANS_PER_REQUEST
 
 
 class Ingester:
-    def __init__(self, store: Store, metrics: Metrics, *, max_inflight: int = 8, queue_timeout: float = 5.0) -> None:
+    def __init__(self, store: Store, metrics: Metrics, *, max_inflight: int = 8, queue_timeout: float = 5.0,
+                 max_spans: int = MAX_SPANS, max_value_chars: int = MAX_VALUE_CHARS) -> None:
         self.store = store
         self.metrics = metrics
+        self._max_spans, self._max_value_chars = max_spans, max_value_chars
         self._slots = asyncio.Semaphore(max_inflight)
         self._queue_timeout = queue_timeout
 
     async def export(self, request: Any) -> tuple[int, str]:
-        """Store an ExportTraceServiceRequest; returns (rejected spans, message) once committed."""
+        """Store an ExportTraceServiceRequest; returns (rejected spans, message) once committed.
+
+        A non-empty message with nothing rejected is a warning (OTLP partial_success allows that).
+        """
+        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        if spans > self._max_spans:
+            raise PayloadTooLarge(f"{spans} spans in one request exceed the limit of {self._max_spans}; "
+                                  "send smaller batches")
         async with self._slot():
-            return await self._store(map_request(request))
+            return await self._store(map_request(request, self._max_value_chars))
 
     async def write(self, batch: Batch) -> tuple[int, str]:
         """Store an already mapped batch (legacy /ingest); returns once committed."""
@@ -53,4 +64,4 @@ class Ingester:
             self.metrics.refused(len(batch.steps) + batch.rejected)
             raise Unavailable(str(exc)) from None
         self.metrics.stored(len(batch.steps) - refused, batch.rejected + refused)
-        return batch.rejected + refused, "; ".join(batch.errors + errors)
+        return batch.rejected + refused, "; ".join(batch.errors + errors + batch.warnings(self._max_value_chars))

@@ -21,7 +21,7 @@ from ..mapping import COST_EXPLICIT, COST_NONE, SOURCE_PLACEHOLDER, SOURCE_RUN_S
 from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
 from .errors import ReceiverError
-from .http import INGESTER, MAX_BODY, read_body
+from .http import INGESTER, read_body
 
 _RUN_EVENTS = {"run_complete": c.STATUS_COMPLETED, "run_failed": c.STATUS_FAILED}
 _STEP_EVENTS = {"step_complete": c.STATUS_COMPLETED, "step_failed": c.STATUS_FAILED}
@@ -38,7 +38,7 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
     ingester = request.app[INGESTER]
     with ingester.metrics.request("legacy") as set_outcome:
         try:
-            body = await read_body(request, request.app[MAX_BODY])
+            body = await read_body(request)
             batch, processed = map_events(_parse(body))
             await ingester.write(batch)
         except LegacyEventError as exc:
