@@ -69,5 +69,13 @@ def test_trace_id_hex_is_accepted_as_run_id(receiver_url: str) -> None:
 def test_index_health_ready(receiver_url: str) -> None:
     index = get_json(receiver_url + "/")
     assert index["name"] == "xray-otel" and "POST /v1/traces" in index["endpoints"]
+    assert {"GET /steps", "GET /compare", "GET /metrics", "gRPC TraceService/Export"} <= set(index["endpoints"])
     assert get_json(receiver_url + "/health") == {"status": "ok"}
     assert get_json(receiver_url + "/ready") == {"status": "ready"}
+
+
+def test_unknown_paths_and_methods_use_the_json_error_shape(receiver_url: str) -> None:
+    missing = call("GET", receiver_url + "/no/such/thing")
+    assert missing.status == 404 and missing.json()["error"]["status"] == 404
+    wrong = call("DELETE", receiver_url + "/runs")
+    assert wrong.status == 405 and wrong.json()["error"]["status"] == 405 and "GET" in wrong.headers["Allow"]

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
+from .queries import openapi
 from .queries.responses import json_error, json_ok
 from .queries.routes import STORE, add_routes, query_errors
 from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, handle_traces
@@ -16,17 +17,6 @@ from .receiver.ingest import Ingester
 from .receiver.legacy import handle_legacy_ingest
 from .store.store import Store
 
-ENDPOINTS = {
-    "POST /v1/traces": "OTLP/HTTP trace export (application/x-protobuf or application/json, gzip or none)",
-    "POST /ingest": "original X-Ray SDK events",
-    "GET /runs": "runs, newest first (limit, name, status, cursor)",
-    "GET /runs/{run_id}": "one run",
-    "GET /runs/{run_id}/steps": "a run's steps in tree order",
-    "GET /analyze/{run_id}": "a run's decision funnel",
-    "GET /health": "process is up",
-    "GET /ready": "database is reachable",
-    "GET /metrics": "self-metrics, Prometheus text format",
-}
 
 
 def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Application:
@@ -49,7 +39,10 @@ def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Appli
 
 
 async def index(request: web.Request) -> web.Response:
-    return json_ok({"name": "xray-otel", "version": version("xray-otel"), "endpoints": ENDPOINTS})
+    """Name, version and every endpoint, from the same list the OpenAPI document is built from."""
+    endpoints = {f"{e.method.upper()} {e.path}": e.summary for e in openapi.ENDPOINTS}
+    endpoints["gRPC TraceService/Export"] = "OTLP/gRPC trace export, on the gRPC port (default 4317)"
+    return json_ok({"name": "xray-otel", "version": version("xray-otel"), "endpoints": endpoints, "docs": "/docs"})
 
 
 async def health(request: web.Request) -> web.Response:

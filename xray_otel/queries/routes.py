@@ -49,6 +49,11 @@ async def query_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return await handler(request)
     except QueryError as exc:
         return json_error(exc.status, exc.message)
+    except web.HTTPException as exc:  # aiohttp's own 404/405 for unmatched routes: the same JSON shape
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}", headers={
+            k: v for k, v in exc.headers.items() if k in ("Allow",)})
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError) as exc:
         return json_error(503, f"database unavailable: {type(exc).__name__}", headers={"Retry-After": "2"})
 
