@@ -116,3 +116,37 @@ def test_key_configuration_errors_never_echo_keys(tmp_path) -> None:
     settings = Settings.from_env({"XRAY_API_KEYS_FILE": str(keys_file)})
     settings.keys.check("file-key-2", "read")
     assert "file-key" not in repr(settings) and "secret" not in repr(Settings.from_env({"XRAY_API_KEYS": "read:secret"}))
+
+
+def test_project_bound_keys_write_and_read_only_their_project(pg_dsn: str) -> None:
+    keys = "ingest+read@shop:shop-key,ingest+read:admin-key"
+    with serve(pg_dsn, api_keys=keys) as server:
+        shop, other = new_ids(), new_ids()
+        mixed = export_request(pipeline_spans(*shop), service="shop")
+        mixed.resource_spans.extend(export_request(pipeline_spans(*other), service="billing").resource_spans)
+        reply = call("POST", server.url + "/v1/traces", mixed.SerializeToString(), {**PB, "x-api-key": "shop-key"})
+        assert reply.status == 200
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+        partial = ExportTraceServiceResponse.FromString(reply.body).partial_success
+        assert partial.rejected_spans == 5 and "may only write project 'shop'" in partial.error_message
+        billing = export_request(pipeline_spans(*other), service="billing").SerializeToString()
+        assert call("POST", server.url + "/v1/traces", billing, {**PB, "x-api-key": "admin-key"}).status == 200
+
+        def get(path: str, key: str):
+            return call("GET", server.url + path, headers={"x-api-key": key})
+
+        shop_id, other_id = (str(uuid.UUID(bytes=t)) for t, _ in (shop, other))
+        assert [r["id"] for r in get("/runs", "shop-key").json()] == [shop_id]
+        assert {r["id"] for r in get("/runs?limit=1000", "admin-key").json()} >= {shop_id, other_id}
+        assert get("/runs?service=billing", "shop-key").status == 403
+        assert get(f"/runs/{other_id}", "shop-key").status == 404
+        assert get(f"/analyze/{other_id}", "shop-key").status == 404
+        assert get(f"/runs/{other_id}/candidates", "shop-key").status == 404
+        assert get(f"/compare?base={shop_id}&other={other_id}", "shop-key").status == 404
+        assert get(f"/analyze/{shop_id}", "shop-key").status == 200
+        assert {s["run_id"] for s in get("/steps", "shop-key").json()} == {shop_id}
+        assert [p["name"] for p in get("/pipelines", "shop-key").json()["pipelines"]] == ["select_competitor"]
+        assert get("/pipelines/select_competitor", "shop-key").status == 403
+        legacy = call("POST", server.url + "/ingest", b'{"events": []}',
+                      {"Content-Type": "application/json", "x-api-key": "shop-key"})
+        assert legacy.status == 403

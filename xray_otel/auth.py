@@ -1,6 +1,7 @@
 """API keys and scopes. Keys are held only as SHA-256 digests and compared in constant time.
 
-A key entry is ``SCOPES:KEY`` where SCOPES is ``ingest``, ``read`` or ``ingest+read``;
+A key entry is ``SCOPES:KEY`` where SCOPES is ``ingest``, ``read`` or ``ingest+read``, optionally
+bound to one project (a resource ``service.name``) as ``SCOPES@PROJECT:KEY``;
 entries are comma-separated in ``XRAY_API_KEYS`` or one per line in ``XRAY_API_KEYS_FILE``
 (``#`` comments allowed). ``ingest`` covers OTLP (HTTP and gRPC) and /ingest; ``read``
 covers queries. With no keys configured, nothing is checked.
@@ -29,6 +30,7 @@ class AuthError(Exception):
 class _Key:
     digest: bytes
     scopes: frozenset[str]
+    project: str | None
 
 
 class KeyRing:
@@ -52,10 +54,10 @@ class KeyRing:
                 keys.append(_parse_entry(line, number))
         return cls(keys)
 
-    def check(self, presented: str | None, scope: str) -> None:
-        """Raise AuthError unless ``presented`` is a configured key with ``scope``."""
+    def check(self, presented: str | None, scope: str) -> str | None:
+        """The key's project (None: all projects); AuthError unless ``presented`` is a key with ``scope``."""
         if not self._keys:
-            return
+            return None
         if not presented:
             raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
         digest = hashlib.sha256(presented.encode()).digest()
@@ -67,14 +69,17 @@ class KeyRing:
             raise AuthError(401, "unknown API key")
         if scope not in match.scopes:
             raise AuthError(403, f"this API key lacks the '{scope}' scope")
+        return match.project
 
 
 def _parse_entry(entry: str, number: int) -> _Key:
     scopes, sep, key = entry.partition(":")
+    scopes, at, project = scopes.partition("@")
     wanted = frozenset(s.strip() for s in scopes.split("+"))
-    if not sep or not key.strip() or not wanted or not wanted <= set(SCOPES):
-        raise ValueError(f"API key entry {number} must look like 'ingest:KEY', 'read:KEY' or 'ingest+read:KEY'")
-    return _Key(hashlib.sha256(key.strip().encode()).digest(), wanted)
+    if not sep or not key.strip() or not wanted <= set(SCOPES) or (at and not project.strip()):
+        raise ValueError(f"API key entry {number} must look like 'ingest:KEY', 'read:KEY', 'ingest+read:KEY' "
+                         "or, bound to one project, 'ingest+read@SERVICE_NAME:KEY'")
+    return _Key(hashlib.sha256(key.strip().encode()).digest(), wanted, project.strip() or None)
 
 
 def presented_key(authorization: str | None, api_key: str | None) -> str | None:

@@ -144,16 +144,23 @@ class SpanError(ValueError):
     """A span that cannot be stored; the message tells the sender why."""
 
 
-def map_request(request: Any, max_value_chars: int = MAX_VALUE_CHARS) -> Batch:
+def map_request(request: Any, max_value_chars: int = MAX_VALUE_CHARS, project: str | None = None) -> Batch:
     """Map an ExportTraceServiceRequest (protobuf message) to a Batch.
 
     String attribute values longer than ``max_value_chars`` are cut (with the truncation
-    marker) and counted in ``Batch.truncated`` rather than failing the span.
+    marker) and counted in ``Batch.truncated`` rather than failing the span. With a
+    ``project`` (a project-bound API key), spans of any other ``service.name`` are rejected.
     """
     batch = Batch()
     for resource_spans in request.resource_spans:
         resource = attributes_to_dict(resource_spans.resource.attributes)
         context = _ResourceContext(resource, max_value_chars)
+        if project is not None and context.service != project:
+            for scope_spans in resource_spans.scope_spans:
+                for _ in scope_spans.spans:
+                    batch.reject(f"this API key may only write project {project!r}, "
+                                 f"not service.name {context.service!r}")
+            continue
         for scope_spans in resource_spans.scope_spans:
             scope = _scope_label(scope_spans.scope)
             for span in scope_spans.spans:

@@ -10,7 +10,7 @@ from .auth import INGEST, READ, AuthError, KeyRing, presented_key
 from .queries.responses import json_error
 from .receiver.codec import PROTOBUF, codec_for
 from .receiver.errors import AUTH_ERRORS
-from .receiver.http import error_response
+from .receiver.http import PROJECT, error_response
 
 KEYS = web.AppKey("keys", KeyRing)
 CORS_ORIGINS = web.AppKey("cors_origins", list)
@@ -32,7 +32,8 @@ async def require_api_key(request: web.Request, handler: Any) -> web.StreamRespo
         return await handler(request)
     scope = INGEST if request.path in _INGEST_PATHS else READ
     try:
-        keys.check(presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key")), scope)
+        request[PROJECT] = keys.check(
+            presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key")), scope)
     except AuthError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if request.path == _OTLP_PATH:  # exporters get a google.rpc.Status in their encoding

@@ -10,7 +10,7 @@ from . import sql
 from .analysis import analyze, tree_order
 from .params import Param, parse
 from .responses import json_ok
-from .routes import STORE, QueryError, _json, _run_id, _step, run_summary
+from .routes import STORE, QueryError, _json, _run_id, _step, check_project, run_summary
 
 PARAMS = (
     Param("base", "string", "run id of the reference run (e.g. yesterday's good one)", required=True),
@@ -33,6 +33,7 @@ async def _analysis(request: web.Request, text: str) -> dict[str, Any]:
     row = await pool.fetchrow(sql.GET_RUN, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
+    check_project(request, run_id, row["service"])
     run = run_summary(row)
     run["inputs"], run["outputs"] = _json(row["inputs"]), _json(row["outputs"])
     steps = tree_order([_step(r, run_id) for r in await pool.fetch(sql.RUN_STEPS, run_id)])

@@ -16,7 +16,7 @@ from aiohttp import web
 from . import sql
 from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
 from .responses import json_ok
-from .routes import STORE, QueryError, _run_id
+from .routes import STORE, QueryError, _run_id, check_project
 
 _CANDIDATE = Param("candidate_id", "string", "the candidate's id as the SDK recorded it (`id_fn`)")
 MAX_PATH = 10_000  # decisions for one candidate in one run; more is a loop, and the first ones tell the story
@@ -92,6 +92,7 @@ async def _run(request: web.Request) -> Any:
     row = await request.app[STORE].pool.fetchrow(sql.RUN_EXISTS, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
+    check_project(request, run_id, row["service"])
     return row
 
 

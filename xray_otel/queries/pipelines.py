@@ -7,10 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ..receiver.http import PROJECT
 from . import sql
 from .params import Param, convert, parse
 from .responses import json_ok
-from .routes import STORE, QueryError
+from .routes import STORE, QueryError, scoped_query
 
 DEFAULT_WINDOW = timedelta(hours=24)
 TOP_REASONS = 5
@@ -29,7 +30,7 @@ NAME = Param("name", "string", "run (pipeline) name", required=True)
 
 
 async def list_pipelines(request: web.Request) -> web.Response:
-    p = parse(request.query, LIST_PARAMS)
+    p = parse(scoped_query(request), LIST_PARAMS)
     since, until = _window(p)
     where = sql.Where()
     where.args += [since, until]
@@ -41,6 +42,8 @@ async def list_pipelines(request: web.Request) -> web.Response:
 
 
 async def get_pipeline(request: web.Request) -> web.Response:
+    if request.get(PROJECT) is not None:  # its figures span every service that ran this name
+        raise QueryError(403, "a project-bound API key reads pipelines through /pipelines?service=<project>")
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, GET_PARAMS)
     since, until = _window(p)

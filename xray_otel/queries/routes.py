@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from multidict import MultiDict, MultiMapping
 
+from ..receiver.http import PROJECT
 from ..store.store import Store
 from . import sql
 from .analysis import analyze, tree_order
@@ -72,11 +74,31 @@ async def get_analysis(request: web.Request) -> web.Response:
     return json_ok(analyze(run, await _fetch_steps(request)))
 
 
+def scoped_query(request: web.Request) -> MultiMapping[str]:
+    """The query string, with ``service`` pinned to a project-bound key's project (403 for another)."""
+    project = request.get(PROJECT)
+    if project is None:
+        return request.query
+    if any(asked != project for asked in request.query.getall("service", [])):
+        raise QueryError(403, f"this API key may only read project {project!r}")
+    pinned = MultiDict(request.query)
+    pinned["service"] = project
+    return pinned
+
+
+def check_project(request: web.Request, run_id: uuid.UUID, service: str | None) -> None:
+    """404, as for an unknown run, when a project-bound key asks for another project's run."""
+    project = request.get(PROJECT)
+    if project is not None and service != project:
+        raise QueryError(404, f"run {run_id} not found")
+
+
 async def _fetch_run(request: web.Request) -> dict[str, Any]:
     run_id = _run_id(request.match_info["run_id"])
     row = await request.app[STORE].pool.fetchrow(sql.GET_RUN, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
+    check_project(request, run_id, row["service"])
     run = run_summary(row)
     run["inputs"], run["outputs"] = _json(row["inputs"]), _json(row["outputs"])
     return run

@@ -10,7 +10,7 @@ from aiohttp import web
 from . import sql
 from .params import CURSOR, SINCE, TAG, UNTIL, Param, decode_cursor, encode_cursor, limit_param, link_headers, parse
 from .responses import json_ok
-from .routes import STORE, run_summary
+from .routes import STORE, run_summary, scoped_query
 
 # sort name → (SQL expression, Python type of its value, column of the row holding it)
 _SORTS = {
@@ -42,7 +42,7 @@ PARAMS = (
 
 async def list_runs(request: web.Request) -> web.Response:
     """A JSON array (as the original X-Ray API); the next page is in the Link / X-Next-Cursor headers."""
-    p = parse(request.query, PARAMS)
+    p = parse(scoped_query(request), PARAMS)
     where = sql.Where()
     if p["name"] is not None:
         where.add("r.name = {}", p["name"])

@@ -116,7 +116,7 @@ def tag_clause(where: Where, key: str, value: str) -> None:
     where.add("(" + " OR ".join(["r.tags @> {}::jsonb"] * len(alternatives)) + ")",
               *(json.dumps({key: v}) for v in alternatives))
 
-RUN_EXISTS = "SELECT r.id, r.name, r.status FROM runs r WHERE r.id = $1"
+RUN_EXISTS = "SELECT r.id, r.name, r.status, r.service FROM runs r WHERE r.id = $1"
 
 # A run's recorded decisions, one row per decision, in step time order. `decisions` is a
 # JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.

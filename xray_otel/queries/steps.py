@@ -12,7 +12,7 @@ from aiohttp import web
 from . import sql
 from .params import CURSOR, SINCE, TAG, UNTIL, Param, decode_cursor, encode_cursor, limit_param, link_headers, parse
 from .responses import json_ok
-from .routes import STORE, _json
+from .routes import STORE, _json, scoped_query
 
 # sort name → (SQL expression, Python type of its value). A sort by a value a step may lack
 # (drop rate, duration, input count) lists only the steps that have it.
@@ -102,7 +102,7 @@ def build_query(query: Any) -> tuple[str, list[Any], dict[str, Any]]:
 
 async def search_steps(request: web.Request) -> web.Response:
     """A JSON array of steps, each with its run id and run name; next page in Link / X-Next-Cursor."""
-    statement, args, p = build_query(request.query)
+    statement, args, p = build_query(scoped_query(request))
     rows = await request.app[STORE].pool.fetch(statement, *args)
     headers = {}
     if len(rows) == p["limit"]:

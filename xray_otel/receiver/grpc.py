@@ -28,8 +28,8 @@ def trace_service(ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         with ingester.metrics.request("grpc") as set_outcome:
             try:
-                _authorize(keys, context)
-                rejected, message = await ingester.export(_CODEC.decode(body))
+                project = _authorize(keys, context)
+                rejected, message = await ingester.export(_CODEC.decode(body), project)
             except ReceiverError as exc:
                 set_outcome(outcome_of(exc))
                 await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
@@ -40,12 +40,13 @@ def trace_service(ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(export)})
 
 
-def _authorize(keys: KeyRing, context: grpc.aio.ServicerContext) -> None:
+def _authorize(keys: KeyRing, context: grpc.aio.ServicerContext) -> str | None:
+    """The key's project (None: any); an auth ReceiverError when the metadata carries no usable key."""
     if not keys.enabled:
-        return
+        return None
     metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
     try:
-        keys.check(presented_key(metadata.get("authorization"), metadata.get("x-api-key")), INGEST)
+        return keys.check(presented_key(metadata.get("authorization"), metadata.get("x-api-key")), INGEST)
     except AuthError as exc:
         raise AUTH_ERRORS[exc.status](exc.message) from None
 

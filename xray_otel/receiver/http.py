@@ -27,6 +27,8 @@ from .ingest import Ingester
 INGESTER = web.AppKey("ingester", Ingester)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
+PROJECT = web.RequestKey("project", str)
+"""Set by the API-key middleware: the project a bound key limits this request to (absent or None: all)."""
 _CHUNK = 64 * 1024
 
 
@@ -42,7 +44,7 @@ async def handle_traces(request: web.Request) -> web.Response:
                     f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
                 )
             body = await read_body(request)
-            rejected, message = await ingester.export(codec.decode(body))
+            rejected, message = await ingester.export(codec.decode(body), request.get(PROJECT))
         except ReceiverError as exc:
             set_outcome(outcome_of(exc))
             return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)

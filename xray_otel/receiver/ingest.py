@@ -29,7 +29,7 @@ class Ingester:
         self._slots = asyncio.Semaphore(max_inflight)
         self._queue_timeout = queue_timeout
 
-    async def export(self, request: Any) -> tuple[int, str]:
+    async def export(self, request: Any, project: str | None = None) -> tuple[int, str]:
         """Store an ExportTraceServiceRequest; returns (rejected spans, message) once committed.
 
         A non-empty message with nothing rejected is a warning (OTLP partial_success allows that).
@@ -39,7 +39,7 @@ class Ingester:
             raise PayloadTooLarge(f"{spans} spans in one request exceed the limit of {self._max_spans}; "
                                   "send smaller batches")
         async with self._slot():
-            return await self._store(map_request(request, self._max_value_chars))
+            return await self._store(map_request(request, self._max_value_chars, project))
 
     async def write(self, batch: Batch) -> tuple[int, str]:
         """Store an already mapped batch (legacy /ingest); returns once committed."""

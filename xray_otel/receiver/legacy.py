@@ -16,12 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from .. import conventions as c
-from ..metrics import outcome_of
 from ..mapping import COST_EXPLICIT, COST_NONE, SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from ..metrics import outcome_of
 from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
-from .errors import ReceiverError
-from .http import INGESTER, read_body
+from .errors import PermissionDenied, ReceiverError
+from .http import INGESTER, PROJECT, read_body
 
 _RUN_EVENTS = {"run_complete": c.STATUS_COMPLETED, "run_failed": c.STATUS_FAILED}
 _STEP_EVENTS = {"step_complete": c.STATUS_COMPLETED, "step_failed": c.STATUS_FAILED}
@@ -38,6 +38,9 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
     ingester = request.app[INGESTER]
     with ingester.metrics.request("legacy") as set_outcome:
         try:
+            if request.get(PROJECT) is not None:
+                raise PermissionDenied("/ingest events carry no service.name, so a project-bound API key "
+                                       "cannot write them; use a key that is not bound to a project")
             body = await read_body(request)
             batch, processed = map_events(_parse(body))
             await ingester.write(batch)
