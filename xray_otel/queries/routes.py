@@ -12,7 +12,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
 from ..receiver.http import PROJECT
-from ..store.store import Store
+from ..store.store import UNAVAILABLE_ERRORS, Store
 from . import sql
 from .analysis import analyze, tree_order
 from .responses import json_error, json_ok
@@ -56,7 +56,7 @@ async def query_errors(request: web.Request, handler: Any) -> web.StreamResponse
             raise
         return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}", headers={
             k: v for k, v in exc.headers.items() if k in ("Allow",)})
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:  # the same list the writer treats as "retry later"
         return json_error(503, f"database unavailable: {type(exc).__name__}", headers={"Retry-After": "2"})
 
 

@@ -31,6 +31,14 @@ UNAVAILABLE_ERRORS = (
     asyncpg.exceptions.InsufficientResourcesError,  # 53xxx: disk full, too many connections
     asyncpg.exceptions.TransactionRollbackError,  # 40xxx: serialization failure, deadlock
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby
+    asyncpg.exceptions.InternalClientError,  # the protocol state broke as the server went away
+)
+# A pooled connection that PostgreSQL closed (restart, admin shutdown): worth one retry on a fresh one.
+_STALE_CONNECTION = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # e.g. "cannot switch to state 15" when the server dies mid-COPY
 )
 # Errors that mean "PostgreSQL refused this data": reject the rows, keep the rest.
 _BAD_DATA = (
@@ -78,22 +86,35 @@ class Store:
             return False
 
     async def write(self, batch: Batch) -> tuple[int, list[str]]:
-        """Store a batch atomically; returns (rows PostgreSQL refused, why) — normally (0, [])."""
+        """Store a batch atomically; returns (rows PostgreSQL refused, why) — normally (0, []).
+
+        A connection that died under the pool (PostgreSQL restarted) is dropped by asyncpg; the
+        write is tried once more on a fresh one before the client is told to retry. Safe: the
+        failed transaction was rolled back, and the write is idempotent anyway.
+        """
         if not batch.steps:
             return 0, []
         runs = sorted(batch.runs.values())
-        try:
-            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
-                try:
-                    async with conn.transaction():
-                        await _write_set(conn, runs, batch.steps)
-                    return 0, []
-                except _BAD_DATA as exc:
-                    log.warning("batch refused by PostgreSQL; storing row by row", extra={"error": str(exc)})
-                    async with conn.transaction():
-                        return await _write_each(conn, runs, batch.steps)
-        except UNAVAILABLE_ERRORS as exc:
-            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                return await self._write_once(runs, batch.steps)
+            except _STALE_CONNECTION as exc:
+                if attempt == 2:
+                    raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+            except UNAVAILABLE_ERRORS as exc:
+                raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _write_once(self, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> tuple[int, list[str]]:
+        async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+            try:
+                async with conn.transaction():
+                    await _write_set(conn, runs, steps)
+                return 0, []
+            except _BAD_DATA as exc:
+                log.warning("batch refused by PostgreSQL; storing row by row", extra={"error": str(exc)})
+                async with conn.transaction():
+                    return await _write_each(conn, runs, steps)
 
 
 async def _write_set(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> None:
