@@ -231,3 +231,24 @@ def test_huge_names_are_capped_not_refused(receiver_url: str) -> None:
     run = get_json(run_url(receiver_url, trace_id))
     assert run["name"].startswith("r" * 512) and run["name"].endswith("[truncated by xray-otel]")
     assert get_json(run_url(receiver_url, trace_id) + "/steps")[0]["name"].startswith("s" * 512)
+
+
+def test_two_receivers_share_one_database(pg_dsn: str, receiver_url: str) -> None:
+    """No receiver state matters: one run's spans split across two receivers give the one-receiver result."""
+    from conftest import serve
+
+    t0 = time.time_ns()
+    single, base = new_ids()
+    assert post_otlp(receiver_url, export_request(pipeline_spans(single, base, t0))).status == 200
+    split, _ = new_ids()
+    spans = pipeline_spans(split, base, t0)
+    with serve(pg_dsn) as second:
+        for i, span in enumerate(spans):
+            assert post_otlp(receiver_url if i % 2 else second.url, export_request([span])).status == 200
+
+    def analysis(trace_id: bytes) -> dict:
+        result = get_json(f"{receiver_url}/analyze/{uuid.UUID(bytes=trace_id)}")
+        result["run"].pop("id")
+        return result
+
+    assert analysis(split) == analysis(single)
