@@ -22,18 +22,6 @@ CROSS JOIN LATERAL (
 ) agg
 """
 
-# Newest first; the cursor is the (started_at, id) of the last row of the previous page.
-LIST_RUNS = f"""
-SELECT {_RUN_COLUMNS}
-FROM runs r
-{_RUN_TOTALS}
-WHERE ($1::text IS NULL OR r.name = $1)
-  AND ($2::text IS NULL OR r.status = $2)
-  AND ($3::timestamptz IS NULL OR (r.started_at, r.id) < ($3, $4::uuid))
-ORDER BY r.started_at DESC, r.id DESC
-LIMIT $5
-"""
-
 GET_RUN = f"""
 SELECT {_RUN_COLUMNS}, r.inputs, r.outputs
 FROM runs r

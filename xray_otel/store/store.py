@@ -1,8 +1,8 @@
 """Store: the PostgreSQL pool, schema set-up, and writing one batch in one transaction.
 
-A batch costs four round trips whatever its size: upsert runs (one statement over
-arrays), COPY the steps into a per-connection staging table, move them into
-``steps`` with ON CONFLICT DO NOTHING, commit. Only if PostgreSQL refuses the
+A batch costs the same round trips whatever its size: BEGIN, upsert runs (one
+statement over arrays), COPY the steps into a per-connection staging table, move
+them into ``steps`` with ON CONFLICT DO NOTHING, COMMIT. Only if PostgreSQL refuses the
 batch's data does it fall back to one savepoint per row, so one bad span is
 rejected and reported while the rest is stored.
 """
