@@ -44,7 +44,7 @@ from xray_otel import conventions as c
 from xray_otel.config import Settings
 from xray_otel.mapping import StepRow, map_request
 from xray_otel.receiver.grpc import SERVICE
-from xray_otel.store.embedded import start_embedded
+from xray_otel.store.embedded import given_or_embedded
 
 ORIGINAL_BACKEND = 2_200  # events/s, the original X-Ray backend on this machine (issue 7)
 TARGET_VS_REFERENCE, TARGET_VS_ORIGINAL, TARGET_TRANSPORTS = 0.35, 20, 0.75  # gRPC, JSON within 25%
@@ -568,15 +568,8 @@ def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
     warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR unset: irrelevant here
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks stop what was started
-    with tempfile.TemporaryDirectory(prefix="xray-bench-") as tmp:
-        dsn, handle = os.environ.get("XRAY_DATABASE_URL"), None
-        if not dsn:
-            dsn, handle = start_embedded(Path(tmp) / "pgdata")
-        try:
-            asyncio.run(bench(args, dsn, Path(tmp)))
-        finally:
-            if handle is not None:
-                handle.cleanup()
+    with tempfile.TemporaryDirectory(prefix="xray-bench-") as tmp, given_or_embedded(Path(tmp) / "pgdata") as dsn:
+        asyncio.run(bench(args, dsn, Path(tmp)))
 
 
 if __name__ == "__main__":

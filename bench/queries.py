@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import Receiver  # noqa: E402  (bench/ingest.py: the receiver as its own process)
 
 from xray_otel.queries.steps import build_query  # noqa: E402
-from xray_otel.store.embedded import start_embedded  # noqa: E402
+from xray_otel.store.embedded import given_or_embedded  # noqa: E402
 
 PIPELINES = [f"pipeline_{i}" for i in range(10)]
 SERVICES = [f"svc-{i}" for i in range(5)]
@@ -276,15 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="platformdirs")
-    with tempfile.TemporaryDirectory(prefix="xray-bench-q-") as tmp:
-        dsn, handle = os.environ.get("XRAY_DATABASE_URL"), None
-        if not dsn:
-            dsn, handle = start_embedded(Path(tmp) / "pgdata")
-        try:
-            asyncio.run(bench(args, dsn, Path(tmp)))
-        finally:
-            if handle is not None:
-                handle.cleanup()
+    with tempfile.TemporaryDirectory(prefix="xray-bench-q-") as tmp, given_or_embedded(Path(tmp) / "pgdata") as dsn:
+        asyncio.run(bench(args, dsn, Path(tmp)))
 
 
 if __name__ == "__main__":

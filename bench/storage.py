@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ingest import build_requests  # noqa: E402  (the same workload as bench/ingest.py)
 
 from xray_otel.mapping import map_request  # noqa: E402
-from xray_otel.store.embedded import start_embedded  # noqa: E402
+from xray_otel.store.embedded import given_or_embedded  # noqa: E402
 from xray_otel.store.store import Store  # noqa: E402
 
 SIZES = """
@@ -65,15 +64,8 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=20_000)
     parser.add_argument("--per-day", type=int, default=1_000_000_000)
     args = parser.parse_args()
-    dsn = os.environ.get("XRAY_DATABASE_URL")
-    handle = None
-    if not dsn:
-        dsn, handle = start_embedded(Path(tempfile.mkdtemp(prefix="xray-storage-")) / "pgdata")
-    try:
+    with tempfile.TemporaryDirectory(prefix="xray-storage-") as tmp, given_or_embedded(Path(tmp) / "pgdata") as dsn:
         asyncio.run(measure(dsn, args.traces, args.per_day))
-    finally:
-        if handle is not None:
-            handle.cleanup()
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +33,17 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
     dsn = server.get_uri()
     log.info("embedded PostgreSQL ready", extra={"data_dir": str(data_dir)})
     return dsn, server
+
+
+@contextmanager
+def given_or_embedded(data_dir: Path) -> Iterator[str]:
+    """``XRAY_DATABASE_URL`` when set, else an embedded server over ``data_dir``, stopped on exit."""
+    given = os.environ.get("XRAY_DATABASE_URL")
+    if given:
+        yield given
+        return
+    dsn, handle = start_embedded(data_dir)
+    try:
+        yield dsn
+    finally:
+        handle.cleanup()
