@@ -189,7 +189,8 @@ def _console() -> Any:
         from rich.console import Console
     except ImportError:
         raise ClientError("tables need rich: pip install 'xray-otel[cli]' (or pass --json)") from None
-    return Console(highlight=False)
+    # Piped into less, grep or a file there is no terminal width to respect: don't fold ids at 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
 def _table(columns: list[str], rows: list[tuple[Any, ...]], *, numeric: set[int]) -> None:
