@@ -150,3 +150,10 @@ def test_project_bound_keys_write_and_read_only_their_project(pg_dsn: str) -> No
         legacy = call("POST", server.url + "/ingest", b'{"events": []}',
                       {"Content-Type": "application/json", "x-api-key": "shop-key"})
         assert legacy.status == 403
+
+
+def test_a_hash_sign_in_an_environment_key_is_part_of_the_key() -> None:
+    settings = Settings.from_env({"XRAY_API_KEYS": "ingest+read:s3cr#Xk9pQ2"})
+    settings.keys.check("s3cr#Xk9pQ2", "read")
+    with pytest.raises(Exception, match="unknown API key"):
+        settings.keys.check("s3cr", "read")

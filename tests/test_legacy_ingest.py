@@ -60,3 +60,21 @@ def test_bad_event_is_400_and_nothing_applied(receiver_url: str) -> None:
     assert call("GET", f"{receiver_url}/runs/{run_id}").status == 404
     for body in (b"not json", b"{}", b'{"events": [{"type": "mystery", "data": {}}]}'):
         assert call("POST", receiver_url + "/ingest", body, {"Content-Type": "application/json"}).status == 400
+
+
+def test_run_events_alone_are_stored(receiver_url: str) -> None:
+    run_id = str(uuid.uuid4())
+    run, _ = _events(run_id)
+    assert post_events(receiver_url, [run]).json() == {"status": "ok", "processed": 1}
+    stored = get_json(f"{receiver_url}/runs/{run_id}")
+    assert (stored["name"], stored["status"], stored["step_count"]) == ("competitor_selection", "COMPLETED", 0)
+
+
+def test_huge_names_are_capped_not_lost(receiver_url: str) -> None:
+    run_id = str(uuid.uuid4())
+    run, steps = _events(run_id)
+    run["data"]["name"] = "n" * 20_000
+    steps[0]["data"]["type"] = "t" * 20_000
+    assert post_events(receiver_url, [run, steps[0]]).json() == {"status": "ok", "processed": 2}
+    stored = get_json(f"{receiver_url}/runs/{run_id}")
+    assert stored["name"].startswith("n" * 512) and stored["step_count"] == 1

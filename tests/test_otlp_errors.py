@@ -93,3 +93,38 @@ def test_database_down_is_503_then_recovers(tmp_path) -> None:
         assert get_json(server.url + f"/runs/{uuid.UUID(bytes=trace_id)}")["step_count"] == 4
         assert get_json(server.url + "/ready") == {"status": "ready"}
     pg.cleanup()
+
+
+def test_gzip_body_of_several_members_is_read_whole(receiver_url: str) -> None:
+    first, second = new_ids(), new_ids()
+    body = (gzip.compress(export_request(pipeline_spans(*first)).SerializeToString())
+            + gzip.compress(export_request(pipeline_spans(*second)).SerializeToString()))
+    reply = call("POST", receiver_url + "/v1/traces", body, {**PB, "Content-Encoding": "gzip"})
+    assert reply.status == 200
+    for trace_id, _ in (first, second):  # protobuf concatenates: both requests' spans are in it
+        assert get_json(f"{receiver_url}/runs/{uuid.UUID(bytes=trace_id)}")["step_count"] == 4
+
+
+def test_absurd_costs_cannot_break_the_run_list(receiver_url: str) -> None:
+    trace_id, base = new_ids()
+    spans = pipeline_spans(trace_id, base)
+    for span in spans[1:]:
+        for kv in span.attributes:
+            if kv.key == "xray.step.cost":
+                kv.value.double_value = 1.5e308
+    spans[2].attributes.add(key="xray.step.cost").value.double_value = 1.5e308
+    assert post_otlp(receiver_url, export_request(spans)).status == 200
+    assert call("GET", receiver_url + "/runs?limit=1000").status == 200
+    run = get_json(f"{receiver_url}/runs/{uuid.UUID(bytes=trace_id)}")
+    assert run["total_cost"] == 0.0  # over the 1e12 USD cap: not a cost, so not counted
+
+
+def test_out_of_range_cursor_is_400(receiver_url: str) -> None:
+    import base64
+    import json as _json
+
+    cursor = base64.urlsafe_b64encode(_json.dumps(
+        ["-started_at", ["0001-01-01T00:00:00+14:00", str(uuid.uuid4())]]).encode()).decode()
+    for path in ("/runs", "/steps"):
+        reply = call("GET", f"{receiver_url}{path}?cursor={cursor}")
+        assert reply.status == 400, (path, reply.status, reply.body[:200])

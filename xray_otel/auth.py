@@ -44,15 +44,10 @@ class KeyRing:
     @classmethod
     def parse(cls, entries: str = "", file: Path | None = None) -> KeyRing:
         """Keys from a comma-separated string and/or a file; ValueError names a bad entry (never the key)."""
-        lines = entries.split(",")
-        if file is not None:
-            lines += Path(file).read_text().splitlines()
-        keys = []
-        for number, line in enumerate(lines, 1):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                keys.append(_parse_entry(line, number))
-        return cls(keys)
+        lines = [e.strip() for e in entries.split(",")]
+        if file is not None:  # comments only in the file: a '#' inside a key set in the environment is the key
+            lines += [line.split("#", 1)[0].strip() for line in Path(file).read_text().splitlines()]
+        return cls([_parse_entry(line, number) for number, line in enumerate(lines, 1) if line])
 
     def check(self, presented: str | None, scope: str) -> str | None:
         """The key's project (None: all projects); AuthError unless ``presented`` is a key with ``scope``."""

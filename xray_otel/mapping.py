@@ -226,7 +226,7 @@ def _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, complet
         run_id,
         SOURCE_RUN_SPAN if kind == c.KIND_RUN else SOURCE_ROOT,
         span_id,
-        _name(str(name)),
+        cap_name(str(name)),
         status,
         context.service,
         to_json({**context.tags, **_tags(attrs)}),
@@ -246,7 +246,7 @@ def _step_row(run_id, span, span_id, parent, attrs, found, kind, started, comple
         run_id,
         span_id,
         parent,
-        _name(span.name) or "(unnamed)",
+        cap_name(span.name) or "(unnamed)",
         "run" if kind == c.KIND_RUN else _xray_step_type(attrs) or found.type or c.DEFAULT_STEP_TYPE,
         c.STATUS_FAILED if error is not None else c.STATUS_COMPLETED,
         _either(json_column(attrs.get(c.STEP_INPUTS)), found.inputs),
@@ -277,8 +277,8 @@ def _either(xray: Any, other: Any) -> Any:
     return xray if xray is not None else other
 
 
-def _name(text: str) -> str:
-    """A run or step name, capped: names are indexed, and a btree entry must stay under ~2.7 kB."""
+def cap_name(text: str) -> str:
+    """A run or step name or type, capped: they are indexed, and a btree entry must stay under ~2.7 kB."""
     text = clean_text(text)
     return text if len(text) <= MAX_NAME else text[:MAX_NAME] + c.TRUNCATION_MARKER
 
@@ -291,7 +291,7 @@ def step_type(attrs: dict[str, Any], span_kind: int = 0) -> str:
 def _xray_step_type(attrs: dict[str, Any]) -> str | None:
     value = attrs.get(c.STEP_TYPE)
     if isinstance(value, str) and value.strip():
-        return clean_text(value.strip().lower()) or None
+        return cap_name(value.strip().lower()) or None
     return None
 
 
@@ -388,7 +388,7 @@ def _cost(attrs: dict[str, Any], found: semconv.Found) -> tuple[float, str]:
     if found.input_tokens is not None or found.output_tokens is not None:
         priced = cost_of(found.model, found.input_tokens, found.output_tokens)
         if priced is not None:
-            return priced, COST_PRICE_TABLE
+            return min(priced, semconv.MAX_USD), COST_PRICE_TABLE
     return 0.0, COST_NONE
 
 

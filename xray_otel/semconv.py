@@ -47,9 +47,13 @@ def as_count(value: Any, maximum: int) -> int | None:
     return value if isinstance(value, int) and 0 <= value <= maximum else None
 
 
+MAX_USD = 1e12
+"""No real step costs more; beyond it a sum over a run could overflow double precision in SQL."""
+
+
 def as_usd(value: Any) -> float | None:
-    """A cost: a finite, non-negative number, else None."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf:
+    """A cost: a non-negative number up to MAX_USD, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_USD:
         return float(value)
     return None
 

@@ -56,6 +56,8 @@ async def query_errors(request: web.Request, handler: Any) -> web.StreamResponse
             raise
         return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}", headers={
             k: v for k, v in exc.headers.items() if k in ("Allow",)})
+    except asyncpg.DataError as exc:  # a value PostgreSQL cannot take (e.g. a date out of its range)
+        return json_error(400, f"a parameter value is out of range: {exc}")
     except UNAVAILABLE_ERRORS as exc:  # the same list the writer treats as "retry later"
         return json_error(503, f"database unavailable: {type(exc).__name__}", headers={"Retry-After": "2"})
 

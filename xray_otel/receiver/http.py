@@ -71,34 +71,50 @@ async def read_body(request: web.Request) -> bytes:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
-        inflate = None
+        inflater = None
     elif encoding in ("gzip", "x-gzip", "deflate"):
-        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+        inflater = _Inflater(limit)
     else:
         raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
     out = bytearray()
     while chunk := await request.content.read(_CHUNK):
-        if inflate is None:
+        if inflater is None:
             out += chunk
         else:
-            _inflate_into(inflate, chunk, out, limit)
+            inflater.feed(chunk, out)
         if len(out) > limit:
             raise PayloadTooLarge(_too_large(limit))
-    if inflate is not None and not inflate.eof:
+    if inflater is not None and not inflater.done:
         raise BadRequest("gzip body is truncated")
     return bytes(out)
 
 
-def _inflate_into(inflate: "zlib._Decompress", chunk: bytes, out: bytearray, limit: int) -> None:
-    """Inflate one chunk, never producing more than the limit allows."""
-    try:
-        while chunk:
-            out += inflate.decompress(chunk, limit + 1 - len(out))
-            if len(out) > limit:
-                raise PayloadTooLarge(_too_large(limit))
-            chunk = inflate.unconsumed_tail
-    except zlib.error as exc:
-        raise BadRequest(f"body is not valid gzip: {exc}") from None
+class _Inflater:
+    """gzip (or zlib) of one or more members, inflated never past the limit.
+
+    A body may hold several gzip members back to back (RFC 1952); each is inflated in turn,
+    so none is silently dropped.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._member = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+
+    @property
+    def done(self) -> bool:
+        return self._member.eof
+
+    def feed(self, chunk: bytes, out: bytearray) -> None:
+        try:
+            while chunk:
+                if self._member.eof:  # the next member starts here
+                    self._member = zlib.decompressobj(zlib.MAX_WBITS | 32)
+                out += self._member.decompress(chunk, self._limit + 1 - len(out))
+                if len(out) > self._limit:
+                    raise PayloadTooLarge(_too_large(self._limit))
+                chunk = self._member.unconsumed_tail or self._member.unused_data
+        except zlib.error as exc:
+            raise BadRequest(f"body is not valid gzip: {exc}") from None
 
 
 def _too_large(limit: int) -> str:

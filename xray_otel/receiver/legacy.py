@@ -16,8 +16,18 @@ from typing import Any
 from aiohttp import web
 
 from .. import conventions as c
-from ..mapping import COST_EXPLICIT, COST_NONE, SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from ..mapping import (
+    COST_EXPLICIT,
+    COST_NONE,
+    SOURCE_PLACEHOLDER,
+    SOURCE_RUN_SPAN,
+    Batch,
+    RunRow,
+    StepRow,
+    cap_name,
+)
 from ..metrics import outcome_of
+from ..semconv import MAX_USD
 from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
 from .errors import PermissionDenied, ReceiverError
@@ -43,7 +53,7 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
                                        "cannot write them; use a key that is not bound to a project")
             body = await read_body(request)
             batch, processed = map_events(_parse(body))
-            await ingester.write(batch)
+            refused, message = await ingester.write(batch)
         except LegacyEventError as exc:
             set_outcome("client_error")
             return json_error(400, str(exc))
@@ -51,6 +61,9 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
             set_outcome(outcome_of(exc))
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             return json_error(exc.http_status, exc.message, headers=headers)
+        if refused:  # validated, yet PostgreSQL refused rows: say so, never a bare "ok"
+            set_outcome("partial")
+            return json_ok({"status": "partial", "processed": processed, "refused": refused, "message": message})
     return json_ok({"status": "ok", "processed": processed})
 
 
@@ -97,7 +110,7 @@ def _run_row(data: dict[str, Any], status: str) -> RunRow:
     if not isinstance(tags, dict):
         raise LegacyEventError('"tags" must be an object')
     return RunRow(
-        run_id, SOURCE_RUN_SPAN, str(run_id), _text(data.get("name")) or "(unnamed)",
+        run_id, SOURCE_RUN_SPAN, str(run_id), _capped(data.get("name")) or "(unnamed)",
         _status(data, status), None, to_json(tags), _json(data, "inputs"), _json(data, "outputs"),
         _text(data.get("error")), started, completed,
     )
@@ -110,7 +123,7 @@ def _step_row(data: dict[str, Any], status: str) -> StepRow:
     started, completed = _times(data)
     return StepRow(
         _uuid(data, "run_id"), str(_uuid(data, "id")), _parent_id(data.get("parent_id")),
-        _text(data.get("name")) or "(unnamed)", (_text(data.get("type")) or c.DEFAULT_STEP_TYPE).lower(),
+        _capped(data.get("name")) or "(unnamed)", (_capped(data.get("type")) or c.DEFAULT_STEP_TYPE).lower(),
         _status(data, status), _json(data, "inputs"), _json(data, "outputs"), to_json(metadata),
         _text(data.get("reasoning")), _cost(data.get("cost")), None, None, None,
         _count(metadata, "input_count"), _count(metadata, "output_count"),
@@ -174,8 +187,8 @@ def _status(data: dict[str, Any], from_type: str) -> str:
 def _cost(value: Any) -> float:
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        raise LegacyEventError(f'"cost" must be a non-negative number, got {str(value)[:32]!r}')
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_USD:
+        raise LegacyEventError(f'"cost" must be a non-negative number up to {MAX_USD:.0e} (USD), got {str(value)[:32]!r}')
     try:
         return float(value)
     except OverflowError:  # an int beyond the float range
@@ -200,6 +213,10 @@ def _first_json(metadata: dict[str, Any], keys: tuple[str, ...]) -> str | None:
         if metadata.get(key) is not None:
             return to_json(metadata[key])
     return None
+
+
+def _capped(value: Any) -> str | None:
+    return None if value is None else cap_name(str(value))
 
 
 def _text(value: Any) -> str | None:

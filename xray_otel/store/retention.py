@@ -54,4 +54,6 @@ async def run_retention(store: Store, window: timedelta, interval: float) -> Non
                 log.info("retention sweep", extra={"runs_deleted": deleted, "window": str(window)})
         except StoreUnavailable as exc:
             log.warning("retention sweep skipped", extra={"error": str(exc)})
+        except Exception:  # a sweep that fails must not end retention for good
+            log.exception("retention sweep failed; retrying next interval")
         await asyncio.sleep(interval)

@@ -92,7 +92,7 @@ class Store:
         write is tried once more on a fresh one before the client is told to retry. Safe: the
         failed transaction was rolled back, and the write is idempotent anyway.
         """
-        if not batch.steps:
+        if not batch.steps and not batch.runs:  # legacy run events come without steps
             return 0, []
         runs = sorted(batch.runs.values())
         for attempt in (1, 2):
