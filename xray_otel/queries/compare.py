@@ -10,7 +10,17 @@ from . import sql
 from .analysis import analyze, tree_order
 from .params import Param, parse
 from .responses import json_ok
-from .routes import STORE, QueryError, _json, _run_id, _step, check_project, run_summary
+from .routes import (
+    STORE,
+    QueryError,
+    _json,
+    _run_id,
+    _step,
+    check_project,
+    hide_foreign_fields,
+    project_steps,
+    run_summary,
+)
 
 PARAMS = (
     Param("base", "string", "run id of the reference run (e.g. yesterday's good one)", required=True),
@@ -33,10 +43,13 @@ async def _analysis(request: web.Request, text: str) -> dict[str, Any]:
     row = await pool.fetchrow(sql.GET_RUN, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
-    check_project(request, run_id, row["service"])
+    foreign = await check_project(request, run_id, row["service"])
     run = run_summary(row)
     run["inputs"], run["outputs"] = _json(row["inputs"]), _json(row["outputs"])
-    steps = tree_order([_step(r, run_id) for r in await pool.fetch(sql.RUN_STEPS, run_id)])
+    if foreign:
+        hide_foreign_fields(run)
+    rows = project_steps(request, await pool.fetch(sql.RUN_STEPS, run_id))
+    steps = tree_order([_step(r, run_id) for r in rows])
     result = analyze(run, steps)
     for entry, step in zip(result["funnel"], steps):
         entry["outputs"] = step.get("outputs")

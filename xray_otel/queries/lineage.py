@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..receiver.http import PROJECT
 from . import sql
 from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
 from .responses import json_ok
@@ -35,8 +36,7 @@ async def candidate_path(request: web.Request) -> web.Response:
     run = await _run(request)
     parse(request.query, ())
     candidate = request.match_info["candidate_id"]
-    where = sql.Where()
-    where.arg(run["id"])
+    where = _run_where(request, run["id"])
     where.add("d.elem ->> 'id' = {}", convert(_CANDIDATE, candidate))
     rows = await request.app[STORE].pool.fetch(
         sql.RUN_DECISIONS.format(where=where.sql(), limit=MAX_PATH), *where.args)
@@ -64,8 +64,7 @@ async def list_decisions(request: web.Request) -> web.Response:
     """A JSON array of recorded decisions in step time order; next page in Link / X-Next-Cursor."""
     run = await _run(request)
     p = parse(request.query, DECISION_PARAMS)
-    where = sql.Where()
-    where.arg(run["id"])
+    where = _run_where(request, run["id"])
     if p["step"] is not None:
         where.add("(s.name = {} OR s.span_id = {})", p["step"], p["step"])
     if p["accepted"] is not None:
@@ -87,12 +86,21 @@ async def list_decisions(request: web.Request) -> web.Response:
     return json_ok([_decision(r) for r in rows], headers=headers)
 
 
+def _run_where(request: web.Request, run_id: uuid.UUID) -> sql.Where:
+    """$1 is the run; a project-bound key sees only its own project's steps' decisions."""
+    where = sql.Where()
+    where.arg(run_id)
+    if request.get(PROJECT) is not None:
+        where.add("s.service = {}", request[PROJECT])
+    return where
+
+
 async def _run(request: web.Request) -> Any:
     run_id: uuid.UUID = _run_id(request.match_info["run_id"])
     row = await request.app[STORE].pool.fetchrow(sql.RUN_EXISTS, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
-    check_project(request, run_id, row["service"])
+    await check_project(request, run_id, row["service"])
     return row
 
 

@@ -88,11 +88,30 @@ def scoped_query(request: web.Request) -> MultiMapping[str]:
     return pinned
 
 
-def check_project(request: web.Request, run_id: uuid.UUID, service: str | None) -> None:
-    """404, as for an unknown run, when a project-bound key asks for another project's run."""
+async def check_project(request: web.Request, run_id: uuid.UUID, service: str | None) -> bool:
+    """For a project-bound key: 404, as for an unknown run, unless the run holds spans of its project.
+
+    Returns True when the run's own fields came from another project's span (a trace that crosses
+    services, or one whose run span another key wrote): the caller then hides them. Steps are
+    filtered to the project's own spans by ``project_steps``.
+    """
     project = request.get(PROJECT)
-    if project is not None and service != project:
+    if project is None or service == project:
+        return False
+    if not await request.app[STORE].pool.fetchval(sql.RUN_HAS_SERVICE, run_id, project):
         raise QueryError(404, f"run {run_id} not found")
+    return True
+
+
+def project_steps(request: web.Request, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+    """A project-bound key sees only the steps its own project's spans made."""
+    project = request.get(PROJECT)
+    return rows if project is None else [r for r in rows if r["service"] == project]
+
+
+def hide_foreign_fields(run: dict[str, Any]) -> None:
+    """Blank what a run's span from another project carried (its inputs, outputs and error)."""
+    run["inputs"] = run["outputs"] = run["error"] = None
 
 
 async def _fetch_run(request: web.Request) -> dict[str, Any]:
@@ -100,15 +119,17 @@ async def _fetch_run(request: web.Request) -> dict[str, Any]:
     row = await request.app[STORE].pool.fetchrow(sql.GET_RUN, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
-    check_project(request, run_id, row["service"])
+    foreign = await check_project(request, run_id, row["service"])
     run = run_summary(row)
     run["inputs"], run["outputs"] = _json(row["inputs"]), _json(row["outputs"])
+    if foreign:
+        hide_foreign_fields(run)
     return run
 
 
 async def _fetch_steps(request: web.Request) -> list[dict[str, Any]]:
     run_id = _run_id(request.match_info["run_id"])
-    rows = await request.app[STORE].pool.fetch(sql.RUN_STEPS, run_id)
+    rows = project_steps(request, await request.app[STORE].pool.fetch(sql.RUN_STEPS, run_id))
     return tree_order([_step(r, run_id) for r in rows])
 
 

@@ -107,6 +107,7 @@ def tag_clause(where: Where, key: str, value: str) -> None:
               *(json.dumps({key: v}) for v in alternatives))
 
 RUN_EXISTS = "SELECT r.id, r.name, r.status, r.service FROM runs r WHERE r.id = $1"
+RUN_HAS_SERVICE = "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND service = $2)"
 
 # A run's recorded decisions, one row per decision, in step time order. `decisions` is a
 # JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.
