@@ -29,7 +29,8 @@ def trace_service(ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
         with ingester.metrics.request("grpc") as set_outcome:
             try:
                 project = _authorize(keys, context)
-                rejected, message = await ingester.export(_CODEC.decode(body), project)
+                async with ingester.slot():
+                    rejected, message = await ingester.export(_CODEC.decode(body), project)
             except ReceiverError as exc:
                 set_outcome(outcome_of(exc))
                 await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)

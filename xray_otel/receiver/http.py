@@ -43,8 +43,9 @@ async def handle_traces(request: web.Request) -> web.Response:
                 raise UnsupportedMediaType(
                     f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
                 )
-            body = await read_body(request)
-            rejected, message = await ingester.export(codec.decode(body), request.get(PROJECT))
+            async with ingester.slot():
+                body = await read_body(request)
+                rejected, message = await ingester.export(codec.decode(body), request.get(PROJECT))
         except ReceiverError as exc:
             set_outcome(outcome_of(exc))
             return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)

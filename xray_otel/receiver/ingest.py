@@ -32,22 +32,23 @@ class Ingester:
     async def export(self, request: Any, project: str | None = None) -> tuple[int, str]:
         """Store an ExportTraceServiceRequest; returns (rejected spans, message) once committed.
 
-        A non-empty message with nothing rejected is a warning (OTLP partial_success allows that).
+        Call it holding a ``slot()``. A non-empty message with nothing rejected is a warning (OTLP
+        partial_success allows that).
         """
         spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         if spans > self._max_spans:
             raise PayloadTooLarge(f"{spans} spans in one request exceed the limit of {self._max_spans}; "
                                   "send smaller batches")
-        async with self._slot():
-            return await self._store(map_request(request, self._max_value_chars, project))
+        return await self._store(map_request(request, self._max_value_chars, project))
 
     async def write(self, batch: Batch) -> tuple[int, str]:
-        """Store an already mapped batch (legacy /ingest); returns once committed."""
-        async with self._slot():
-            return await self._store(batch)
+        """Store an already mapped batch (legacy /ingest), holding a ``slot()``; returns once committed."""
+        return await self._store(batch)
 
     @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of ``max_inflight`` slots while a request is read, decoded, mapped and stored,
+        so the limit bounds the memory of requests in progress; past the wait, Unavailable."""
         try:
             await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
         except asyncio.TimeoutError:

@@ -51,9 +51,10 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
             if request.get(PROJECT) is not None:
                 raise PermissionDenied("/ingest events carry no service.name, so a project-bound API key "
                                        "cannot write them; use a key that is not bound to a project")
-            body = await read_body(request)
-            batch, processed = map_events(_parse(body))
-            refused, message = await ingester.write(batch)
+            async with ingester.slot():
+                body = await read_body(request)
+                batch, processed = map_events(_parse(body))
+                refused, message = await ingester.write(batch)
         except LegacyEventError as exc:
             set_outcome("client_error")
             return json_error(400, str(exc))
