@@ -58,9 +58,10 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
     finally:
         if retention is not None:
             retention.cancel()
-        if grpc_server is not None:
-            await grpc_server.stop(_GRACE_S)
-        await runner.cleanup()
+            await asyncio.gather(retention, return_exceptions=True)
+        # Both listeners stop accepting at once and share one grace period for requests in flight.
+        stopping = [runner.cleanup()] + ([grpc_server.stop(_GRACE_S)] if grpc_server is not None else [])
+        await asyncio.gather(*stopping)
         await store.close()
 
 
