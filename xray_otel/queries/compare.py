@@ -6,21 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import sql
-from .analysis import analyze, tree_order
+from .analysis import analyze
 from .params import Param, parse
 from .responses import json_ok
-from .routes import (
-    STORE,
-    QueryError,
-    _json,
-    _run_id,
-    _step,
-    check_project,
-    hide_foreign_fields,
-    project_steps,
-    run_summary,
-)
+from .routes import _run_id, fetch_run, fetch_steps
 
 PARAMS = (
     Param("base", "string", "run id of the reference run (e.g. yesterday's good one)", required=True),
@@ -39,17 +28,8 @@ async def compare_runs(request: web.Request) -> web.Response:
 
 async def _analysis(request: web.Request, text: str) -> dict[str, Any]:
     run_id = _run_id(text)
-    pool = request.app[STORE].pool
-    row = await pool.fetchrow(sql.GET_RUN, run_id)
-    if row is None:
-        raise QueryError(404, f"run {run_id} not found")
-    foreign = await check_project(request, run_id, row["service"])
-    run = run_summary(row)
-    run["inputs"], run["outputs"] = _json(row["inputs"]), _json(row["outputs"])
-    if foreign:
-        hide_foreign_fields(run)
-    rows = project_steps(request, await pool.fetch(sql.RUN_STEPS, run_id))
-    steps = tree_order([_step(r, run_id) for r in rows])
+    run = await fetch_run(request, run_id)  # first: 404 before anything of the run is read
+    steps = await fetch_steps(request, run_id)
     result = analyze(run, steps)
     for entry, step in zip(result["funnel"], steps):
         entry["outputs"] = step.get("outputs")

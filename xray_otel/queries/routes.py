@@ -63,17 +63,19 @@ async def query_errors(request: web.Request, handler: Any) -> web.StreamResponse
 
 
 async def get_run(request: web.Request) -> web.Response:
-    return json_ok(await _fetch_run(request))
+    return json_ok(await fetch_run(request, _run_id(request.match_info["run_id"])))
 
 
 async def get_steps(request: web.Request) -> web.Response:
-    await _fetch_run(request)  # 404 for an unknown run rather than an empty list
-    return json_ok(await _fetch_steps(request))
+    run_id = _run_id(request.match_info["run_id"])
+    await fetch_run(request, run_id)  # 404 for an unknown run rather than an empty list
+    return json_ok(await fetch_steps(request, run_id))
 
 
 async def get_analysis(request: web.Request) -> web.Response:
-    run = await _fetch_run(request)
-    return json_ok(analyze(run, await _fetch_steps(request)))
+    run_id = _run_id(request.match_info["run_id"])
+    run = await fetch_run(request, run_id)
+    return json_ok(analyze(run, await fetch_steps(request, run_id)))
 
 
 def scoped_query(request: web.Request) -> MultiMapping[str]:
@@ -114,8 +116,8 @@ def hide_foreign_fields(run: dict[str, Any]) -> None:
     run["inputs"] = run["outputs"] = run["error"] = None
 
 
-async def _fetch_run(request: web.Request) -> dict[str, Any]:
-    run_id = _run_id(request.match_info["run_id"])
+async def fetch_run(request: web.Request, run_id: uuid.UUID) -> dict[str, Any]:
+    """One run as the API shows it, as this request's key may see it; 404 when unknown."""
     row = await request.app[STORE].pool.fetchrow(sql.GET_RUN, run_id)
     if row is None:
         raise QueryError(404, f"run {run_id} not found")
@@ -127,8 +129,8 @@ async def _fetch_run(request: web.Request) -> dict[str, Any]:
     return run
 
 
-async def _fetch_steps(request: web.Request) -> list[dict[str, Any]]:
-    run_id = _run_id(request.match_info["run_id"])
+async def fetch_steps(request: web.Request, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A run's steps in tree order, as this request's key may see them."""
     rows = project_steps(request, await request.app[STORE].pool.fetch(sql.RUN_STEPS, run_id))
     return tree_order([_step(r, run_id) for r in rows])
 
