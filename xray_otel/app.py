@@ -16,7 +16,7 @@ from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, handle_traces
 from .receiver.ingest import Ingester
 from .receiver.legacy import handle_legacy_ingest
 from .store.store import Store
-
+from .ui.routes import add_ui_routes, wants_html
 
 
 def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Application:
@@ -35,14 +35,17 @@ def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Appli
     app.router.add_route("*", "/v1/traces", handle_traces)
     app.router.add_post("/ingest", handle_legacy_ingest)
     add_routes(app)
+    add_ui_routes(app)
     return app
 
 
 async def index(request: web.Request) -> web.Response:
-    """Name, version and every endpoint, from the same list the OpenAPI document is built from."""
+    """Browsers go to the UI; anyone else gets name, version and every endpoint (from the OpenAPI list)."""
+    if wants_html(request):
+        raise web.HTTPFound("/ui/")
     endpoints = {f"{e.method.upper()} {e.path}": e.summary for e in openapi.ENDPOINTS}
     endpoints["gRPC TraceService/Export"] = "OTLP/gRPC trace export, on the gRPC port (default 4317)"
-    return json_ok({"name": "xray-otel", "version": version("xray-otel"), "endpoints": endpoints, "docs": "/docs"})
+    return json_ok({"name": "xray-otel", "version": version("xray-otel"), "endpoints": endpoints, "docs": "/docs", "ui": "/ui/"})
 
 
 async def health(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from .queries.responses import json_error
 from .receiver.codec import PROTOBUF, codec_for
 from .receiver.errors import AUTH_ERRORS
 from .receiver.http import PROJECT, error_response
+from .ui.routes import is_ui_path, wants_html
 
 KEYS = web.AppKey("keys", KeyRing)
 CORS_ORIGINS = web.AppKey("cors_origins", list)
@@ -26,9 +27,12 @@ _CORS_HEADERS = {
 
 @web.middleware
 async def require_api_key(request: web.Request, handler: Any) -> web.StreamResponse:
-    """With keys configured, every path but /health needs one with the right scope: 401 or 403 otherwise."""
+    """With keys configured, every path but /health and the UI's files needs one with the right scope.
+
+    The UI's files (and a browser's redirect from /) hold no data; the page asks for a key itself.
+    """
     keys = request.app[KEYS]
-    if not keys.enabled or request.path in _OPEN_PATHS or request.method == "OPTIONS":
+    if not keys.enabled or request.path in _OPEN_PATHS or request.method == "OPTIONS" or _holds_no_data(request):
         return await handler(request)
     scope = INGEST if request.path in _INGEST_PATHS else READ
     try:
@@ -44,6 +48,10 @@ async def require_api_key(request: web.Request, handler: Any) -> web.StreamRespo
             return response
         return json_error(exc.status, exc.message, headers=headers)
     return await handler(request)
+
+
+def _holds_no_data(request: web.Request) -> bool:
+    return is_ui_path(request.path) or (request.path == "/" and wants_html(request))
 
 
 @web.middleware

@@ -45,7 +45,7 @@ def main(url: str = DEFAULT_URL, start_server: bool = True) -> int:
             print(f"Run {run_id} did not reach {url} within {ANALYZE_TIMEOUT_S:.0f} s.", file=sys.stderr)
             return 1
         print(format_funnel(analysis))
-        more = f"{url}/analyze/{run_id}"
+        more = f"{url}/ui/#/runs/{run_id}  (JSON: {url}/analyze/{run_id})"
         if server is not None:  # the receiver started for the demo stops with it; the data stays
             more += "   (start `xray-otel serve` first: this demo's receiver stops now)"
         print(f"\nMore: {more}")

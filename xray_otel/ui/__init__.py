@@ -1,0 +1,1 @@
+"""The web UI: static pages under /ui that read the public REST API, nothing else."""

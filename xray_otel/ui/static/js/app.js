@@ -1,0 +1,77 @@
+// The router: the hash names the page (#/runs, #/runs/ID, #/runs/ID/candidates/CID, #/compare),
+// so every view has a link that can be shared, bookmarked and opened with Back.
+
+import {ApiError, apiKey, setApiKey} from "./api.js";
+import {h, notice, replace} from "./dom.js";
+import {showCandidate} from "./candidate.js";
+import {showCompare} from "./compare.js";
+import {showRun} from "./run.js";
+import {showRuns} from "./runs.js";
+
+const ROUTES = [
+  [/^\/runs\/([^/]+)\/candidates\/(.+)$/, (m, q) => showCandidate(decodeURIComponent(m[1]), decodeURIComponent(m[2]))],
+  [/^\/runs\/([^/]+)$/, (m, q) => showRun(decodeURIComponent(m[1]), q)],
+  [/^\/runs$/, (m, q) => showRuns(q)],
+  [/^\/compare$/, (m, q) => showCompare(q)],
+];
+
+const view = () => document.getElementById("view");
+let current = 0; // a slower, older page must not overwrite a newer one
+
+async function route() {
+  const [path, search] = (location.hash.slice(1) || "/runs").split("?");
+  const query = new URLSearchParams(search || "");
+  const ticket = ++current;
+  const found = ROUTES.find(([pattern]) => pattern.test(path));
+  document.querySelectorAll("[data-nav]").forEach((a) => {
+    a.toggleAttribute("aria-current", path.startsWith(`/${a.dataset.nav}`));
+  });
+  const target = view();
+  if (!found) {
+    replace(target, notice("error", "No such page.", h("a", {href: "#/runs"}, "Go to the runs")));
+    return;
+  }
+  target.setAttribute("aria-busy", "true");
+  try {
+    const page = await found[1](path.match(found[0]), query);
+    if (ticket === current) replace(target, page);
+  } catch (err) {
+    if (ticket === current) replace(target, errorView(err));
+  } finally {
+    if (ticket === current) target.removeAttribute("aria-busy");
+  }
+}
+
+function errorView(err) {
+  if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return keyForm(err);
+  if (err instanceof ApiError && err.status === 503) {
+    return notice("error", "The database is unreachable.", err.message,
+                  "The server keeps retrying; reload in a few seconds, or check its log.");
+  }
+  const title = err instanceof ApiError && err.status === 404 ? "Not found." : "Something went wrong.";
+  return notice("error", title, err.message);
+}
+
+function keyForm(err) {
+  const input = h("input", {type: "password", id: "api-key", autocomplete: "off", required: true});
+  const form = h("form", {class: "key-form", onsubmit: (e) => {
+    e.preventDefault();
+    setApiKey(input.value.trim());
+    route();
+  }},
+    h("label", {for: "api-key"}, "API key (with read scope)"), input, h("button", {type: "submit"}, "Use this key"));
+  const why = !err ? "Set the API key this tab sends."
+    : err.status === 401 ? (apiKey() ? "The key given was not accepted." : "This server asks for an API key.")
+    : err.message;
+  return h("section", {}, notice(err ? "error" : "info", why,
+    "Paste a key from XRAY_API_KEYS (or the server's keys file). It is kept for this browser tab only."), form);
+}
+
+document.getElementById("key-button").addEventListener("click", () => {
+  current++;
+  replace(view(), keyForm(null));
+  document.getElementById("api-key").focus();
+});
+
+window.addEventListener("hashchange", route);
+route();

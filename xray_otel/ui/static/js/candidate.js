@@ -1,0 +1,53 @@
+// One candidate's path through a run: each step that decided on it, and where and why it left.
+
+import {ApiError, get, seg} from "./api.js";
+import {h, notice} from "./dom.js";
+import * as fmt from "./format.js";
+
+export async function showCandidate(runId, candidateId) {
+  const crumbs = (runName) => h("p", {class: "crumbs"}, h("a", {href: "#/runs"}, "Runs"), " / ",
+                                h("a", {href: `#/runs/${seg(runId)}`}, runName), " / ");
+  const form = searchForm(runId, candidateId);
+  let path;
+  try {
+    path = (await get(`/runs/${seg(runId)}/candidates/${seg(candidateId)}`)).data;
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    return h("section", {class: "candidate"}, crumbs("Run"), h("h1", {}, "Candidate ", h("code", {}, candidateId)), form,
+      notice("info", err.message,
+        "Check the id, or open the run and search a step's recorded decisions. " +
+        "Steps record a sample of decisions unless told to capture all (capture=\"full\" in the SDK)."));
+  }
+  return h("section", {class: "candidate"}, crumbs(path.run.name || path.run.id),
+    h("h1", {}, "Candidate ", h("code", {}, path.candidate_id)), form,
+    verdict(path),
+    h("div", {class: "table-wrap"}, h("table", {class: "data", id: "candidate-path"},
+      h("thead", {}, h("tr", {}, ["Step", "Type", "Outcome", "Reason", "Score", "Rank", "Step in → out"]
+        .map((t) => h("th", {scope: "col"}, t)))),
+      h("tbody", {}, path.path.map((p) => h("tr", {"data-step": p.step, class: p.accepted === false ? "dropped-row" : null},
+        h("th", {scope: "row"}, h("a", {href: `#/runs/${seg(runId)}?step=${seg(p.step_id)}`}, p.step)),
+        h("td", {}, p.type),
+        h("td", {}, h("span", {class: `badge ${p.accepted === false ? "dropped" : "kept"}`},
+          p.accepted === false ? "dropped" : "kept")),
+        h("td", {}, p.reason ?? ""),
+        h("td", {class: "num"}, p.score ?? ""),
+        h("td", {class: "num"}, p.rank ?? ""),
+        h("td", {class: "num"}, `${fmt.count(p.step_input_count)} → ${fmt.count(p.step_output_count)}`)))))));
+}
+
+function verdict(path) {
+  if (path.outcome !== "dropped" || !path.left_at) {
+    return h("p", {class: "verdict kept", id: "verdict"}, "Kept by every step that recorded a decision on it.");
+  }
+  const at = path.left_at;
+  return h("p", {class: "verdict dropped", id: "verdict"}, "Dropped at ", h("strong", {}, at.step),
+    ` (${at.type})`, at.reason ? [" because ", h("strong", {}, at.reason)] : " (no reason recorded)", ".");
+}
+
+function searchForm(runId, value) {
+  const input = h("input", {type: "search", id: "candidate-id", value, required: true, "aria-label": "Candidate id"});
+  return h("form", {class: "inline", role: "search", onsubmit: (e) => {
+    e.preventDefault();
+    location.hash = `#/runs/${seg(runId)}/candidates/${seg(input.value.trim())}`;
+  }}, input, h("button", {type: "submit"}, "Trace another"));
+}

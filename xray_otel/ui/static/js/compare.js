@@ -1,0 +1,76 @@
+// Two runs' funnels side by side, aligned by step name, with what changed marked.
+
+import {get, seg} from "./api.js";
+import {h, notice} from "./dom.js";
+import * as fmt from "./format.js";
+import {badge} from "./runs.js";
+
+export async function showCompare(query) {
+  const base = query.get("base") || "";
+  const other = query.get("other") || "";
+  const form = pickForm(base, other);
+  if (!base || !other) {
+    return h("section", {class: "compare"}, h("h1", {}, "Compare two runs"), form,
+      notice("info", "Give two run ids.", "Or tick two runs in the runs list and press “Compare 2 selected”."));
+  }
+  const {data} = await get("/compare", {base, other});
+  return h("section", {class: "compare"}, h("h1", {}, "Compare two runs"), form,
+    summary(data), steps(data));
+}
+
+function pickForm(base, other) {
+  const field = (id, label, value) => h("label", {class: "field"}, h("span", {}, label),
+    h("input", {id, name: id, value, required: true, placeholder: "run id"}));
+  return h("form", {class: "filters", onsubmit: (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    location.hash = `#/compare?base=${seg(f.get("base").trim())}&other=${seg(f.get("other").trim())}`;
+  }}, field("base", "Base run", base), field("other", "Other run", other),
+  h("div", {class: "actions"}, h("button", {type: "submit"}, "Compare")));
+}
+
+function summary(data) {
+  const s = data.summary;
+  const runCell = (run) => h("div", {}, h("a", {href: `#/runs/${seg(run.id)}`}, run.name || run.id), " ", badge(run.status),
+    h("div", {class: "muted"}, fmt.time(run.started_at)));
+  const row = (label, pair, format) => h("tr", {class: pair.base !== pair.other ? "changed" : null},
+    h("th", {scope: "row"}, label), h("td", {}, format(pair.base)), h("td", {}, format(pair.other)));
+  const out = (v) => (v === null || v === undefined ? "—" : JSON.stringify(v));
+  const div = data.first_divergence;
+  return h("section", {},
+    div ? h("p", {class: "verdict dropped", id: "divergence"}, "First difference at ", h("strong", {}, div.name),
+      div.occurrence > 1 ? ` (occurrence ${div.occurrence})` : "", ": ", div.changed.join(", "), ".")
+      : h("p", {class: "verdict kept", id: "divergence"}, "The two funnels match step for step."),
+    h("div", {class: "table-wrap"}, h("table", {class: "data", id: "compare-summary"},
+      h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {scope: "col"}, "Base"), h("th", {scope: "col"}, "Other"))),
+      h("tbody", {},
+        h("tr", {}, h("th", {scope: "row"}, "Run"), h("td", {}, runCell(data.base)), h("td", {}, runCell(data.other))),
+        row("Candidates in", s.initial_candidates, fmt.count),
+        row("Final count", s.final_count, fmt.count),
+        row("Steps", s.step_count, fmt.count),
+        row("Cost", s.total_cost, fmt.cost),
+        row("Final outputs", s.final_outputs, out)))));
+}
+
+function steps(data) {
+  const side = (f) => (f ? [
+    h("td", {class: "num"}, `${fmt.count(f.input_count)} → ${fmt.count(f.output_count)}`),
+    h("td", {class: "num"}, fmt.percent(f.drop_rate)),
+    h("td", {}, reasons(f.rejections)),
+  ] : [h("td", {colspan: 3, class: "muted"}, "not in this run")]);
+  return h("section", {}, h("h2", {}, "Steps, aligned by name"),
+    h("div", {class: "table-wrap"}, h("table", {class: "data", id: "compare-steps"},
+      h("thead", {},
+        h("tr", {}, h("th", {rowspan: 2, scope: "col"}, "Step"), h("th", {colspan: 3, scope: "colgroup"}, "Base"),
+          h("th", {colspan: 3, scope: "colgroup"}, "Other"), h("th", {rowspan: 2, scope: "col"}, "Changed")),
+        h("tr", {}, ["In → out", "Drop", "Reasons", "In → out", "Drop", "Reasons"].map((t) => h("th", {scope: "col"}, t)))),
+      h("tbody", {}, data.steps.map((st) => h("tr", {"data-step": st.name, class: st.changed.length ? "changed" : null},
+        h("th", {scope: "row"}, st.name, st.occurrence > 1 ? ` #${st.occurrence}` : ""),
+        side(st.base), side(st.other),
+        h("td", {}, st.changed.length ? h("ul", {class: "chips warn"}, st.changed.map((c) => h("li", {}, c))) : "—")))))));
+}
+
+function reasons(counts) {
+  const entries = Object.entries(counts || {}).sort((a, b) => b[1] - a[1]);
+  return entries.length ? entries.map(([r, n]) => `${r} ${fmt.count(n)}`).join(", ") : "—";
+}

@@ -1,0 +1,67 @@
+// The funnel chart: one bar per step that counted candidates, the kept part solid over what came in,
+// the drop on each transition written beside it, the biggest drop marked (in words too, not colour only).
+
+import {h, s} from "./dom.js";
+import * as fmt from "./format.js";
+
+const ROW = 34;
+const LABEL = 190;
+const BAR = 420;
+const NOTE = 230;
+const MAX_ROWS = 60; // a run with more counted steps lists the rest in the step table
+
+/** Steps with a count, in the order the analysis gives (tree order). */
+export function funnelRows(funnel) {
+  return funnel.filter((f) => f.input_count !== null || f.output_count !== null);
+}
+
+/** An SVG funnel for /analyze's funnel and summary; onPick(stepId) when a bar is chosen. */
+export function funnelChart(analysis, onPick) {
+  const rows = funnelRows(analysis.funnel);
+  if (!rows.length) {
+    return h("p", {class: "muted"}, "No step of this run recorded candidate counts, so there is no funnel. ",
+             "Record them with process_candidates() or set_counts() in the SDK.");
+  }
+  const shown = rows.slice(0, MAX_ROWS);
+  const biggest = analysis.summary.biggest_drop && analysis.summary.biggest_drop.step_id;
+  const top = Math.max(...shown.map((f) => Math.max(f.input_count || 0, f.output_count || 0)), 1);
+  const width = (n) => (n ? Math.max(2, (n / top) * BAR) : 0);
+  const svg = s("svg", {class: "funnel", viewBox: `0 0 ${LABEL + BAR + NOTE} ${shown.length * ROW + 6}`,
+                        role: "img", "aria-labelledby": "funnel-title"},
+    s("title", {id: "funnel-title"}, funnelSummary(analysis, rows)),
+    shown.map((f, i) => {
+      const y = i * ROW + 4;
+      const big = f.step_id === biggest;
+      const kept = f.output_count ?? f.input_count;
+      return s("g", {class: `funnel-row${big ? " biggest" : ""}`, "data-step": f.name, "data-step-id": f.step_id,
+                     "data-in": f.input_count ?? "", "data-out": f.output_count ?? "", tabindex: 0, role: "button",
+                     "aria-label": `${f.name}: ${label(f)}${big ? ", biggest drop" : ""}`,
+                     onclick: () => onPick(f.step_id),
+                     onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); onPick(f.step_id); } }},
+        s("text", {x: LABEL - 8, y: y + 19, class: "step-label", "text-anchor": "end"}, clip(f.name, 24)),
+        s("rect", {x: LABEL, y, width: width(f.input_count ?? kept), height: ROW - 8, class: "came-in", rx: 3}),
+        s("rect", {x: LABEL, y, width: width(kept), height: ROW - 8, class: "kept", rx: 3}),
+        s("text", {x: LABEL + BAR + 8, y: y + 19, class: "figure"}, label(f) + (big ? "  ◀ biggest drop" : "")));
+    }));
+  return h("figure", {class: "funnel-figure"}, svg,
+    rows.length > MAX_ROWS ? h("figcaption", {class: "muted"},
+      `First ${MAX_ROWS} of ${rows.length} counted steps; the step table below lists them all.`) : null);
+}
+
+function label(f) {
+  if (f.input_count === null) return `→ ${fmt.count(f.output_count)}`;
+  if (f.output_count === null) return `${fmt.count(f.input_count)} in`;
+  const drop = f.dropped > 0 ? `  −${fmt.count(f.dropped)} (${fmt.percent(f.drop_rate)})` : "";
+  return `${fmt.count(f.input_count)} → ${fmt.count(f.output_count)}${drop}`;
+}
+
+function funnelSummary(analysis, rows) {
+  const {initial_candidates: first, final_count: last, biggest_drop: big} = analysis.summary;
+  const parts = [`Funnel of ${rows.length} steps: ${fmt.count(first)} candidates in, ${fmt.count(last)} out.`];
+  if (big) parts.push(`Biggest drop at ${big.step}: −${fmt.count(big.dropped)} (${fmt.percent(big.drop_rate)}).`);
+  return parts.join(" ");
+}
+
+function clip(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}

@@ -1,0 +1,114 @@
+// Runs: newest first, filtered by name, status, tag and time; paged by the API's cursor.
+
+import {get} from "./api.js";
+import {h, notice} from "./dom.js";
+import * as fmt from "./format.js";
+
+const PAGE = 50;
+const WINDOWS = [["", "any time"], ["1h", "last hour"], ["24h", "last 24 hours"], ["7d", "last 7 days"],
+                 ["30d", "last 30 days"]];
+const FILTERS = ["q", "status", "tag", "since"];
+
+export async function showRuns(query) {
+  const params = {limit: PAGE, cursor: query.get("cursor")};
+  for (const name of FILTERS) params[name] = name === "tag" ? tags(query.get("tag")) : query.get(name);
+  const {data: runs, next} = await get("/runs", params);
+  const filtered = FILTERS.some((name) => query.get(name));
+  return h("section", {class: "runs"},
+    h("h1", {}, "Runs"),
+    filterForm(query),
+    runs.length ? runTable(runs) : empty(filtered, query.get("cursor")),
+    pager(query, next));
+}
+
+/** "env:prod team:search" → ["env:prod", "team:search"]. */
+function tags(text) {
+  return (text || "").split(/[\s,]+/).filter(Boolean);
+}
+
+function filterForm(query) {
+  const field = (name, label, input) => h("label", {class: "field"}, h("span", {}, label), input);
+  const text = (name, placeholder) => h("input", {name, type: "search", value: query.get(name) || "", placeholder});
+  const select = (name, options) => h("select", {name}, options.map(([value, label]) =>
+    h("option", {value, selected: (query.get(name) || "") === value}, label)));
+  return h("form", {class: "filters", role: "search", onsubmit: (e) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const [name, value] of new FormData(e.target)) if (value.trim()) next.set(name, value.trim());
+    location.hash = `#/runs?${next}`;
+  }},
+    field("q", "Name contains", text("q", "e.g. competitor")),
+    field("status", "Status", select("status", [["", "any"], ["running", "running"], ["completed", "completed"],
+                                                ["failed", "failed"]])),
+    field("tag", "Tags (key:value)", text("tag", "e.g. env:prod")),
+    field("since", "Started", select("since", WINDOWS)),
+    h("div", {class: "actions"},
+      h("button", {type: "submit"}, "Apply"),
+      h("a", {href: "#/runs", class: "button secondary"}, "Clear"),
+      h("button", {type: "button", class: "secondary", onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange"))},
+        "Refresh")));
+}
+
+function runTable(runs) {
+  const picked = new Set();
+  const compare = h("button", {type: "button", disabled: true, onclick: () => {
+    const [base, other] = picked;
+    location.hash = `#/compare?base=${encodeURIComponent(base)}&other=${encodeURIComponent(other)}`;
+  }}, "Compare 2 selected");
+  const pick = (id) => (e) => {
+    e.target.checked ? picked.add(id) : picked.delete(id);
+    compare.disabled = picked.size !== 2;
+  };
+  return h("div", {},
+    h("div", {class: "table-wrap"}, h("table", {class: "data", id: "runs-table"},
+      h("thead", {}, h("tr", {},
+        h("th", {scope: "col"}, h("span", {class: "sr-only"}, "Select")), ["Name", "Status", "Started", "Duration",
+        "Steps", "Cost", "Tags"].map((t) => h("th", {scope: "col", class: /Duration|Steps|Cost/.test(t) ? "num" : null}, t)))),
+      h("tbody", {}, runs.map((run) => h("tr", {"data-run-id": run.id},
+        h("td", {}, h("input", {type: "checkbox", "aria-label": `Select ${run.name || run.id} to compare`,
+                                onchange: pick(run.id)})),
+        h("td", {}, h("a", {href: `#/runs/${encodeURIComponent(run.id)}`}, run.name || run.id),
+          run.error ? h("div", {class: "error-text"}, run.error) : null),
+        h("td", {}, badge(run.status)),
+        h("td", {title: run.started_at || ""}, fmt.time(run.started_at)),
+        h("td", {class: "num"}, fmt.duration(run.duration_ms)),
+        h("td", {class: "num"}, fmt.count(run.step_count)),
+        h("td", {class: "num"}, fmt.cost(run.total_cost)),
+        h("td", {}, tagChips(run.tags))))))),
+    h("p", {class: "toolbar"}, compare, h("span", {class: "muted"}, " Tick two runs to compare their funnels.")));
+}
+
+export function badge(status) {
+  return h("span", {class: `badge ${fmt.status(status)}`}, fmt.status(status));
+}
+
+function tagChips(tags) {
+  const entries = Object.entries(tags || {});
+  return entries.length ? h("ul", {class: "chips"}, entries.map(([k, v]) => h("li", {}, `${k}: ${v}`))) : "";
+}
+
+function empty(filtered, paged) {
+  if (paged) return notice("info", "No more runs.", h("a", {href: "#/runs"}, "Back to the newest runs"));
+  if (filtered) {
+    return notice("info", "No run matches these filters.", h("a", {href: "#/runs"}, "Clear the filters"));
+  }
+  return notice("info", "No runs yet.",
+    "Point your application's exporter here: OTEL_EXPORTER_OTLP_ENDPOINT=" + location.origin,
+    "Or load an example pipeline now: run `xray-otel demo --url " + location.origin + "`, then refresh.");
+}
+
+function pager(query, next) {
+  const here = new URLSearchParams(query);
+  const links = [];
+  if (query.get("cursor")) {
+    links.push(h("button", {type: "button", class: "secondary", onclick: () => history.back()}, "← Newer"));
+    here.delete("cursor");
+    links.push(h("a", {href: `#/runs?${here}`, class: "button secondary"}, "Newest"));
+  }
+  if (next) {
+    const older = new URLSearchParams(query);
+    older.set("cursor", next);
+    links.push(h("a", {href: `#/runs?${older}`, class: "button secondary", rel: "next"}, "Older →"));
+  }
+  return links.length ? h("nav", {class: "pager", "aria-label": "Pages"}, links) : null;
+}
