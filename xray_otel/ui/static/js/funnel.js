@@ -6,8 +6,8 @@ import * as fmt from "./format.js";
 
 const ROW = 34;
 const LABEL = 190;
-const BAR = 420;
-const NOTE = 230;
+const BAR = 380;
+const NOTE = 380;
 const MAX_ROWS = 60; // a run with more counted steps lists the rest in the step table
 
 /** Steps with a count, in the order the analysis gives (tree order). */
