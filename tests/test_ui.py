@@ -199,6 +199,9 @@ def test_two_runs_compared_side_by_side_with_differences_marked(page, receiver_u
     cells = changed.locator("td")
     assert {cells.nth(0).inner_text(), cells.nth(3).inner_text()} == {"20 → 5", "20 → 1"}
     expect(page.locator('#compare-steps tr[data-step="retrieve"]')).not_to_have_class(re.compile("changed"))
+    sides = {side: page.locator(f'#compare-funnels [data-side="{side}"] .funnel-row[data-step="filter_price"]')
+             for side in ("base", "other")}
+    assert {sides["base"].get_attribute("data-out"), sides["other"].get_attribute("data-out")} == {"5", "1"}
     expect(page.locator("#compare-summary")).to_contain_text("phone-case")
     expect(page.locator("#compare-summary")).to_contain_text("laptop-stand")
     shot(page, "compare")

@@ -3,6 +3,7 @@
 import {get, seg} from "./api.js";
 import {h, notice} from "./dom.js";
 import * as fmt from "./format.js";
+import {funnelChart} from "./funnel.js";
 import {badge} from "./runs.js";
 
 export async function showCompare(query) {
@@ -15,7 +16,7 @@ export async function showCompare(query) {
   }
   const {data} = await get("/compare", {base, other});
   return h("section", {class: "compare"}, h("h1", {}, "Compare two runs"), form,
-    summary(data), steps(data));
+    summary(data), funnels(data), steps(data));
 }
 
 function pickForm(base, other) {
@@ -50,6 +51,22 @@ function summary(data) {
         row("Steps", s.step_count, fmt.count),
         row("Cost", s.total_cost, fmt.cost),
         row("Final outputs", s.final_outputs, out)))));
+}
+
+/** Each run's funnel, drawn as on its run page, next to the other's. */
+function funnels(data) {
+  const chart = (key) => {
+    const run = data[key];
+    const funnel = data.steps.filter((st) => st[key]).map((st) => ({...st[key], name: st.name}));
+    const biggest = funnel.reduce((best, f) => ((f.dropped || 0) > ((best && best.dropped) || 0) ? f : best), null);
+    const analysis = {funnel, summary: {initial_candidates: data.summary.initial_candidates[key],
+      final_count: data.summary.final_count[key], biggest_drop: biggest && {...biggest, step: biggest.name}}};
+    const open = (stepId) => { location.hash = `#/runs/${seg(run.id)}?step=${seg(stepId)}`; };
+    return h("div", {"data-side": key}, h("h3", {}, key === "base" ? "Base" : "Other", ": ", run.name || run.id),
+      funnelChart(analysis, open, `funnel-${key}`));
+  };
+  return h("section", {"aria-labelledby": "funnels-h"}, h("h2", {id: "funnels-h"}, "Funnels"),
+    h("div", {class: "side-by-side", id: "compare-funnels"}, chart("base"), chart("other")));
 }
 
 function steps(data) {

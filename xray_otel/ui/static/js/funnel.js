@@ -16,7 +16,7 @@ export function funnelRows(funnel) {
 }
 
 /** An SVG funnel for /analyze's funnel and summary; onPick(stepId) when a bar is chosen. */
-export function funnelChart(analysis, onPick) {
+export function funnelChart(analysis, onPick, id = "funnel") {
   const rows = funnelRows(analysis.funnel);
   if (!rows.length) {
     return h("p", {class: "muted"}, "No step of this run recorded candidate counts, so there is no funnel. ",
@@ -27,8 +27,8 @@ export function funnelChart(analysis, onPick) {
   const top = Math.max(...shown.map((f) => Math.max(f.input_count || 0, f.output_count || 0)), 1);
   const width = (n) => (n ? Math.max(2, (n / top) * BAR) : 0);
   const svg = s("svg", {class: "funnel", viewBox: `0 0 ${LABEL + BAR + NOTE} ${shown.length * ROW + 6}`,
-                        role: "img", "aria-labelledby": "funnel-title"},
-    s("title", {id: "funnel-title"}, funnelSummary(analysis, rows)),
+                        role: "img", "aria-labelledby": `${id}-title`},
+    s("title", {id: `${id}-title`}, funnelSummary(analysis, rows)),
     shown.map((f, i) => {
       const y = i * ROW + 4;
       const big = f.step_id === biggest;
