@@ -12,6 +12,8 @@ import json
 import math
 import re
 from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring
+from json.scanner import c_make_scanner
 from typing import Any
 
 from .conventions import TRUNCATION_MARKER
@@ -21,8 +23,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: jsonb refuses it.
 _HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 _JSON_LONE_SURROGATE = re.compile(f"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}")
-_LONG_EXPONENT = re.compile(r"[eE][+-]?\d{5}")
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_JSON_SPACE = " \t\n\r"
 
 
 def _reject_constant(name: str) -> Any:
@@ -37,16 +39,42 @@ def _jsonb_number(text: str) -> float:
     return float(text)
 
 
-# Built once: json.loads/dumps with keyword arguments build a new coder per call (~1.3 µs each).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_CAREFUL_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_jsonb_number)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+def _jsonb_float(text: str) -> float:
+    """parse_float hook: only a literal with an exponent, or one over 16383 characters, can overflow numeric
+    (an integer literal that long is refused by int() first), so only those pay for the exact check."""
+    if len(text) > 6 and ("e" in text or "E" in text or len(text) > 16383):
+        return _jsonb_number(text)
+    return float(text)
+
+
+# Built once: json.loads/dumps with keyword arguments build a new coder per call (~1.3 µs each), and
+# JSONDecoder.decode / JSONEncoder.encode wrap the C scanner and encoder in ~0.7 µs of Python per value.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_jsonb_float)
+_SCAN = c_make_scanner(_DECODER)
+# Compact, non-ASCII kept, NaN refused, default=str; no cycle check (a cycle ends in RecursionError, handled).
+_ENCODE = c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, False)
 _SAFE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def attributes_to_dict(key_values: Any) -> dict[str, Any]:
     """Repeated KeyValue to a dict; later duplicates of a key win, as in the OTel SDKs."""
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    return {kv.key: kv.value.string_value or any_value(kv.value) for kv in key_values}  # most values are text
+
+
+def capped_attributes(key_values: Any, limit: int) -> tuple[dict[str, Any], int]:
+    """attributes_to_dict, then cap_strings(limit) only if a value may need it; returns (attributes, cut)."""
+    attrs: dict[str, Any] = {}
+    suspect = False
+    for kv in key_values:
+        value = kv.value
+        text = value.string_value
+        if not text:
+            text = any_value(value)
+            suspect = suspect or type(text) is list
+        elif len(text) > limit:
+            suspect = True
+        attrs[kv.key] = text
+    return attrs, cap_strings(attrs, limit) if suspect else 0
 
 
 def any_value(value: Any) -> Any:
@@ -100,7 +128,7 @@ def to_json(value: Any) -> str:
     if not value and isinstance(value, dict):
         return "{}"
     try:
-        text = _ENCODER.encode(value)
+        text = "".join(_ENCODE(value, 0))
     except (ValueError, RecursionError):
         text = _SAFE_ENCODER.encode(_json_safe(value))
     if not text.isascii() and _SURROGATE.search(text):
@@ -112,20 +140,27 @@ def json_column(value: Any) -> str | None:
     """A JSON-valued attribute for a jsonb column: valid JSON text kept as is, anything else stored as a string."""
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            # Only a long text or a 5-digit exponent can hold a number numeric cannot; check those.
-            careful = len(value) > 16383 or _LONG_EXPONENT.search(value)
-            parsed = (_CAREFUL_DECODER if careful else _DECODER).decode(value)
-        except (ValueError, RecursionError):
-            return to_json(value)
-        if ("\\u" in value and _JSON_LONE_SURROGATE.search(value)) or (
-            not value.isascii() and _SURROGATE.search(value)
-        ):
-            return to_json(parsed)
-        return _JSON_NUL.sub(r"\1", value) if "\\u0000" in value else value
-    return to_json(value)
+    if not isinstance(value, str):
+        return to_json(value)
+    try:
+        parsed = _decode(value)
+    except (ValueError, RecursionError):
+        return to_json(value)
+    if ("\\u" in value and _JSON_LONE_SURROGATE.search(value)) or (not value.isascii() and _SURROGATE.search(value)):
+        return to_json(parsed)
+    return _JSON_NUL.sub(r"\1", value) if "\\u0000" in value else value
 
+
+def _decode(text: str) -> Any:
+    """json.loads with our hooks (JSONDecodeError, a ValueError, when not one JSON value)."""
+    start = len(text) - len(text.lstrip(_JSON_SPACE)) if text[:1] in _JSON_SPACE else 0
+    try:
+        value, end = _SCAN(text, start)
+    except StopIteration:
+        raise ValueError("no JSON value") from None
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 def _json_safe(value: Any, depth: int = 0) -> Any:
