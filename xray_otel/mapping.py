@@ -30,7 +30,7 @@ from . import conventions as c
 from . import semconv
 from .pricing import cost_of
 from .semconv import as_count, as_usd
-from .values import attributes_to_dict, cap_strings, clean_text, json_column, to_json
+from .values import attributes_to_dict, capped_attributes, clean_text, json_column, to_json
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,14 @@ class Batch:
         if current is None or row.beats(current):
             self.runs[row.id] = row
 
+    def add_placeholder(self, step: StepRow) -> None:
+        """The RUNNING run a step implies until its run span arrives. Built only when no better row is
+        already here: a placeholder never beats a run or root span's row (most steps, most requests)."""
+        current = self.runs.get(step.run_id)
+        if current is None or current.source == SOURCE_PLACEHOLDER:
+            self.add_run(RunRow(step.run_id, SOURCE_PLACEHOLDER, step.span_id, None, c.STATUS_RUNNING, step.service,
+                                "{}", None, None, None, step.started_at or step.completed_at, None))
+
     def reject(self, reason: str) -> None:
         self.rejected += 1
         if len(self.errors) < 5:  # enough to act on; the count says how many
@@ -162,16 +170,16 @@ def map_request(request: Any, max_value_chars: int = MAX_VALUE_CHARS, project: s
                                  f"not service.name {context.service!r}")
             continue
         for scope_spans in resource_spans.scope_spans:
-            scope = _scope_label(scope_spans.scope)
+            scope = _ScopeContext(_scope_label(scope_spans.scope), context)
             for span in scope_spans.spans:
-                _map_one(batch, span, scope, context)
+                _map_one(batch, span, scope)
     return batch
 
 
 class _ResourceContext:
     """What every span of one resource shares, encoded once."""
 
-    __slots__ = ("service", "resource_json", "tags", "max_value_chars")
+    __slots__ = ("service", "resource_json", "tags", "max_value_chars", "_run_ids")
 
     def __init__(self, resource: dict[str, Any], max_value_chars: int) -> None:
         self.max_value_chars = max_value_chars
@@ -179,11 +187,38 @@ class _ResourceContext:
         self.service = clean_text(str(service)) if service is not None else None
         self.resource_json = to_json(resource)
         self.tags = semconv.resource_tags(resource)
+        self._run_ids: dict[bytes, uuid.UUID] = {}
+
+    def run_id(self, trace_id: bytes) -> uuid.UUID:
+        """The run id of a trace id, built once per trace: a trace's spans mostly travel together."""
+        run_id = self._run_ids.get(trace_id)
+        if run_id is None:
+            run_id = self._run_ids[trace_id] = _trace_id(trace_id)
+        return run_id
 
 
-def _map_one(batch: Batch, span: Any, scope: str, context: _ResourceContext) -> None:
+class _ScopeContext:
+    """What every span of one instrumentation scope shares: its label, and the otel column of plain spans."""
+
+    __slots__ = ("label", "resource", "_otel")
+
+    def __init__(self, label: str, resource: _ResourceContext) -> None:
+        self.label, self.resource = label, resource
+        self._otel: dict[int, str] = {}
+
+    def otel_json(self, span: Any) -> str:
+        """steps.otel. Without trace state, events or links (most spans) it depends on the span kind alone."""
+        if span.trace_state or span.events or span.links:
+            return to_json(_otel_fields(span, self.label))
+        text = self._otel.get(span.kind)
+        if text is None:
+            text = self._otel[span.kind] = to_json(_otel_fields(span, self.label))
+        return text
+
+
+def _map_one(batch: Batch, span: Any, scope: _ScopeContext) -> None:
     try:
-        run, step, truncated = map_span(span, scope, context)
+        run, step, truncated = map_span(span, scope)
     except SpanError as exc:
         batch.reject(str(exc))
         return
@@ -191,34 +226,34 @@ def _map_one(batch: Batch, span: Any, scope: str, context: _ResourceContext) -> 
         log.exception("span mapping failed")
         batch.reject("span could not be mapped (server error, logged)")
         return
-    batch.add_run(run)
+    if run is None:
+        batch.add_placeholder(step)
+    else:
+        batch.add_run(run)
     batch.steps.append(step)
     batch.truncated += truncated
 
 
-def map_span(span: Any, scope: str, context: _ResourceContext) -> tuple[RunRow, StepRow, int]:
-    """Map one span to its run contribution, its step row, and how many values were truncated."""
-    run_id = _trace_id(span.trace_id)
+def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow, int]:
+    """Map one span to its run row (None for a step: Batch.add_placeholder makes its run's), its step row,
+    and how many attribute values were truncated."""
+    context = scope.resource
+    run_id = context.run_id(span.trace_id)
     span_id = _span_id(span.span_id, "span_id")
     # All zeros is the invalid-id sentinel some exporters send for a root span: no parent, as in the collector.
     parent = _span_id(span.parent_span_id, "parent_span_id") if any(span.parent_span_id) else None
     started, completed = _times(span.start_time_unix_nano, span.end_time_unix_nano)
-    attrs = attributes_to_dict(span.attributes)
-    truncated = cap_strings(attrs, context.max_value_chars)
+    attrs, truncated = capped_attributes(span.attributes, context.max_value_chars)
     found = semconv.read(attrs, span.kind)  # OpenInference / OpenLLMetry / GenAI; xray.* below wins
     error = _error_text(span)
     kind = attrs.get(c.KIND)
     is_run = kind == c.KIND_RUN or (parent is None and kind != c.KIND_STEP)
-    run = _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, completed, error, context)
-    step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, context,
-                     is_run)
+    run = _run_row(run_id, span, span_id, attrs, found, kind, started, completed, error, context) if is_run else None
+    step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, is_run)
     return run, step, truncated
 
 
-def _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, completed, error, context) -> RunRow:
-    if not is_run:
-        return RunRow(run_id, SOURCE_PLACEHOLDER, span_id, None, c.STATUS_RUNNING, context.service, "{}",
-                      None, None, None, started or completed, None)
+def _run_row(run_id, span, span_id, attrs, found, kind, started, completed, error, context) -> RunRow:
     status = c.STATUS_FAILED if error is not None else (c.STATUS_COMPLETED if completed else c.STATUS_RUNNING)
     name = attrs.get(c.RUN_NAME) or found.run_name or semconv.default_run_name(span.name, span.kind, attrs,
                                                                                 context.service)
@@ -238,9 +273,7 @@ def _run_row(run_id, span, span_id, attrs, found, kind, is_run, started, complet
     )
 
 
-def _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, context,
-              is_run) -> StepRow:
-    mapped = _MAPPED if is_run else _MAPPED_STEP
+def _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, is_run) -> StepRow:
     cost, cost_source = _cost(attrs, found)
     return StepRow(
         run_id,
@@ -264,12 +297,19 @@ def _step_row(run_id, span, span_id, parent, attrs, found, kind, started, comple
         started,
         completed,
         error,
-        context.service,
-        to_json({k: v for k, v in attrs.items() if k not in mapped}),
-        to_json(_otel_fields(span, scope)),
-        context.resource_json,
+        scope.resource.service,
+        _unmapped_json(attrs, _MAPPED if is_run else _MAPPED_STEP),
+        scope.otel_json(span),
+        scope.resource.resource_json,
         cost_source,
     )
+
+
+def _unmapped_json(attrs: dict[str, Any], mapped: frozenset[str]) -> str:
+    """steps.attributes: what no column holds. Often nothing is left, which a subset test tells at C speed."""
+    if attrs.keys() <= mapped:
+        return "{}"
+    return to_json({k: v for k, v in attrs.items() if k not in mapped})
 
 
 def _either(xray: Any, other: Any) -> Any:
