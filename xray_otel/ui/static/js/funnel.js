@@ -27,7 +27,7 @@ export function funnelChart(analysis, onPick, id = "funnel") {
   const top = Math.max(...shown.map((f) => Math.max(f.input_count || 0, f.output_count || 0)), 1);
   const width = (n) => (n ? Math.max(2, (n / top) * BAR) : 0);
   const svg = s("svg", {class: "funnel", viewBox: `0 0 ${LABEL + BAR + NOTE} ${shown.length * ROW + 6}`,
-                        role: "img", "aria-labelledby": `${id}-title`},
+                        role: "group", "aria-labelledby": `${id}-title`},
     s("title", {id: `${id}-title`}, funnelSummary(analysis, rows)),
     shown.map((f, i) => {
       const y = i * ROW + 4;
