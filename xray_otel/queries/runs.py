@@ -15,9 +15,9 @@ from .routes import STORE, run_summary, scoped_query
 # sort name → (SQL expression, Python type of its value, column of the row holding it)
 _SORTS = {
     "started_at": ("r.started_at", datetime, "started_at"),
-    "cost": ("agg.total_cost", float, "total_cost"),
+    "cost": (sql.RUN_COST, float, "total_cost"),
     "duration": (sql.RUN_DURATION_MS, float, "sort_key"),
-    "step_count": ("agg.step_count", int, "step_count"),
+    "step_count": ("r.step_count", int, "step_count"),
 }
 
 PARAMS = (
@@ -59,9 +59,9 @@ async def list_runs(request: web.Request) -> web.Response:
     if p["until"]:
         where.add("r.started_at < {}", p["until"])
     if p["min_cost"] is not None:
-        where.add("agg.total_cost >= {}", p["min_cost"])
+        where.add(f"{sql.RUN_COST} >= {{}}", p["min_cost"])
     if p["max_cost"] is not None:
-        where.add("agg.total_cost <= {}", p["max_cost"])
+        where.add(f"{sql.RUN_COST} <= {{}}", p["max_cost"])
     if p["has_error"] is not None:
         where.add(sql.RUN_HAS_ERROR if p["has_error"] else f"NOT {sql.RUN_HAS_ERROR}")
 

@@ -23,7 +23,7 @@ _SORTS: dict[str, tuple[str, type]] = {
     "duration": (sql.STEP_DURATION_MS, float),
     "input_count": ("s.input_count", int),
 }
-_NEEDS = {"drop_rate": sql.HAS_DROP_RATE, "duration": "s.completed_at IS NOT NULL AND s.started_at IS NOT NULL",
+_NEEDS = {"drop_rate": sql.HAS_DROP_RATE, "duration": sql.STEP_FINISHED,
           "input_count": "s.input_count IS NOT NULL"}
 
 PARAMS = (

@@ -27,14 +27,53 @@ WHERE excluded.source > r.source
        AND (excluded.started_at, excluded.span_id) < (r.started_at, r.span_id))
 """
 
-# A re-sent span is the same span: the first copy stays, so cost is never counted twice.
+# Steps in, run totals kept, in one statement ($1: the ids of the batch's runs, whose rows
+# UPSERT_RUNS has locked, so no other writer changes their totals until this transaction ends).
+# {columns} are the staged step columns; the statement fills steps.run_span itself.
+#
+# - ins: a re-sent span conflicts and inserts nothing, so it never counts twice. A row is the
+#   run span (run_span) when it is the span the run row now comes from.
+# - When UPSERT_RUNS switched the run to a better span (now) than the one the stored rows say
+#   (was, runs.steps_run_span), a row stored before this statement changes sides: the old run
+#   span's row becomes a step again, the new one's stops being one. Rows inserted here are not
+#   visible to these UPDATEs (one snapshot), so nothing is flagged or counted twice.
+# - The totals change by what was inserted (steps only) and what changed sides.
 INSERT_STEPS = """
-INSERT INTO steps SELECT * FROM steps_in ORDER BY run_id, span_id
-ON CONFLICT (run_id, span_id) DO NOTHING
+WITH batch AS (
+    SELECT id, steps_run_span AS was, CASE WHEN source > 0 THEN span_id END AS now
+    FROM runs WHERE id = ANY($1::uuid[])
+), ins AS (
+    INSERT INTO steps ({columns}, run_span)
+    SELECT {staged}, coalesce(i.span_id = b.now, false)
+    FROM steps_in i LEFT JOIN batch b ON b.id = i.run_id
+    ORDER BY i.run_id, i.span_id
+    ON CONFLICT (run_id, span_id) DO NOTHING
+    RETURNING run_id, cost, run_span
+), unflag AS (
+    UPDATE steps s SET run_span = false FROM batch b
+    WHERE b.was IS DISTINCT FROM b.now AND s.run_id = b.id AND s.span_id = b.was AND s.run_span
+    RETURNING s.run_id, s.cost
+), flag AS (
+    UPDATE steps s SET run_span = true FROM batch b
+    WHERE b.was IS DISTINCT FROM b.now AND s.run_id = b.id AND s.span_id = b.now AND NOT s.run_span
+    RETURNING s.run_id, s.cost
+), delta AS (
+    SELECT run_id, sum(n) AS n, sum(cost) AS cost FROM (
+        SELECT run_id, 1 AS n, cost::numeric AS cost FROM ins WHERE NOT run_span
+        UNION ALL SELECT run_id, 1, cost::numeric FROM unflag
+        UNION ALL SELECT run_id, -1, -cost::numeric FROM flag
+    ) d GROUP BY run_id
+)
+UPDATE runs r
+SET step_count = r.step_count + coalesce(d.n, 0), total_cost = r.total_cost + coalesce(d.cost, 0),
+    steps_run_span = b.now
+FROM batch b LEFT JOIN delta d ON d.run_id = b.id
+WHERE r.id = b.id AND (d.run_id IS NOT NULL OR b.was IS DISTINCT FROM b.now)
 """
 
-# The slow path for a batch PostgreSQL refused: one span at a time, each behind a savepoint.
-INSERT_STEP = """
-INSERT INTO steps ({columns}) VALUES ({values})
-ON CONFLICT (run_id, span_id) DO NOTHING
+# The slow path for a batch PostgreSQL refused: one span at a time, each behind a savepoint,
+# staged then moved by INSERT_STEPS (so totals follow the same rule), then unstaged.
+STAGE_STEP = """
+INSERT INTO steps_in ({columns}) VALUES ({values})
 """
+UNSTAGE = "DELETE FROM steps_in"

@@ -2,9 +2,9 @@
 
 A batch costs the same round trips whatever its size: BEGIN, upsert runs (one
 statement over arrays), COPY the steps into a per-connection staging table, move
-them into ``steps`` with ON CONFLICT DO NOTHING, COMMIT. Only if PostgreSQL refuses the
-batch's data does it fall back to one savepoint per row, so one bad span is
-rejected and reported while the rest is stored.
+them into ``steps`` with ON CONFLICT DO NOTHING and add what was new to the run totals
+(one statement), COMMIT. Only if PostgreSQL refuses the batch's data does it fall back to
+one savepoint per row, so one bad span is rejected and reported while the rest is stored.
 """
 
 from __future__ import annotations
@@ -117,10 +117,16 @@ class Store:
                     return await _write_each(conn, runs, steps)
 
 
+_INSERT_STEPS = sql.INSERT_STEPS.format(columns=", ".join(StepRow._fields),
+                                        staged=", ".join(f"i.{name}" for name in StepRow._fields))
+_STAGE_STEP = sql.STAGE_STEP.format(columns=", ".join(StepRow._fields),
+                                    values=", ".join(f"${i + 1}" for i in range(len(StepRow._fields))))
+
+
 async def _write_set(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> None:
     await conn.execute(sql.UPSERT_RUNS, *_columns(runs, len(RunRow._fields)))
     await conn.copy_records_to_table("steps_in", records=steps, columns=StepRow._fields)
-    await conn.execute(sql.INSERT_STEPS)
+    await conn.execute(_INSERT_STEPS, [run.id for run in runs])
 
 
 async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
@@ -128,22 +134,24 @@ async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
     refused: set[Any] = set()
     errors: list[str] = []
     for run in runs:
-        if not await _try(conn, sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)), errors):
+        if not await _try(conn, [(sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)))], errors):
             refused.add(run.id)
-    insert = sql.INSERT_STEP.format(
-        columns=", ".join(StepRow._fields), values=", ".join(f"${i + 1}" for i in range(len(StepRow._fields)))
-    )
     rejected = 0
     for step in steps:
-        if step.run_id in refused or not await _try(conn, insert, step, errors):
+        if step.run_id in refused or not await _try(
+                conn, [(_STAGE_STEP, step), (_INSERT_STEPS, [[step.run_id]]), (sql.UNSTAGE, [])], errors):
             rejected += 1
+    # Runs whose run span changed though none of their spans went in (a legacy run event alone,
+    # or every step refused): their totals follow the new run span too.
+    await conn.execute(_INSERT_STEPS, [run.id for run in runs if run.id not in refused])
     return rejected, errors[:5]
 
 
-async def _try(conn: asyncpg.Connection, query: str, args: Iterable[Any], errors: list[str]) -> bool:
+async def _try(conn: asyncpg.Connection, statements: Iterable[tuple[str, Iterable[Any]]], errors: list[str]) -> bool:
     try:
         async with conn.transaction():  # a savepoint inside the outer transaction
-            await conn.execute(query, *args)
+            for query, args in statements:
+                await conn.execute(query, *args)
         return True
     except _BAD_DATA as exc:
         errors.append(f"refused by the database: {exc}")
