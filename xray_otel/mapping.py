@@ -349,7 +349,7 @@ def _span_id(raw: bytes, name: str) -> str:
 
 def nanos_to_datetime(nanos: int) -> datetime | None:
     """Unix nanoseconds to an aware UTC datetime (microsecond precision); 0 means unset."""
-    return _EPOCH + timedelta(microseconds=nanos // 1000) if nanos else None
+    return _EPOCH + timedelta(0, 0, nanos // 1000) if nanos else None  # positional: half the cost of microseconds=
 
 
 def _times(start: int, end: int) -> tuple[datetime | None, datetime | None]:

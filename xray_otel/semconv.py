@@ -189,6 +189,16 @@ def _index(tables: tuple[Table, ...]) -> dict[str, tuple[int, str, Reader]]:
 
 _INDEX = _index(CONVENTIONS)
 _LIST_PREFIXES = tuple(LISTS)
+_LISTED, _UNREAD = "list item", "no rule"
+_ROUTES: dict[str, Any] = {}  # attribute key -> its _INDEX rule, _LISTED or _UNREAD; a memo of _route
+_MAX_ROUTES = 10_000  # keys are client-chosen: past this many, new ones are routed without the memo
+
+
+def _route(key: str) -> Any:
+    route = _INDEX.get(key) or (_LISTED if key.startswith(_LIST_PREFIXES) else _UNREAD)
+    if len(_ROUTES) < _MAX_ROUTES:
+        _ROUTES[key] = route
+    return route
 
 
 # --- reading one span ---------------------------------------------------------------------------
@@ -218,12 +228,14 @@ def read(attrs: dict[str, Any], span_kind: int = 0) -> Found:
     """The step fields other conventions give a span, by the tables above."""
     hits: list[tuple[int, str, Reader, str]] = []
     lists: dict[str, dict[int, dict[str, Any]]] = {}
-    for key in attrs:
-        rule = _INDEX.get(key)
-        if rule is not None:
-            hits.append((*rule, key))
-        elif key.startswith(_LIST_PREFIXES):
+    for key in attrs:  # one memo look-up per key: a span's keys are mostly ones seen before
+        rule = _ROUTES.get(key) or _route(key)
+        if rule is _UNREAD:
+            continue
+        if rule is _LISTED:
             _gather(lists, key, attrs[key])
+        else:
+            hits.append((*rule, key))
     by_kind = SPAN_KINDS.get(span_kind)
     if not hits and not lists and by_kind is None:
         return NOTHING
