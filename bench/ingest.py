@@ -23,8 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from xray_otel.store.embedded import given_or_embedded
 
 ORIGINAL_BACKEND = 2_200  # events/s, the original X-Ray backend on this machine (issue 7)
 TARGET_VS_REFERENCE, TARGET_VS_ORIGINAL, TARGET_TRANSPORTS = 0.35, 20, 0.75  # gRPC, JSON within 25%
+TARGET_LEGACY = 10  # legacy /ingest: at least 10x the original backend
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 MS = 1_000_000
 
@@ -152,6 +155,33 @@ def otlp_json(request: ExportTraceServiceRequest) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
+def legacy_bodies(traces: int, batch: int, run_name: str) -> list[bytes]:
+    """The same traces as the original SDK's /ingest events: run_complete + step_complete each, ``batch`` a body."""
+    events: list[dict[str, Any]] = []
+    start = time.time() - traces / 100_000
+    for i in range(traces):
+        run_id, t = str(uuid.uuid4()), start + i / 100_000
+        events.append({"type": "run_complete", "data": {
+            "id": run_id, "name": run_name, "started_at": _iso(t), "completed_at": _iso(t + 0.006),
+            "inputs": {"product": "B0001"}, "outputs": {"selected": "B07A1"}, "tags": {"bench": run_name}}})
+        for k, (step_type, name, attrs) in enumerate(_STEPS, 1):
+            metadata = {**attrs[c.STEP_METADATA], "input_count": attrs[c.STEP_INPUT_COUNT],
+                        "output_count": attrs[c.STEP_OUTPUT_COUNT]}
+            if c.STEP_REJECTIONS in attrs:
+                metadata["rejections"] = attrs[c.STEP_REJECTIONS]
+            events.append({"type": "step_complete", "data": {
+                "id": str(uuid.uuid4()), "run_id": run_id, "name": name, "type": step_type,
+                "inputs": attrs[c.STEP_INPUTS], "outputs": attrs[c.STEP_OUTPUTS], "metadata": metadata,
+                "reasoning": attrs.get(c.STEP_REASONING), "started_at": _iso(t + k / 1000),
+                "completed_at": _iso(t + (k + 1) / 1000)}})
+    return [json.dumps({"events": events[i:i + batch]}, separators=(",", ":")).encode()
+            for i in range(0, len(events), batch)]
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 # --- load generator -------------------------------------------------------------------------
 @dataclass
 class Result:
@@ -174,8 +204,12 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes, content_t
         reply = await resp.read()
     if resp.status != 200:
         raise SystemExit(f"receiver answered {resp.status}: {reply[:300]!r}")
-    rejected = (json.loads(reply).get("partialSuccess", {}).get("rejectedSpans", 0) if content_type == JSON
-                else ExportTraceServiceResponse.FromString(reply).partial_success.rejected_spans)
+    if url.endswith("/ingest"):
+        rejected = 0 if json.loads(reply).get("status") == "ok" else reply
+    elif content_type == JSON:
+        rejected = json.loads(reply).get("partialSuccess", {}).get("rejectedSpans", 0)
+    else:
+        rejected = ExportTraceServiceResponse.FromString(reply).partial_success.rejected_spans
     if rejected:
         raise SystemExit(f"receiver rejected {rejected} spans: {reply[:300]!r}")
 
@@ -247,7 +281,7 @@ def _free_port() -> int:
 class Receiver:
     """``python -m xray_otel serve`` in its own process."""
 
-    def __init__(self, dsn: str, log_path: Path) -> None:
+    def __init__(self, dsn: str, log_path: Path, workers: int = 1) -> None:
         self.port, self.grpc_port = _free_port(), _free_port()
         self.url, self.grpc_target = f"http://127.0.0.1:{self.port}", f"127.0.0.1:{self.grpc_port}"
         self._log = log_path.open("wb")
@@ -256,7 +290,7 @@ class Receiver:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "xray_otel", "serve", "--port", str(self.port), "--grpc-port", str(self.grpc_port),
-             "--database-url", dsn],
+             "--database-url", dsn, "--workers", str(workers)],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=log_path.parent, env=env)
 
     async def wait_ready(self, timeout: float = 60) -> None:
@@ -279,10 +313,13 @@ class Receiver:
         return "\n".join(Path(self._log.name).read_text(errors="replace").splitlines()[-lines:])
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """The largest peak RSS of the receiver's processes (with --workers, each worker's own)."""
+        peaks = [float("nan")]
+        for pid in [self.proc.pid, *(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks[1:], default=peaks[0])
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -302,8 +339,7 @@ class CpuMeter:
 
     def sample(self) -> dict[str, float]:
         own = time.process_time()
-        r = self.receiver.cpu_times()
-        out = {"receiver": r.user + r.system, "postgres": float("nan"), "loadgen": own}
+        out = {"receiver": _tree_cpu(self.receiver), "postgres": float("nan"), "loadgen": own}
         if self.postgres is not None:
             p = self.postgres.cpu_times()
             total = p.user + p.system + p.children_user + p.children_system
@@ -315,6 +351,18 @@ class CpuMeter:
                     pass
             out["postgres"] = total
         return out
+
+
+def _tree_cpu(process: psutil.Process) -> float:
+    """CPU seconds of a process and its live descendants (the workers of ``serve --workers N``)."""
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 async def postmaster_pid(conn: asyncpg.Connection) -> int | None:
@@ -346,9 +394,13 @@ async def measured(meter: CpuMeter, conn: asyncpg.Connection, spans: int, coro: 
 
 
 # --- verification: acknowledged means committed and visible ----------------------------------
-async def verify(conn: asyncpg.Connection, url: str, service: str, run_name: str, traces: int) -> None:
-    steps = await conn.fetchval("SELECT count(*) FROM steps WHERE service = $1", service)
-    runs = await conn.fetchval("SELECT count(*) FROM runs WHERE service = $1 AND source = 2", service)
+async def verify(conn: asyncpg.Connection, url: str, run_name: str, traces: int,
+                 rows_per_trace: int = SPANS_PER_TRACE) -> None:
+    """Every span a step row (legacy /ingest: every step event; a run event makes no step row), every run
+    complete and listed by /runs with its steps."""
+    steps = await conn.fetchval("SELECT count(*) FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.name = $1",
+                                run_name)
+    runs = await conn.fetchval("SELECT count(*) FROM runs WHERE name = $1 AND source = 2", run_name)
     listed, bad, cursor = 0, 0, None
     async with aiohttp.ClientSession() as session:
         while True:
@@ -360,8 +412,8 @@ async def verify(conn: asyncpg.Connection, url: str, service: str, run_name: str
             bad += sum(1 for run in page if run["step_count"] != len(_STEPS) or run["status"] != c.STATUS_COMPLETED)
             if not cursor:
                 break
-    if (steps, runs, listed, bad) != (traces * SPANS_PER_TRACE, traces, traces, 0):
-        raise SystemExit(f"{run_name}: expected {traces * SPANS_PER_TRACE} steps and {traces} complete runs; "
+    if (steps, runs, listed, bad) != (traces * rows_per_trace, traces, traces, 0):
+        raise SystemExit(f"{run_name}: expected {traces * rows_per_trace} steps and {traces} complete runs; "
                          f"found {steps} step rows, {runs} run rows, {listed} runs via /runs ({bad} incomplete)")
 
 
@@ -444,7 +496,7 @@ class Workload:
     def __init__(self, args: argparse.Namespace) -> None:
         started = time.perf_counter()
         tag = os.urandom(4).hex()
-        phases = ("proto", "json", "grpc", "steady", "max")
+        phases = ("proto", "json", "grpc", "legacy", "steady", "max", "workers")
         self.names = {p: (f"xray-bench-{p}-{tag}", f"bench-{p}-{tag}") for p in phases}  # (service, run name)
         self.traces = -(-args.spans // SPANS_PER_TRACE)
         self.json_traces = max(1, self.traces // 3)  # JSON and gRPC runs: a third as many spans
@@ -452,6 +504,8 @@ class Workload:
         proto = build_requests(self.traces, args.batch, *self.names["proto"])
         self.proto = [r.SerializeToString() for r in proto]
         self.json = [otlp_json(r) for r in build_requests(self.json_traces, args.batch, *self.names["json"])]
+        self.legacy = legacy_bodies(self.json_traces, args.batch, self.names["legacy"][1])
+        self.workers = [r.SerializeToString() for r in build_requests(self.traces, args.batch, *self.names["workers"])]
         self.grpc = [r.SerializeToString() for r in build_requests(self.json_traces, args.batch, *self.names["grpc"])]
         self.steady = [r.SerializeToString() for r in build_requests(self.steady_traces, args.batch,
                                                                      *self.names["steady"])]
@@ -486,66 +540,95 @@ class Workload:
 async def bench(args: argparse.Namespace, dsn: str, workdir: Path) -> None:
     w = Workload(args)
     print(w.describe(args), flush=True)
-    receiver = Receiver(dsn, workdir / "receiver.log")
     admin = await asyncpg.connect(dsn)
+    try:
+        results, rss = await _one_worker(args, w, dsn, admin, workdir)
+        results["workers"] = await _two_workers(args, w, dsn, admin, workdir)
+    finally:
+        await admin.close()
+    _summary(args, w, results, rss)
+
+
+async def _one_worker(args: argparse.Namespace, w: Workload, dsn: str, admin: asyncpg.Connection,
+                      workdir: Path) -> tuple[dict[str, Result], tuple[float, float]]:
+    """Every phase against ``serve`` with one worker; returns the results and peak RSS (under load, max size)."""
+    receiver = Receiver(dsn, workdir / "receiver.log")
+    r: dict[str, Result] = {}
     try:
         await receiver.wait_ready()
         pg = await postmaster_pid(admin)
         meter = CpuMeter(receiver.proc.pid, pg)
-        url = receiver.url + "/v1/traces"
+        url, n, k = receiver.url + "/v1/traces", w.json_traces * SPANS_PER_TRACE, args.connections
         print(f"processes: load generator (this), receiver pid {receiver.proc.pid}, PostgreSQL "
               f"{admin.get_server_version().major} {f'pid {pg}' if pg else '(not local: no CPU figures)'}; "
               f"{os.cpu_count()} cores\n", flush=True)
-        await send_all(url, w.warmup, PROTOBUF, args.connections)
+        await send_all(url, w.warmup, PROTOBUF, k)
         if args.keep_receiver:
             print(f"receiver pid {receiver.proc.pid}: attach a profiler, then press Enter", flush=True)
             await asyncio.to_thread(sys.stdin.readline)
 
-        proto = await measured(meter, admin, w.spans, send_all(url, w.proto, PROTOBUF, args.connections))
-        _line("OTLP/HTTP protobuf", proto)
-        await verify(admin, receiver.url, *w.names["proto"], w.traces)
-        as_json = await measured(meter, admin, w.json_traces * SPANS_PER_TRACE,
-                                 send_all(url, w.json, JSON, args.connections))
-        _line("OTLP/HTTP JSON", as_json)
-        await verify(admin, receiver.url, *w.names["json"], w.json_traces)
-        over_grpc = await measured(meter, admin, w.json_traces * SPANS_PER_TRACE,
-                                   send_grpc(receiver.grpc_target, w.grpc, args.connections))
-        _line("OTLP/gRPC", over_grpc)
-        await verify(admin, receiver.url, *w.names["grpc"], w.json_traces)
+        async def phase(key: str, label: str, spans: int, traces: int, send: Any, rows: int = SPANS_PER_TRACE,
+                        unit: str = "spans/s", extra: Any = lambda result: "") -> None:
+            r[key] = await measured(meter, admin, spans, send)
+            _line(label, r[key], unit, extra(r[key]))
+            await verify(admin, receiver.url, w.names[key][1], traces, rows)
+
+        await phase("proto", "OTLP/HTTP protobuf", w.spans, w.traces, send_all(url, w.proto, PROTOBUF, k))
+        await phase("json", "OTLP/HTTP JSON", n, w.json_traces, send_all(url, w.json, JSON, k))
+        await phase("grpc", "OTLP/gRPC", n, w.json_traces, send_grpc(receiver.grpc_target, w.grpc, k))
+        await phase("legacy", "legacy /ingest (SDK events)", n, w.json_traces,
+                    send_all(receiver.url + "/ingest", w.legacy, JSON, k), len(_STEPS), "events/s")
         rss_load = receiver.peak_rss_mb()
 
-        plain, staged = await reference(dsn, w.reference, args.connections, meter, admin)
-        _line("reference (a) COPY", plain, "rows/s ")
-        _line("reference (b) COPY, PK, ON CONFL.", staged, "rows/s ")
+        r["plain"], r["staged"] = await reference(dsn, w.reference, k, meter, admin)
+        _line("reference (a) COPY", r["plain"], "rows/s ")
+        _line("reference (b) COPY, PK, ON CONFL.", r["staged"], "rows/s ")
 
-        steady = await measured(meter, admin, w.steady_traces * SPANS_PER_TRACE,
-                                send_steady(url, w.steady, args.batch / args.rate, args.connections))
-        _line(f"steady {args.rate:,} spans/s", steady, extra=f"  max {max(steady.latencies) * 1000:.0f} ms")
-        await verify(admin, receiver.url, *w.names["steady"], w.steady_traces)
-
+        await phase("steady", f"steady {args.rate:,} spans/s", w.steady_traces * SPANS_PER_TRACE, w.steady_traces,
+                    send_steady(url, w.steady, args.batch / args.rate, k),
+                    extra=lambda result: f"  max {max(result.latencies) * 1000:.0f} ms")
         if w.max:
-            big = await measured(meter, admin, w.max_traces * SPANS_PER_TRACE,
-                                 send_all(url, w.max, PROTOBUF, args.connections))
-            _line("maximum-size requests", big, extra=f"  ({len(w.max)} x {len(w.max[0]) / 2**20:.0f} MiB)")
-            await verify(admin, receiver.url, *w.names["max"], w.max_traces)
-        rss_max = receiver.peak_rss_mb()
+            await phase("max", "maximum-size requests", w.max_traces * SPANS_PER_TRACE, w.max_traces,
+                        send_all(url, w.max, PROTOBUF, k), extra=lambda _: f"  ({len(w.max)} x "
+                        f"{len(w.max[0]) / 2**20:.0f} MiB)")
+        return r, (rss_load, receiver.peak_rss_mb())
     except BaseException:
         print(f"--- receiver log (last lines) ---\n{receiver.log_tail()}", file=sys.stderr)
         raise
     finally:
-        await admin.close()
         receiver.stop()
-    _summary(args, w, proto, as_json, over_grpc, staged, steady, rss_load, rss_max)
 
 
-def _summary(args: argparse.Namespace, w: Workload, proto: Result, as_json: Result, over_grpc: Result,
-             staged: Result, steady: Result, rss_load: float, rss_max: float) -> None:
+async def _two_workers(args: argparse.Namespace, w: Workload, dsn: str, admin: asyncpg.Connection,
+                       workdir: Path) -> Result:
+    """The protobuf phase again against ``serve --workers 2``, from twice the connections: SO_REUSEPORT
+    spreads connections, not requests, so 4 could land 3 on one worker and 1 on the other."""
+    receiver = Receiver(dsn, workdir / "receiver-2-workers.log", workers=2)
+    try:
+        await receiver.wait_ready()
+        meter = CpuMeter(receiver.proc.pid, await postmaster_pid(admin))
+        url, k = receiver.url + "/v1/traces", 2 * args.connections
+        await send_all(url, w.warmup, PROTOBUF, k)
+        result = await measured(meter, admin, w.spans, send_all(url, w.workers, PROTOBUF, k))
+        _line(f"protobuf, 2 workers, {k} connections", result)
+        await verify(admin, receiver.url, w.names["workers"][1], w.traces)
+        return result
+    except BaseException:
+        print(f"--- receiver log (last lines) ---\n{receiver.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        receiver.stop()
+
+
+def _summary(args: argparse.Namespace, w: Workload, r: dict[str, Result], rss: tuple[float, float]) -> None:
     def row(name: str, value: str, target: str, ok: bool) -> str:
         return f"  {name:<34}{value:>10}   {target:<12}{'ok' if ok else 'BELOW TARGET'}"
 
-    vs_ref, vs_orig = proto.rate / staged.rate, proto.rate / ORIGINAL_BACKEND
-    json_ratio, grpc_ratio = as_json.rate / proto.rate, over_grpc.rate / proto.rate
-    p99 = steady.percentile(0.99)
+    proto = r["proto"]
+    vs_ref, vs_orig = proto.rate / r["staged"].rate, proto.rate / ORIGINAL_BACKEND
+    json_ratio, grpc_ratio = r["json"].rate / proto.rate, r["grpc"].rate / proto.rate
+    legacy, workers = r["legacy"].rate / ORIGINAL_BACKEND, r["workers"].rate / proto.rate
+    p99 = r["steady"].percentile(0.99)
     cpu = {k: v / proto.spans * 1e6 for k, v in proto.cpu.items()}
     print("\n" + "\n".join([
         f"all phases verified: every span a step row, every run complete and listed by /runs",
@@ -556,9 +639,12 @@ def _summary(args: argparse.Namespace, w: Workload, proto: Result, as_json: Resu
             grpc_ratio >= TARGET_TRANSPORTS),
         row("OTLP/JSON / OTLP/HTTP protobuf", f"{json_ratio:.2f}", f">= {TARGET_TRANSPORTS}",
             json_ratio >= TARGET_TRANSPORTS),
+        row(f"legacy /ingest / original {ORIGINAL_BACKEND:,}/s", f"{legacy:.1f}x", f">= {TARGET_LEGACY}x",
+            legacy >= TARGET_LEGACY),
         row(f"p99 at a steady {args.rate:,} spans/s", f"{p99:.0f} ms", "< 100 ms", p99 < 100),
-        f"  receiver peak RSS: {rss_load:.0f} MB under load"
-        + (f", {rss_max:.0f} MB after {len(w.max)} concurrent maximum-size requests" if w.max else ""),
+        f"  2 workers / 1 worker (protobuf): {workers:.2f}",
+        f"  receiver peak RSS: {rss[0]:.0f} MB under load"
+        + (f", {rss[1]:.0f} MB after {len(w.max)} concurrent maximum-size requests" if w.max else ""),
         f"  CPU per 1,000 spans (protobuf run): receiver {cpu['receiver']:.0f} ms, "
         f"PostgreSQL {cpu['postgres']:.0f} ms, load generator {cpu['loadgen']:.0f} ms",
     ]))
