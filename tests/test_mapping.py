@@ -787,6 +787,21 @@ def test_otel_minimal_and_scope_without_version() -> None:
     assert json.loads(step.otel) == {"kind": "UNSPECIFIED"}
 
 
+def test_otel_of_each_span_in_one_scope() -> None:
+    """Plain spans of one scope share their kind's otel text; trace state, events or links make a span's own."""
+    client, traced, with_event = span(3, parent=1), span(4, parent=1), span(5, parent=1)
+    client.kind = Span.SPAN_KIND_CLIENT
+    traced.trace_state = "k=v"
+    with_event.events.append(Span.Event(name="retry", time_unix_nano=T0))
+    batch = mapped(span(2, parent=1), client, traced, with_event, span(6, parent=1))
+    assert [json.loads(s.otel) for s in batch.steps] == [
+        {"kind": "UNSPECIFIED", "scope": "test"}, {"kind": "CLIENT", "scope": "test"},
+        {"kind": "UNSPECIFIED", "scope": "test", "trace_state": "k=v"},
+        {"kind": "UNSPECIFIED", "scope": "test", "events": [{"name": "retry", "time": T0, "attributes": {}}]},
+        {"kind": "UNSPECIFIED", "scope": "test"},
+    ]
+
+
 # --- the real SDK ---------------------------------------------------------------------
 
 

@@ -104,6 +104,15 @@ def test_unknown_kind_values_leave_the_type_to_the_next_rule(value: Any) -> None
     assert step_type({"openinference.span.kind": value}) == "logic"
 
 
+def test_key_memo_is_bounded_and_keys_past_it_still_count() -> None:
+    """Attribute keys are client-chosen: the memo of their routes stops growing, the reading does not change."""
+    read({f"custom.key.{i}": i for i in range(semconv._MAX_ROUTES + 10)})
+    assert len(semconv._ROUTES) <= semconv._MAX_ROUTES
+    docs = {f"retrieval.documents.{i}.document.id": f"d{i}" for i in range(3)}
+    assert read({**docs, "x.unseen.key": 1, "llm.model_name": "m"}).model == "m"
+    assert read(docs).output_count == 3
+
+
 def test_step_type_precedence() -> None:
     every = {"gen_ai.operation.name": "execute_tool", "traceloop.span.kind": "agent",
              "openinference.span.kind": "RETRIEVER", "db.system": "postgresql"}

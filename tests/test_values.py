@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from xray_otel.values import any_value, attributes_to_dict, clean_text, json_column, to_json
+from xray_otel.values import (
+    any_value,
+    attributes_to_dict,
+    cap_strings,
+    capped_attributes,
+    clean_text,
+    json_column,
+    to_json,
+)
 
 def storable(text: str) -> str:
     """Assert ``text`` is what PostgreSQL accepts in text/jsonb, and return it."""
@@ -128,6 +136,16 @@ def test_any_value_deep_nesting() -> None:
 def test_attributes_to_dict_later_duplicate_wins() -> None:
     attrs = [kv("a", AnyValue(int_value=1)), kv("b", AnyValue(string_value="x")), kv("a", AnyValue(int_value=2))]
     assert attributes_to_dict(attrs) == {"a": 2, "b": "x"}
+
+
+@pytest.mark.parametrize("limit", [3, 5, 100])
+def test_capped_attributes_is_attributes_to_dict_then_cap_strings(limit: int) -> None:
+    items = [kv("a", AnyValue(string_value="x" * 4)), kv("b", AnyValue(int_value=1)),
+             kv("c", AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="y" * 6), AnyValue(int_value=2)]))),
+             kv("a", AnyValue(string_value="z")), kv("d", AnyValue(string_value="")), kv("e", AnyValue())]
+    expected = attributes_to_dict(items)
+    cut = cap_strings(expected, limit)
+    assert capped_attributes(items, limit) == (expected, cut)
 
 
 def test_attributes_to_dict_empty() -> None:
@@ -343,6 +361,12 @@ def test_json_column_numbers_jsonb_can_hold_are_kept(text: str) -> None:
 @pytest.mark.parametrize("text", ["1e131072", "[1e200000]", '{"x": -1e-16384}', "0.0e-20000"])
 def test_json_column_numbers_out_of_jsonb_range_are_stored_as_a_string(text: str) -> None:
     """Valid JSON to Python, but jsonb refuses it ("value overflows numeric format")."""
+    assert storable_json(json_column(text) or "") == text
+
+
+def test_json_column_long_mantissa_with_a_short_exponent_is_stored_as_a_string() -> None:
+    """0.(7000 digits)e-9999 has 17,000 digits after the point: jsonb refuses it though no exponent has 5 digits."""
+    text = "0." + "0" * 6999 + "1e-9999"
     assert storable_json(json_column(text) or "") == text
 
 

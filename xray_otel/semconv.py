@@ -190,13 +190,15 @@ def _index(tables: tuple[Table, ...]) -> dict[str, tuple[int, str, Reader]]:
 _INDEX = _index(CONVENTIONS)
 _LIST_PREFIXES = tuple(LISTS)
 _LISTED, _UNREAD = "list item", "no rule"
-_ROUTES: dict[str, Any] = {}  # attribute key -> its _INDEX rule, _LISTED or _UNREAD; a memo of _route
+_ROUTES: dict[str, Any] = {}  # attribute key -> its _INDEX rule or _UNREAD; a memo of _route
 _MAX_ROUTES = 10_000  # keys are client-chosen: past this many, new ones are routed without the memo
 
 
 def _route(key: str) -> Any:
+    """A key's rule, _LISTED or _UNREAD. List items are not memoised: their keys hold an index, so they
+    would fill the memo with one-off keys."""
     route = _INDEX.get(key) or (_LISTED if key.startswith(_LIST_PREFIXES) else _UNREAD)
-    if len(_ROUTES) < _MAX_ROUTES:
+    if route is not _LISTED and len(_ROUTES) < _MAX_ROUTES:
         _ROUTES[key] = route
     return route
 
