@@ -125,6 +125,30 @@ def test_runs_filters_narrow_the_table(page, receiver_url, accessory_runs) -> No
     assert "status=failed" in page.url and "q=ui_accessory" in page.url
 
 
+def test_runs_page_pages_older_and_back_newer(page, receiver_url) -> None:
+    name, t0 = f"paged_{uuid.uuid4().hex[:8]}", time.time_ns()
+    spans = []
+    for i in range(55):
+        trace_id, base = new_ids()
+        spans.append(make_span(trace_id, base, name, attrs={"xray.kind": "run"}, start=t0 - i * 10**6))
+    assert post_otlp(receiver_url, export_request(spans)).status == 200
+    page.goto(receiver_url + f"/ui/#/runs?q={name}")
+    rows = page.locator("#runs-table tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("link", name="Older →").click()
+    expect(rows).to_have_count(5)
+    second = page.url
+    page.get_by_role("link", name="← Newer").click()
+    expect(rows).to_have_count(50)
+    expect(page.get_by_role("link", name="← Newer")).to_have_count(0)
+    page.goto("about:blank")
+    page.goto(second)  # a shared link to page 2: Newer stays in the app
+    expect(rows).to_have_count(5)
+    page.get_by_role("link", name="← Newer").click()
+    expect(rows).to_have_count(50)
+    assert urlsplit(page.url).path == "/ui/"
+
+
 def test_run_page_draws_the_demo_funnel_with_the_right_counts(page, receiver_url, demo_run) -> None:
     page.goto(receiver_url + f"/ui/#/runs/{demo_run}")
     rows = page.locator("svg.funnel .funnel-row")
@@ -204,14 +228,32 @@ def test_two_runs_compared_side_by_side_with_differences_marked(page, receiver_u
     assert {sides["base"].get_attribute("data-out"), sides["other"].get_attribute("data-out")} == {"5", "1"}
     expect(page.locator("#compare-summary")).to_contain_text("phone-case")
     expect(page.locator("#compare-summary")).to_contain_text("laptop-stand")
+    expect(page.locator("#compare-summary tr", has_text="Final outputs")).to_have_class(re.compile("changed"))
     shot(page, "compare")
+    page.get_by_label(re.compile("Only the 2 changed of 3 steps")).check()
+    expect(page.locator("#compare-steps tbody tr")).to_have_count(2)
 
 
-def test_bad_ids_get_a_message_not_a_blank_page(page, receiver_url) -> None:
+def test_runs_with_the_same_outputs_are_not_marked_as_changed(page, receiver_url, accessory_runs) -> None:
+    twin = accessory_run(receiver_url, "ui-twin", strict=True, t0=time.time_ns(), name="ui_accessory")
+    page.goto(receiver_url + f"/ui/#/compare?base={accessory_runs['bad']}&other={twin}")
+    expect(page.locator("#divergence")).to_have_text("The two funnels match step for step.")
+    expect(page.locator("#compare-summary tr", has_text="Final outputs")).not_to_have_class(re.compile("changed"))
+    expect(page.locator("#compare-steps tr.changed")).to_have_count(0)
+
+
+def test_bad_input_gets_a_message_and_keeps_the_form(page, receiver_url) -> None:
     page.goto(receiver_url + f"/ui/#/runs/{uuid.uuid4()}")
     expect(page.get_by_role("alert")).to_contain_text("Not found")
+    expect(page.get_by_role("alert").get_by_role("link", name="Go to the runs list")).to_be_visible()
     page.goto(receiver_url + "/ui/#/compare?base=nope&other=nope")
-    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("cannot be compared")
+    expect(page.get_by_label("Base run")).to_have_value("nope")
+    page.goto(receiver_url + "/ui/#/runs")
+    page.get_by_label("Tags (key:value)").fill("no-colon")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("alert")).to_contain_text("cannot be used")
+    expect(page.get_by_label("Tags (key:value)")).to_have_value("no-colon")
     page.goto(receiver_url + "/ui/#/nowhere")
     expect(page.get_by_role("alert")).to_contain_text("No such page")
 
@@ -234,31 +276,59 @@ def test_recorded_text_is_shown_as_text_never_run(page, receiver_url) -> None:
 
 
 def test_a_large_run_renders_pages_not_everything(page, receiver_url) -> None:
-    """1,000 steps and 10,000 decisions: the tree shows 200 rows, a step's decisions 50 at a time."""
+    """1,000 steps and 10,000 decisions: the tree shows 200 rows, a step's decisions 50 at a time,
+    the funnel its first 60 counted steps plus the biggest drop wherever it is."""
     trace_id, base = new_ids()
     t0 = time.time_ns()
+
+    def step(i: int, n_in: int, n_out: int, decisions: list[dict]) -> object:
+        return make_span(trace_id, base + i, f"step_{i:04d}", parent=base, start=t0 + i * 1000, attrs={
+            "xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": n_in,
+            "xray.step.output_count": n_out, "xray.step.decisions": decisions})
+
     spans = [make_span(trace_id, base, "big_run", attrs={"xray.kind": "run"}, start=t0, duration_ns=10**9)]
-    for i in range(1, 1001):
-        decisions = [{"id": f"c{i}-{j}", "accepted": j % 2 == 0, "reason": None if j % 2 == 0 else "odd"}
-                     for j in range(10)]
-        spans.append(make_span(trace_id, base + i, f"step_{i:04d}", parent=base, start=t0 + i * 1000,
-                               attrs={"xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": 10,
-                                      "xray.step.output_count": 5, "xray.step.rejections": {"odd": 5},
-                                      "xray.step.decisions": decisions}))
-    spans[1] = make_span(trace_id, base + 1, "step_0001", parent=base, start=t0 + 1000, attrs={
-        "xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": 10_000, "xray.step.output_count": 5_000,
-        "xray.step.decisions": [{"id": f"d{j}", "accepted": j % 2 == 0} for j in range(10_000)]})
+    spans += [step(i, 10, 5, [{"id": f"c{i}-{j}", "accepted": j % 2 == 0} for j in range(10)]) for i in range(2, 1001)]
+    spans.insert(1, step(1, 10_000, 5_000, [{"id": f"d{j}", "accepted": j % 2 == 0} for j in range(10_000)]))
+    spans[700] = step(700, 100_000, 1, [])
     for chunk in range(0, len(spans), 250):
         assert post_otlp(receiver_url, export_request(spans[chunk:chunk + 250])).status == 200
     page.goto(receiver_url + f"/ui/#/runs/{uuid.UUID(bytes=trace_id)}?step={spans[1].span_id.hex()}")
-    expect(page.locator("#step-tree tbody tr")).to_have_count(200)
+    tree = page.locator("#step-tree tbody tr")
+    expect(tree).to_have_count(200)
     expect(page.locator("#decisions tbody tr")).to_have_count(50)
     expect(page.locator("#step-detail")).to_contain_text("1–50 of 10,000 recorded")
-    page.get_by_role("button", name=re.compile(r"Show 200 more of 800")).click()
-    expect(page.locator("#step-tree tbody tr")).to_have_count(400)
-    page.get_by_label("Search decisions by candidate id").fill("d9999")
+    page.get_by_label("Search decisions by candidate id or reason").fill("d9999")
     expect(page.locator("#decisions tbody tr")).to_have_count(1)
-    expect(page.locator("svg.funnel .funnel-row")).to_have_count(60)
+    rows = page.locator("svg.funnel .funnel-row")
+    expect(rows).to_have_count(61)
+    expect(rows.last).to_have_attribute("data-step", "step_0700")
+    expect(rows.last).to_have_class(re.compile("biggest"))
+    rows.last.click()  # the tree shows rows until the chosen step, which alone is selected
+    expect(page.locator("#step-detail h2")).to_contain_text("step_0700")
+    expect(tree).to_have_count(800)
+    expect(page.locator('#step-tree tr[aria-selected="true"]')).to_have_count(1)
+    expect(page.locator('#step-tree tr[aria-selected="true"]')).to_have_attribute("data-step", "step_0700")
+    page.get_by_role("button", name="Show 200 more of 200").click()
+    expect(tree).to_have_count(1000)
+    expect(page.locator('#step-tree tr[aria-selected="true"]')).to_have_count(1)
+
+
+def test_odd_figures_are_shown_for_what_they_are(page, receiver_url) -> None:
+    trace_id, base = new_ids()
+    post_otlp(receiver_url, export_request([
+        make_span(trace_id, base, "odd_run", attrs={"xray.kind": "run"}),
+        make_span(trace_id, base + 1, "expand", parent=base, attrs={
+            "xray.kind": "step", "xray.step.type": "retrieval", "xray.step.input_count": 5, "xray.step.output_count": 9,
+            "xray.step.rejections": {"real": 2, "bogus": "lots"},
+            "xray.step.decisions": [{"id": "x1", "accepted": None}, {"id": "x2", "accepted": False, "reason": "real"}]})]))
+    page.goto(receiver_url + f"/ui/#/runs/{uuid.UUID(bytes=trace_id)}")
+    expect(page.locator('#step-tree tr[data-step="expand"]')).to_contain_text("+4 added")
+    page.locator('#step-tree tr[data-step="expand"]').click()
+    expect(page.locator("#rejections li")).to_have_count(1)
+    expect(page.locator("#rejections")).not_to_contain_text("NaN")
+    page.get_by_label("Show decisions").select_option("dropped")
+    expect(page.locator("#decisions tbody tr")).to_have_count(1)
+    expect(page.locator("#decisions tbody tr")).to_contain_text("x2")
 
 
 @pytest.fixture

@@ -26,19 +26,30 @@ async function route() {
   document.querySelectorAll("[data-nav]").forEach((a) => {
     a.toggleAttribute("aria-current", path.startsWith(`/${a.dataset.nav}`));
   });
-  const target = view();
   if (!found) {
-    replace(target, notice("error", "No such page.", h("a", {href: "#/runs"}, "Go to the runs")));
+    show(notice("error", "No such page.", h("a", {href: "#/runs"}, "Go to the runs")));
     return;
   }
-  target.setAttribute("aria-busy", "true");
+  view().setAttribute("aria-busy", "true");
+  let page;
   try {
-    const page = await found[1](path.match(found[0]), query);
-    if (ticket === current) replace(target, page);
+    page = await found[1](path.match(found[0]), query);
   } catch (err) {
-    if (ticket === current) replace(target, errorView(err));
-  } finally {
-    if (ticket === current) target.removeAttribute("aria-busy");
+    page = errorView(err);
+  }
+  if (ticket === current) show(page);
+}
+
+/** Put a page in place: top of the window, focus on its heading (so Tab goes on from there). */
+function show(page) {
+  const target = view();
+  replace(target, page);
+  target.removeAttribute("aria-busy");
+  window.scrollTo(0, 0);
+  const heading = target.querySelector("h1") || target.querySelector("[role=alert]");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({preventScroll: true});
   }
 }
 
@@ -49,7 +60,7 @@ function errorView(err) {
                   "The server keeps retrying; reload in a few seconds, or check its log.");
   }
   const title = err instanceof ApiError && err.status === 404 ? "Not found." : "Something went wrong.";
-  return notice("error", title, err.message);
+  return notice("error", title, err.message, h("a", {href: "#/runs"}, "Go to the runs list"));
 }
 
 function keyForm(err) {
@@ -69,7 +80,7 @@ function keyForm(err) {
 
 document.getElementById("key-button").addEventListener("click", () => {
   current++;
-  replace(view(), keyForm(null));
+  show(keyForm(null));
   document.getElementById("api-key").focus();
 });
 

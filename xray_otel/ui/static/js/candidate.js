@@ -27,17 +27,21 @@ export async function showCandidate(runId, candidateId) {
       h("tbody", {}, path.path.map((p) => h("tr", {"data-step": p.step, class: p.accepted === false ? "dropped-row" : null},
         h("th", {scope: "row"}, h("a", {href: `#/runs/${seg(runId)}?step=${seg(p.step_id)}`}, p.step)),
         h("td", {}, p.type),
-        h("td", {}, h("span", {class: `badge ${p.accepted === false ? "dropped" : "kept"}`},
-          p.accepted === false ? "dropped" : "kept")),
+        h("td", {}, outcome(p.accepted)),
         h("td", {}, p.reason ?? ""),
         h("td", {class: "num"}, p.score ?? ""),
         h("td", {class: "num"}, p.rank ?? ""),
         h("td", {class: "num"}, `${fmt.count(p.step_input_count)} → ${fmt.count(p.step_output_count)}`)))))));
 }
 
+function outcome(accepted) {
+  const word = accepted === true ? "kept" : accepted === false ? "dropped" : "unknown";
+  return h("span", {class: `badge ${word}`}, accepted === null || accepted === undefined ? "not recorded" : word);
+}
+
 function verdict(path) {
   if (path.outcome !== "dropped" || !path.left_at) {
-    return h("p", {class: "verdict kept", id: "verdict"}, "Kept by every step that recorded a decision on it.");
+    return h("p", {class: "verdict kept", id: "verdict"}, "Not dropped by any step that recorded a decision on it.");
   }
   const at = path.left_at;
   return h("p", {class: "verdict dropped", id: "verdict"}, "Dropped at ", h("strong", {}, at.step),

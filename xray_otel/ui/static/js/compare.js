@@ -1,9 +1,9 @@
 // Two runs' funnels side by side, aligned by step name, with what changed marked.
 
-import {get, seg} from "./api.js";
+import {ApiError, get, seg} from "./api.js";
 import {h, notice} from "./dom.js";
 import * as fmt from "./format.js";
-import {funnelChart} from "./funnel.js";
+import {funnelChart, funnelTop} from "./funnel.js";
 import {badge} from "./runs.js";
 
 export async function showCompare(query) {
@@ -14,7 +14,15 @@ export async function showCompare(query) {
     return h("section", {class: "compare"}, h("h1", {}, "Compare two runs"), form,
       notice("info", "Give two run ids.", "Or tick two runs in the runs list and press “Compare 2 selected”."));
   }
-  const {data} = await get("/compare", {base, other});
+  let data;
+  try {
+    ({data} = await get("/compare", {base, other}));
+  } catch (err) {
+    if (!(err instanceof ApiError) || ![400, 404].includes(err.status)) throw err;
+    return h("section", {class: "compare"}, h("h1", {}, "Compare two runs"), form,
+      notice("error", err.status === 404 ? "One of these runs does not exist." : "These ids cannot be compared.",
+             err.message, h("a", {href: "#/runs"}, "Pick two runs from the runs list")));
+  }
   return h("section", {class: "compare"}, h("h1", {}, "Compare two runs"), form,
     summary(data), funnels(data), steps(data));
 }
@@ -34,7 +42,7 @@ function summary(data) {
   const s = data.summary;
   const runCell = (run) => h("div", {}, h("a", {href: `#/runs/${seg(run.id)}`}, run.name || run.id), " ", badge(run.status),
     h("div", {class: "muted"}, fmt.time(run.started_at)));
-  const row = (label, pair, format) => h("tr", {class: pair.base !== pair.other ? "changed" : null},
+  const row = (label, pair, format, changed = pair.base !== pair.other) => h("tr", {class: changed ? "changed" : null},
     h("th", {scope: "row"}, label), h("td", {}, format(pair.base)), h("td", {}, format(pair.other)));
   const out = (v) => (v === null || v === undefined ? "—" : JSON.stringify(v));
   const div = data.first_divergence;
@@ -50,24 +58,28 @@ function summary(data) {
         row("Final count", s.final_count, fmt.count),
         row("Steps", s.step_count, fmt.count),
         row("Cost", s.total_cost, fmt.cost),
-        row("Final outputs", s.final_outputs, out)))));
+        row("Final outputs", s.final_outputs, out, s.outputs_changed)))));
 }
 
-/** Each run's funnel, drawn as on its run page, next to the other's. */
+/** Each run's funnel, drawn as on its run page, next to the other's, on one scale. */
 function funnels(data) {
+  const sides = (key) => data.steps.filter((st) => st[key]).map((st) => ({...st[key], name: st.name}));
+  const top = Math.max(funnelTop(sides("base")), funnelTop(sides("other")));
   const chart = (key) => {
     const run = data[key];
-    const funnel = data.steps.filter((st) => st[key]).map((st) => ({...st[key], name: st.name}));
+    const funnel = sides(key);
     const biggest = funnel.reduce((best, f) => ((f.dropped || 0) > ((best && best.dropped) || 0) ? f : best), null);
     const analysis = {funnel, summary: {initial_candidates: data.summary.initial_candidates[key],
       final_count: data.summary.final_count[key], biggest_drop: biggest && {...biggest, step: biggest.name}}};
     const open = (stepId) => { location.hash = `#/runs/${seg(run.id)}?step=${seg(stepId)}`; };
     return h("div", {"data-side": key}, h("h3", {}, key === "base" ? "Base" : "Other", ": ", run.name || run.id),
-      funnelChart(analysis, open, `funnel-${key}`));
+      funnelChart(analysis, open, {id: `funnel-${key}`, top, compact: true}));
   };
   return h("section", {"aria-labelledby": "funnels-h"}, h("h2", {id: "funnels-h"}, "Funnels"),
     h("div", {class: "side-by-side", id: "compare-funnels"}, chart("base"), chart("other")));
 }
+
+const STEP_PAGE = 200;
 
 function steps(data) {
   const side = (f) => (f ? [
@@ -75,16 +87,43 @@ function steps(data) {
     h("td", {class: "num"}, fmt.percent(f.drop_rate)),
     h("td", {}, reasons(f.rejections)),
   ] : [h("td", {colspan: 3, class: "muted"}, "not in this run")]);
+  const body = h("tbody", {});
+  const more = h("button", {type: "button", class: "secondary"});
+  const changedOnly = h("input", {type: "checkbox", id: "changed-only"});
+  let rows = data.steps;
+  let shown = 0;
+  const showMore = () => {
+    body.append(...rows.slice(shown, shown + STEP_PAGE).map((st) => stepRow(st, side)));
+    shown = Math.min(rows.length, shown + STEP_PAGE);
+    more.textContent = `Show ${fmt.count(Math.min(STEP_PAGE, rows.length - shown))} more of ${fmt.count(rows.length - shown)}`;
+    more.hidden = shown >= rows.length;
+  };
+  changedOnly.addEventListener("change", () => {
+    rows = changedOnly.checked ? data.steps.filter((st) => st.changed.length) : data.steps;
+    body.replaceChildren();
+    shown = 0;
+    showMore();
+  });
+  more.addEventListener("click", showMore);
+  showMore();
+  const changedCount = data.steps.filter((st) => st.changed.length).length;
   return h("section", {}, h("h2", {}, "Steps, aligned by name"),
+    h("p", {class: "inline"}, changedOnly,
+      h("label", {for: "changed-only"}, `Only the ${fmt.count(changedCount)} changed of ${fmt.count(data.steps.length)} steps`)),
     h("div", {class: "table-wrap"}, h("table", {class: "data", id: "compare-steps"},
       h("thead", {},
         h("tr", {}, h("th", {rowspan: 2, scope: "col"}, "Step"), h("th", {colspan: 3, scope: "colgroup"}, "Base"),
           h("th", {colspan: 3, scope: "colgroup"}, "Other"), h("th", {rowspan: 2, scope: "col"}, "Changed")),
         h("tr", {}, ["In → out", "Drop", "Reasons", "In → out", "Drop", "Reasons"].map((t) => h("th", {scope: "col"}, t)))),
-      h("tbody", {}, data.steps.map((st) => h("tr", {"data-step": st.name, class: st.changed.length ? "changed" : null},
-        h("th", {scope: "row"}, st.name, st.occurrence > 1 ? ` #${st.occurrence}` : ""),
-        side(st.base), side(st.other),
-        h("td", {}, st.changed.length ? h("ul", {class: "chips warn"}, st.changed.map((c) => h("li", {}, c))) : "—")))))));
+      body)),
+    more);
+}
+
+function stepRow(st, side) {
+  return h("tr", {"data-step": st.name, class: st.changed.length ? "changed" : null},
+    h("th", {scope: "row"}, st.name, st.occurrence > 1 ? ` #${st.occurrence}` : ""),
+    side(st.base), side(st.other),
+    h("td", {}, st.changed.length ? h("ul", {class: "chips warn"}, st.changed.map((c) => h("li", {}, c))) : "—"));
 }
 
 function reasons(counts) {

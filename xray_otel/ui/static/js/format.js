@@ -21,7 +21,7 @@ export function duration(ms) {
 export function cost(usd) {
   if (usd === null || usd === undefined) return "—";
   if (usd === 0) return "$0";
-  return usd < 0.01 ? `$${usd.toPrecision(3)}` : `$${usd.toFixed(2)}`;
+  return usd < 0.01 ? `$${usd.toLocaleString("en-US", {maximumSignificantDigits: 3})}` : `$${usd.toFixed(2)}`;
 }
 
 /** Local date and time, to the second; the full ISO time is in the title. */

@@ -5,9 +5,8 @@ import {h, s} from "./dom.js";
 import * as fmt from "./format.js";
 
 const ROW = 34;
-const LABEL = 190;
-const BAR = 380;
-const NOTE = 380;
+const WIDE = {label: 190, bar: 380, note: 380};
+const COMPACT = {label: 140, bar: 220, note: 300}; // two charts side by side
 const MAX_ROWS = 60; // a run with more counted steps lists the rest in the step table
 
 /** Steps with a count, in the order the analysis gives (tree order). */
@@ -15,37 +14,49 @@ export function funnelRows(funnel) {
   return funnel.filter((f) => f.input_count !== null || f.output_count !== null);
 }
 
-/** An SVG funnel for /analyze's funnel and summary; onPick(stepId) when a bar is chosen. */
-export function funnelChart(analysis, onPick, id = "funnel") {
+/** Largest count among the funnel's rows: the full bar width. */
+export function funnelTop(funnel) {
+  return Math.max(1, ...funnelRows(funnel).map((f) => Math.max(f.input_count || 0, f.output_count || 0)));
+}
+
+/**
+ * An SVG funnel for /analyze's funnel and summary; onPick(stepId) when a bar is chosen.
+ * Options: id (unique per page), top (the count a full bar stands for, to share a scale), compact.
+ */
+export function funnelChart(analysis, onPick, {id = "funnel", top = funnelTop(analysis.funnel), compact = false} = {}) {
   const rows = funnelRows(analysis.funnel);
   if (!rows.length) {
     return h("p", {class: "muted"}, "No step of this run recorded candidate counts, so there is no funnel. ",
              "Record them with process_candidates() or set_counts() in the SDK.");
   }
-  const shown = rows.slice(0, MAX_ROWS);
+  const {label: LABEL, bar: BAR, note: NOTE} = compact ? COMPACT : WIDE;
   const biggest = analysis.summary.biggest_drop && analysis.summary.biggest_drop.step_id;
-  const top = Math.max(...shown.map((f) => Math.max(f.input_count || 0, f.output_count || 0)), 1);
+  const shown = rows.slice(0, MAX_ROWS);
+  const big = rows.findIndex((f) => f.step_id === biggest);
+  if (big >= MAX_ROWS) shown.push(rows[big]); // the biggest drop is always drawn
   const width = (n) => (n ? Math.max(2, (n / top) * BAR) : 0);
-  const svg = s("svg", {class: "funnel", viewBox: `0 0 ${LABEL + BAR + NOTE} ${shown.length * ROW + 6}`,
+  const svg = s("svg", {class: `funnel${compact ? " compact" : ""}`, viewBox: `0 0 ${LABEL + BAR + NOTE} ${shown.length * ROW + 6}`,
                         role: "group", "aria-labelledby": `${id}-title`},
     s("title", {id: `${id}-title`}, funnelSummary(analysis, rows)),
     shown.map((f, i) => {
       const y = i * ROW + 4;
-      const big = f.step_id === biggest;
+      const isBig = f.step_id === biggest;
       const kept = f.output_count ?? f.input_count;
-      return s("g", {class: `funnel-row${big ? " biggest" : ""}`, "data-step": f.name, "data-step-id": f.step_id,
+      return s("g", {class: `funnel-row${isBig ? " biggest" : ""}`, "data-step": f.name, "data-step-id": f.step_id,
                      "data-in": f.input_count ?? "", "data-out": f.output_count ?? "", tabindex: 0, role: "button",
-                     "aria-label": `${f.name}: ${label(f)}${big ? ", biggest drop" : ""}`,
+                     "aria-label": `${f.name}: ${label(f)}${isBig ? ", biggest drop" : ""}`,
                      onclick: () => onPick(f.step_id),
                      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); onPick(f.step_id); } }},
-        s("text", {x: LABEL - 8, y: y + 19, class: "step-label", "text-anchor": "end"}, clip(f.name, 24)),
+        s("title", {}, `${f.name}: ${label(f)}`),
+        s("text", {x: LABEL - 8, y: y + 19, class: "step-label", "text-anchor": "end"}, clip(f.name, compact ? 18 : 24)),
         s("rect", {x: LABEL, y, width: width(f.input_count ?? kept), height: ROW - 8, class: "came-in", rx: 3}),
         s("rect", {x: LABEL, y, width: width(kept), height: ROW - 8, class: "kept", rx: 3}),
-        s("text", {x: LABEL + BAR + 8, y: y + 19, class: "figure"}, label(f) + (big ? "  ◀ biggest drop" : "")));
+        s("text", {x: LABEL + BAR + 8, y: y + 19, class: "figure"}, label(f) + (isBig ? "  ◀ biggest drop" : "")));
     }));
   return h("figure", {class: "funnel-figure"}, svg,
     rows.length > MAX_ROWS ? h("figcaption", {class: "muted"},
-      `First ${MAX_ROWS} of ${rows.length} counted steps; the step table below lists them all.`) : null);
+      `First ${MAX_ROWS} of ${rows.length} counted steps${big >= MAX_ROWS ? ", then the biggest drop" : ""}; `
+      + "the step table lists them all.") : null);
 }
 
 function label(f) {

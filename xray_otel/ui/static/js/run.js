@@ -17,26 +17,29 @@ export async function showRun(runId, query) {
   const run = analysis.run;
   const detail = h("div", {class: "step-detail", id: "step-detail"});
   const byId = new Map(steps.map((st) => [st.id, st]));
+  let tree = null;
   const pick = (stepId) => {
     const step = byId.get(stepId);
     if (!step) return;
     history.replaceState(null, "", `#/runs/${seg(run.id)}?step=${seg(stepId)}`);
-    document.querySelectorAll("#step-tree tr[aria-selected]").forEach((tr) => tr.removeAttribute("aria-selected"));
-    const row = document.querySelector(`#step-tree tr[data-step-id="${CSS.escape(stepId)}"]`);
-    if (row) row.setAttribute("aria-selected", "true");
+    tree.select(stepId);
     replace(detail, stepDetail(run, step));
     detail.scrollIntoView({block: "nearest"});
   };
+  tree = steps.length ? new StepTree(steps, run, pick) : null;
   const initial = byId.get(query.get("step")) || biggestDropStep(analysis, byId);
-  if (initial) replace(detail, stepDetail(run, initial));
-  else replace(detail, h("p", {class: "muted"}, "Choose a step to see its inputs, outputs and decisions."));
+  if (initial) {
+    tree.select(initial.id);
+    replace(detail, stepDetail(run, initial));
+  } else {
+    replace(detail, h("p", {class: "muted"}, "Choose a step to see its inputs, outputs and decisions."));
+  }
   return h("section", {class: "run"},
     runHeader(run, analysis.summary),
     h("section", {"aria-labelledby": "funnel-h"}, h("h2", {id: "funnel-h"}, "Funnel"), funnelChart(analysis, pick)),
     h("section", {"aria-labelledby": "steps-h", class: "steps-layout"},
       h("div", {}, h("h2", {id: "steps-h"}, `Steps (${fmt.count(steps.length)})`),
-        steps.length ? stepTree(steps, run, pick, initial && initial.id)
-          : h("p", {class: "muted"}, "No step spans have arrived for this run (yet).")),
+        tree ? tree.element : h("p", {class: "muted"}, "No step spans have arrived for this run (yet).")),
       detail));
 }
 
@@ -88,25 +91,42 @@ function compareForm(run) {
 }
 
 /** The step tree, a page at a time: nesting by indent, a duration bar on the run's timeline. */
-function stepTree(steps, run, pick, selected) {
-  const span = timeline(steps, run);
-  const body = h("tbody", {});
-  const more = h("button", {type: "button", class: "secondary"});
-  let shown = 0;
-  const showMore = () => {
-    body.append(...steps.slice(shown, shown + TREE_PAGE).map((st) => stepRow(st, span, pick, st.id === selected)));
-    shown = Math.min(steps.length, shown + TREE_PAGE);
-    more.textContent = `Show ${fmt.count(Math.min(TREE_PAGE, steps.length - shown))} more of ${fmt.count(steps.length - shown)}`;
-    more.hidden = shown >= steps.length;
-  };
-  more.addEventListener("click", showMore);
-  showMore();
-  return h("div", {},
-    h("div", {class: "table-wrap"}, h("table", {class: "data tree", id: "step-tree"},
-      h("thead", {}, h("tr", {}, ["Step", "Type", "Status", "Timeline", "Duration", "In → out", "Dropped"]
-        .map((t) => h("th", {scope: "col", class: /Duration|Dropped|In/.test(t) ? "num" : null}, t)))),
-      body)),
-    more);
+class StepTree {
+  constructor(steps, run, pick) {
+    this.steps = steps;
+    this.span = timeline(steps, run);
+    this.pick = pick;
+    this.selected = null;
+    this.shown = 0;
+    this.body = h("tbody", {});
+    this.more = h("button", {type: "button", class: "secondary", onclick: () => this.showMore()});
+    this.element = h("div", {},
+      h("div", {class: "table-wrap"}, h("table", {class: "data tree", id: "step-tree"},
+        h("thead", {}, h("tr", {}, ["Step", "Type", "Status", "Timeline", "Duration", "In → out", "Dropped"]
+          .map((t) => h("th", {scope: "col", class: /Duration|Dropped|In/.test(t) ? "num" : null}, t)))),
+        this.body)),
+      this.more);
+    this.showMore();
+  }
+
+  showMore() {
+    const next = this.steps.slice(this.shown, this.shown + TREE_PAGE);
+    this.body.append(...next.map((st) => stepRow(st, this.span, this.pick, st.id === this.selected)));
+    this.shown += next.length;
+    const left = this.steps.length - this.shown;
+    this.more.textContent = `Show ${fmt.count(Math.min(TREE_PAGE, left))} more of ${fmt.count(left)}`;
+    this.more.hidden = left <= 0;
+  }
+
+  /** Mark one step as chosen, showing more rows until it is among them. */
+  select(stepId) {
+    this.selected = stepId;
+    const index = this.steps.findIndex((st) => st.id === stepId);
+    while (index >= this.shown) this.showMore();
+    for (const row of this.body.querySelectorAll("tr[aria-selected]")) row.removeAttribute("aria-selected");
+    const row = this.body.querySelector(`tr[data-step-id="${CSS.escape(stepId)}"]`);
+    if (row) row.setAttribute("aria-selected", "true");
+  }
 }
 
 function stepRow(step, span, pick, selected) {
@@ -126,7 +146,14 @@ function stepRow(step, span, pick, selected) {
     h("td", {class: "num"}, fmt.duration(step.duration_ms)),
     h("td", {class: "num"}, step.input_count === null && step.output_count === null ? "—"
       : `${fmt.count(step.input_count)} → ${fmt.count(step.output_count)}`),
-    h("td", {class: "num"}, dropped === null ? "—" : `${fmt.count(dropped)} (${fmt.percent(dropped / (step.input_count || 1))})`));
+    h("td", {class: "num"}, droppedText(dropped, step.input_count)));
+}
+
+/** "3,269 (65.4%)"; a step that added candidates dropped none: "+4 added". */
+function droppedText(dropped, inputCount) {
+  if (dropped === null) return "—";
+  if (dropped < 0) return `+${fmt.count(-dropped)} added`;
+  return `${fmt.count(dropped)} (${fmt.percent(dropped / (inputCount || 1))})`;
 }
 
 function timeline(steps, run) {

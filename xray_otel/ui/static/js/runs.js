@@ -1,6 +1,6 @@
 // Runs: newest first, filtered by name, status, tag and time; paged by the API's cursor.
 
-import {get} from "./api.js";
+import {ApiError, get} from "./api.js";
 import {h, notice} from "./dom.js";
 import * as fmt from "./format.js";
 
@@ -12,7 +12,14 @@ const FILTERS = ["q", "status", "tag", "since"];
 export async function showRuns(query) {
   const params = {limit: PAGE, cursor: query.get("cursor")};
   for (const name of FILTERS) params[name] = name === "tag" ? tags(query.get("tag")) : query.get(name);
-  const {data: runs, next} = await get("/runs", params);
+  let runs, next;
+  try {
+    ({data: runs, next} = await get("/runs", params));
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 400) throw err;
+    return h("section", {class: "runs"}, h("h1", {}, "Runs"), filterForm(query),
+      notice("error", "These filters cannot be used.", err.message));
+  }
   const filtered = FILTERS.some((name) => query.get(name));
   return h("section", {class: "runs"},
     h("h1", {}, "Runs"),
@@ -20,6 +27,9 @@ export async function showRuns(query) {
     runs.length ? runTable(runs) : empty(filtered, query.get("cursor")),
     pager(query, next));
 }
+
+// Cursors of the pages before this one, so "Newer" steps back without leaving the app.
+const newer = [];
 
 /** "env:prod team:search" → ["env:prod", "team:search"]. */
 function tags(text) {
@@ -35,7 +45,7 @@ function filterForm(query) {
     e.preventDefault();
     const next = new URLSearchParams();
     for (const [name, value] of new FormData(e.target)) if (value.trim()) next.set(name, value.trim());
-    location.hash = `#/runs?${next}`;
+    go(`#/runs?${next}`);
   }},
     field("q", "Name contains", text("q", "e.g. competitor")),
     field("status", "Status", select("status", [["", "any"], ["running", "running"], ["completed", "completed"],
@@ -45,8 +55,13 @@ function filterForm(query) {
     h("div", {class: "actions"},
       h("button", {type: "submit"}, "Apply"),
       h("a", {href: "#/runs", class: "button secondary"}, "Clear"),
-      h("button", {type: "button", class: "secondary", onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange"))},
-        "Refresh")));
+      h("button", {type: "button", class: "secondary", onclick: () => go(location.hash)}, "Refresh")));
+}
+
+/** Navigate, or reload the page when the address is already this one. */
+function go(hash) {
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
 }
 
 function runTable(runs) {
@@ -98,17 +113,23 @@ function empty(filtered, paged) {
 }
 
 function pager(query, next) {
-  const here = new URLSearchParams(query);
+  const at = (cursor) => {
+    const q = new URLSearchParams(query);
+    if (cursor) q.set("cursor", cursor);
+    else q.delete("cursor");
+    return `#/runs?${q}`;
+  };
+  const cursor = query.get("cursor") || "";
+  while (newer.length && newer[newer.length - 1].after !== cursor) newer.pop(); // another filter or a shared link
   const links = [];
-  if (query.get("cursor")) {
-    links.push(h("button", {type: "button", class: "secondary", onclick: () => history.back()}, "← Newer"));
-    here.delete("cursor");
-    links.push(h("a", {href: `#/runs?${here}`, class: "button secondary"}, "Newest"));
+  if (cursor) {
+    const before = newer.length ? newer[newer.length - 1].cursor : "";
+    links.push(h("a", {href: at(before), class: "button secondary", onclick: () => newer.pop()}, "← Newer"));
+    if (before) links.push(h("a", {href: at(""), class: "button secondary"}, "Newest"));
   }
   if (next) {
-    const older = new URLSearchParams(query);
-    older.set("cursor", next);
-    links.push(h("a", {href: `#/runs?${older}`, class: "button secondary", rel: "next"}, "Older →"));
+    links.push(h("a", {href: at(next), class: "button secondary", rel: "next",
+                       onclick: () => newer.push({cursor, after: next})}, "Older →"));
   }
   return links.length ? h("nav", {class: "pager", "aria-label": "Pages"}, links) : null;
 }

@@ -35,7 +35,7 @@ export function stepDetail(run, step) {
 
 /** Why candidates were dropped, as bars: reason, count, share of all rejections. */
 function rejections(counts) {
-  const entries = Object.entries(counts || {}).sort((a, b) => b[1] - a[1]);
+  const entries = Object.entries(counts || {}).filter(([, n]) => Number.isFinite(n)).sort((a, b) => b[1] - a[1]);
   if (!entries.length) return null;
   const total = entries.reduce((sum, [, n]) => sum + n, 0);
   const top = entries[0][1] || 1;
@@ -52,8 +52,8 @@ function decisions(run, step) {
   if (!all.length) return null;
   const body = h("tbody", {});
   const status = h("p", {class: "muted", "aria-live": "polite"});
-  const search = h("input", {type: "search", id: "decision-search", placeholder: "candidate id contains…",
-                             "aria-label": "Search decisions by candidate id"});
+  const search = h("input", {type: "search", id: "decision-search", placeholder: "candidate id or reason…",
+                             "aria-label": "Search decisions by candidate id or reason"});
   const which = h("select", {"aria-label": "Show decisions"},
     h("option", {value: ""}, "kept and dropped"), h("option", {value: "dropped"}, "dropped only"),
     h("option", {value: "kept"}, "kept only"));
@@ -74,8 +74,8 @@ function decisions(run, step) {
   const refilter = () => {
     const needle = search.value.trim().toLowerCase();
     const want = which.value;
-    matching = all.filter((d) => (!needle || String(d.id ?? "").toLowerCase().includes(needle))
-      && (!want || (want === "kept") === (d.accepted === true)));
+    matching = all.filter((d) => (!needle || `${d.id ?? ""}\u0000${d.reason ?? ""}`.toLowerCase().includes(needle))
+      && (!want || (want === "kept" ? d.accepted === true : d.accepted === false)));
     page = 0;
     render();
   };
