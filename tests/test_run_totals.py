@@ -126,6 +126,23 @@ def test_root_span_first_then_replaced_counts_root_once(receiver_url: str, pg_ds
     assert_totals_hold(pg_dsn, [uuid.UUID(bytes=trace)])
 
 
+@pytest.mark.parametrize("run_known", [False, True])
+def test_one_span_twice_in_a_request_with_different_costs_counts_the_stored_copy(
+        receiver_url: str, pg_dsn: str, run_known: bool) -> None:
+    trace, base = new_ids()
+    t0 = time.time_ns()
+    if run_known:  # the run row exists already: totals change by what INSERT_STEPS inserts
+        assert post_otlp(receiver_url, export_request(pipeline_spans(trace, base, t0)[:1])).status == 200
+    first = costed(trace, base + 7, "twice", 0.5, parent=base, start=t0 + MS)
+    second = costed(trace, base + 7, "twice", 0.25, parent=base, start=t0 + MS)
+    assert post_otlp(receiver_url, export_request([second, first, second])).status == 200
+    run = run_of(receiver_url, trace)
+    stored = db(pg_dsn, "SELECT cost FROM steps WHERE run_id = $1 AND span_id = $2",
+                uuid.UUID(bytes=trace), (base + 7).to_bytes(8, "big").hex())
+    assert run["step_count"] == 1 and run["total_cost"] == stored[0]["cost"]
+    assert_totals_hold(pg_dsn, [uuid.UUID(bytes=trace)])
+
+
 def _chaotic_traces(n: int, t0: int) -> list[list]:
     """Traces with run spans, steps, a plain root that a run span replaces, and costs that do not
     add up exactly in binary floating point (0.1 + 0.2 ...), so order would show in a float sum."""

@@ -7,15 +7,46 @@ CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS steps_in (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
 
-# Runs, one row per trace, merged by the rule in mapping.RunRow.beats: a better
-# source replaces the row; on a tie, the earlier (started_at, span_id) does. Rows are
-# sorted by id so concurrent requests take row locks in the same order (no deadlock).
-UPSERT_RUNS = """
-INSERT INTO runs AS r (id, source, span_id, name, status, service, tags, inputs, outputs,
-                       error, started_at, completed_at)
-SELECT * FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::text[],
+_RUN_COLUMNS = "id, source, span_id, name, status, service, tags, inputs, outputs, error, started_at, completed_at"
+_RUN_ARRAYS = """unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::text[], $11::timestamptz[],
-                     $12::timestamptz[])
+                     $12::timestamptz[])"""
+# Among copies of one span in a batch, the one stored (INSERT_STEPS) is the one counted here.
+_ONE_COPY = "DISTINCT ON (run_id, span_id)"
+_ONE_COPY_ORDER = "run_id, span_id, cost DESC"
+
+# Runs new to the database, with their totals from the staged steps (COPY comes first): a run
+# inserted here has no stored step yet, and no other writer can add one before this
+# transaction ends, so its totals are exactly its staged spans but the run span. Inserting them
+# whole saves updating every new run a second time. RETURNING names them; the rest (already
+# stored) go through UPSERT_RUNS. In id order, as UPSERT_RUNS, so concurrent writers wait for
+# each other in one order.
+INSERT_NEW_RUNS = f"""
+WITH u AS (
+    SELECT * FROM {_RUN_ARRAYS} AS u({_RUN_COLUMNS})
+), staged AS (
+    SELECT i.run_id, count(*) AS step_count, sum(i.cost::numeric) AS total_cost
+    FROM (SELECT {_ONE_COPY} run_id, span_id, cost FROM steps_in ORDER BY {_ONE_COPY_ORDER}) i
+    JOIN u ON u.id = i.run_id
+    WHERE i.span_id IS DISTINCT FROM (CASE WHEN u.source > 0 THEN u.span_id END)
+    GROUP BY i.run_id
+)
+INSERT INTO runs ({_RUN_COLUMNS}, step_count, total_cost, steps_run_span)
+SELECT u.*, coalesce(staged.step_count, 0), coalesce(staged.total_cost, 0),
+       CASE WHEN u.source > 0 THEN u.span_id END
+FROM u LEFT JOIN staged ON staged.run_id = u.id
+ORDER BY u.id
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+# Runs already stored, one row per trace, merged by the rule in mapping.RunRow.beats: a better
+# source replaces the row; on a tie, the earlier (started_at, span_id) does. Rows are
+# sorted by id so concurrent requests take row locks in the same order (no deadlock); every
+# row is locked, replaced or not, so INSERT_STEPS can change its totals safely.
+UPSERT_RUNS = f"""
+INSERT INTO runs AS r ({_RUN_COLUMNS})
+SELECT * FROM {_RUN_ARRAYS}
 ORDER BY 1
 ON CONFLICT (id) DO UPDATE SET
     source = excluded.source, span_id = excluded.span_id, name = excluded.name,
@@ -27,8 +58,9 @@ WHERE excluded.source > r.source
        AND (excluded.started_at, excluded.span_id) < (r.started_at, r.span_id))
 """
 
-# Steps in, run totals kept, in one statement ($1: the ids of the batch's runs, whose rows
-# UPSERT_RUNS has locked, so no other writer changes their totals until this transaction ends).
+# Steps in, run totals kept, in one statement. $1: the ids of the batch's runs, whose rows this
+# transaction holds (INSERT_NEW_RUNS or UPSERT_RUNS), so no other writer changes their totals
+# until it ends; $2: those INSERT_NEW_RUNS inserted, whose totals already count these steps.
 # {columns} are the staged step columns; the statement fills steps.run_span itself.
 #
 # - ins: a re-sent span conflicts and inserts nothing, so it never counts twice. A row is the
@@ -38,14 +70,16 @@ WHERE excluded.source > r.source
 #   span's row becomes a step again, the new one's stops being one. Rows inserted here are not
 #   visible to these UPDATEs (one snapshot), so nothing is flagged or counted twice.
 # - The totals change by what was inserted (steps only) and what changed sides.
-INSERT_STEPS = """
+INSERT_STEPS = f"""
 WITH batch AS (
-    SELECT id, steps_run_span AS was, CASE WHEN source > 0 THEN span_id END AS now
+    SELECT id, steps_run_span AS was, CASE WHEN source > 0 THEN span_id END AS now,
+           id = ANY($2::uuid[]) AS fresh
     FROM runs WHERE id = ANY($1::uuid[])
 ), ins AS (
-    INSERT INTO steps ({columns}, run_span)
-    SELECT {staged}, coalesce(i.span_id = b.now, false)
-    FROM steps_in i LEFT JOIN batch b ON b.id = i.run_id
+    INSERT INTO steps ({{columns}}, run_span)
+    SELECT {{staged}}, coalesce(i.span_id = b.now, false)
+    FROM (SELECT {_ONE_COPY} * FROM steps_in ORDER BY {_ONE_COPY_ORDER}) i
+    LEFT JOIN batch b ON b.id = i.run_id
     ORDER BY i.run_id, i.span_id
     ON CONFLICT (run_id, span_id) DO NOTHING
     RETURNING run_id, cost, run_span
@@ -68,7 +102,7 @@ UPDATE runs r
 SET step_count = r.step_count + coalesce(d.n, 0), total_cost = r.total_cost + coalesce(d.cost, 0),
     steps_run_span = b.now
 FROM batch b LEFT JOIN delta d ON d.run_id = b.id
-WHERE r.id = b.id AND (d.run_id IS NOT NULL OR b.was IS DISTINCT FROM b.now)
+WHERE r.id = b.id AND NOT b.fresh AND (d.run_id IS NOT NULL OR b.was IS DISTINCT FROM b.now)
 """
 
 # The slow path for a batch PostgreSQL refused: one span at a time, each behind a savepoint,

@@ -124,26 +124,38 @@ _STAGE_STEP = sql.STAGE_STEP.format(columns=", ".join(StepRow._fields),
 
 
 async def _write_set(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> None:
-    await conn.execute(sql.UPSERT_RUNS, *_columns(runs, len(RunRow._fields)))
     await conn.copy_records_to_table("steps_in", records=steps, columns=StepRow._fields)
-    await conn.execute(_INSERT_STEPS, [run.id for run in runs])
+    fresh = await _upsert_runs(conn, runs)
+    await conn.execute(_INSERT_STEPS, [run.id for run in runs], fresh)
+
+
+async def _upsert_runs(conn: asyncpg.Connection, runs: Sequence[RunRow]) -> list[Any]:
+    """Insert the runs new to the database (totals from the staged steps), merge the others;
+    returns the ids inserted."""
+    fresh = [row["id"] for row in await conn.fetch(sql.INSERT_NEW_RUNS, *_columns(runs, len(RunRow._fields)))]
+    if len(fresh) < len(runs):
+        inserted = set(fresh)
+        stored = [run for run in runs if run.id not in inserted]
+        await conn.execute(sql.UPSERT_RUNS, *_columns(stored, len(RunRow._fields)))
+    return fresh
 
 
 async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
                       steps: Sequence[StepRow]) -> tuple[int, list[str]]:
     refused: set[Any] = set()
     errors: list[str] = []
-    for run in runs:
-        if not await _try(conn, [(sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)))], errors):
+    for run in runs:  # nothing is staged yet: a new run starts at zero, its steps add to it below
+        if not await _try(conn, [(sql.INSERT_NEW_RUNS, _columns([run], len(RunRow._fields))),
+                                 (sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)))], errors):
             refused.add(run.id)
     rejected = 0
     for step in steps:
         if step.run_id in refused or not await _try(
-                conn, [(_STAGE_STEP, step), (_INSERT_STEPS, [[step.run_id]]), (sql.UNSTAGE, [])], errors):
+                conn, [(_STAGE_STEP, step), (_INSERT_STEPS, [[step.run_id], []]), (sql.UNSTAGE, [])], errors):
             rejected += 1
     # Runs whose run span changed though none of their spans went in (a legacy run event alone,
     # or every step refused): their totals follow the new run span too.
-    await conn.execute(_INSERT_STEPS, [run.id for run in runs if run.id not in refused])
+    await conn.execute(_INSERT_STEPS, [run.id for run in runs if run.id not in refused], [])
     return rejected, errors[:5]
 
 
