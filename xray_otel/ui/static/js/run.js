@@ -1,7 +1,7 @@
 // One run: header, funnel chart, step tree on a shared timeline, and the chosen step's details.
 
 import {get, seg} from "./api.js";
-import {h, replace} from "./dom.js";
+import {h, jsonBlock, replace} from "./dom.js";
 import {funnelChart} from "./funnel.js";
 import * as fmt from "./format.js";
 import {badge} from "./runs.js";
@@ -65,13 +65,8 @@ function runHeader(run, summary) {
       Object.keys(run.tags || {}).length ? fact("Tags", Object.entries(run.tags).map(([k, v]) => `${k}: ${v}`).join(", ")) : null),
     h("div", {class: "run-actions"}, candidateForm(run), compareForm(run)),
     run.inputs || run.outputs ? h("details", {class: "io"}, h("summary", {}, "Run inputs and outputs"),
-      h("div", {class: "io-grid"}, h("div", {}, h("h3", {}, "Inputs"), jsonOf(run.inputs)),
-        h("div", {}, h("h3", {}, "Outputs"), jsonOf(run.outputs)))) : null);
-}
-
-function jsonOf(value) {
-  return value === null || value === undefined ? h("span", {class: "muted"}, "—")
-    : h("pre", {class: "json"}, JSON.stringify(value, null, 2));
+      h("div", {class: "io-grid"}, h("div", {}, h("h3", {}, "Inputs"), jsonBlock(run.inputs)),
+        h("div", {}, h("h3", {}, "Outputs"), jsonBlock(run.outputs)))) : null);
 }
 
 function candidateForm(run) {
