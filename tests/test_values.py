@@ -138,11 +138,14 @@ def test_attributes_to_dict_later_duplicate_wins() -> None:
     assert attributes_to_dict(attrs) == {"a": 2, "b": "x"}
 
 
+_MIXED = [kv("a", AnyValue(string_value="x" * 4)), kv("b", AnyValue(int_value=1)),
+          kv("c", AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="y" * 6), AnyValue(int_value=2)]))),
+          kv("a", AnyValue(string_value="z")), kv("d", AnyValue(string_value="")), kv("e", AnyValue())]
+
+
 @pytest.mark.parametrize("limit", [3, 5, 100])
-def test_capped_attributes_is_attributes_to_dict_then_cap_strings(limit: int) -> None:
-    items = [kv("a", AnyValue(string_value="x" * 4)), kv("b", AnyValue(int_value=1)),
-             kv("c", AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="y" * 6), AnyValue(int_value=2)]))),
-             kv("a", AnyValue(string_value="z")), kv("d", AnyValue(string_value="")), kv("e", AnyValue())]
+@pytest.mark.parametrize("items", [_MIXED, [kv("bytes", AnyValue(bytes_value=b"\x01\x02\x03"))]])
+def test_capped_attributes_is_attributes_to_dict_then_cap_strings(items: list[KeyValue], limit: int) -> None:
     expected = attributes_to_dict(items)
     cut = cap_strings(expected, limit)
     assert capped_attributes(items, limit) == (expected, cut)

@@ -70,7 +70,7 @@ def capped_attributes(key_values: Any, limit: int) -> tuple[dict[str, Any], int]
         text = value.string_value
         if not text:
             text = any_value(value)
-            suspect = suspect or type(text) is list
+            suspect = suspect or type(text) is list or (type(text) is str and len(text) > limit)  # bytes: hex
         elif len(text) > limit:
             suspect = True
         attrs[kv.key] = text
