@@ -222,6 +222,7 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
                 ("/runs sort -duration, since 24h", "/runs?sort=-duration&since=24h"),
                 ("/runs sort -cost, since 24h", "/runs?sort=-cost&since=24h"),
                 ("/runs sort -cost (all time)", "/runs?sort=-cost"),
+                ("/runs sort -step_count (all time)", "/runs?sort=-step_count"),
                 ("/runs/{id}", f"/runs/{run_a}"),
                 ("/analyze/{id}", f"/analyze/{run_a}"),
                 ("/steps", "/steps"),

@@ -21,9 +21,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from multidict import MultiDict
 
 from conftest import _with_database
 from helpers import call, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
+from xray_otel.queries import sql
+from xray_otel.queries.steps import build_query
 from xray_otel.mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
 from xray_otel.store.migrate import migrate, migrations
 from xray_otel.store.store import Store
@@ -405,3 +408,32 @@ def test_steps_by_duration_equal_a_read_time_listing(receiver_url: str, pg_dsn: 
 def test_every_stored_run_keeps_its_totals(pg_dsn: str) -> None:
     """Whatever the other test modules sent through this database so far, every run holds."""
     assert assert_totals_hold(pg_dsn) > 0
+
+
+# --- the indexes migration 0005/0006 made are the ones the queries can use ----------------------
+
+
+@pytest.mark.parametrize("statement, args, index", [
+    (lambda: build_query(MultiDict(sort="-duration"))[:2], None, "steps_duration_idx"),
+    (lambda: build_query(MultiDict(type="llm", since="1d", sort="-cost"))[:2], None, "steps_type_time_idx"),
+    (lambda: (sql.LIST_RUNS_FILTERED.format(where="TRUE", order=f"{sql.RUN_COST} DESC, r.id DESC", limit="10"),
+              []), None, "runs_cost_idx"),
+    (lambda: (sql.LIST_RUNS_FILTERED.format(where="TRUE", order="r.step_count DESC, r.id DESC", limit="10"),
+              []), None, "runs_step_count_idx"),
+])
+def test_queries_match_their_index_expressions(receiver_url: str, pg_dsn: str, statement: Any, args: Any,
+                                               index: str) -> None:
+    """With sequential scans and sorts priced out, a query whose expression no longer matches its
+    index (spelt differently in queries/sql.py and the migration) would show a Sort, not the index."""
+    query, values = statement()
+
+    async def plan() -> str:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("SET enable_seqscan = off; SET enable_sort = off; SET enable_bitmapscan = off")
+            return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + query, *values))
+        finally:
+            await conn.close()
+
+    text = asyncio.run(plan())
+    assert index in text, text
