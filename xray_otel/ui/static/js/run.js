@@ -49,7 +49,7 @@ function biggestDropStep(analysis, byId) {
 }
 
 function runHeader(run, summary) {
-  const fact = (name, value) => h("div", {}, h("dt", {}, name), h("dd", {}, value));
+  const fact = (name, value, wide = false) => h("div", {class: wide ? "wide" : null}, h("dt", {}, name), h("dd", {}, value));
   return h("header", {class: "run-header"},
     h("p", {class: "crumbs"}, h("a", {href: "#/runs"}, "Runs"), " / "),
     h("h1", {}, run.name || "(unnamed run)", " ", badge(run.status)),
@@ -62,7 +62,7 @@ function runHeader(run, summary) {
       fact("Steps", fmt.count(summary.step_count)),
       fact("Cost", fmt.cost(run.total_cost)),
       fact("Candidates", `${fmt.count(summary.initial_candidates)} → ${fmt.count(summary.final_count)}`),
-      Object.keys(run.tags || {}).length ? fact("Tags", Object.entries(run.tags).map(([k, v]) => `${k}: ${v}`).join(", ")) : null),
+      Object.keys(run.tags || {}).length ? fact("Tags", Object.entries(run.tags).map(([k, v]) => `${k}: ${v}`).join(", "), true) : null),
     h("div", {class: "run-actions"}, candidateForm(run), compareForm(run)),
     run.inputs || run.outputs ? h("details", {class: "io"}, h("summary", {}, "Run inputs and outputs"),
       h("div", {class: "io-grid"}, h("div", {}, h("h3", {}, "Inputs"), jsonBlock(run.inputs)),
