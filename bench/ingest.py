@@ -45,6 +45,7 @@ import xray_otel
 from xray_otel import conventions as c
 from xray_otel.config import Settings
 from xray_otel.mapping import StepRow, map_request
+from xray_otel.store import sql
 from xray_otel.receiver.grpc import SERVICE
 from xray_otel.store.embedded import given_or_embedded
 
@@ -419,20 +420,27 @@ async def verify(conn: asyncpg.Connection, url: str, run_name: str, traces: int,
 
 # --- reference: the same step rows loaded by asyncpg directly --------------------------------
 REF_PLAIN, REF_PK, REF_STAGING = "xray_bench_plain", "xray_bench_pk", "xray_bench_in"
+_MICROS_COLUMNS = ", ".join(f"ALTER {name} TYPE bigint USING NULL" for name in sql.TIME_COLUMNS)
+_STEP_COLUMNS = ", ".join(StepRow._fields)
+_STAGED = ", ".join(sql.from_micros(f"i.{name}") if name in sql.TIME_COLUMNS else f"i.{name}"
+                    for name in StepRow._fields)
 
 
 async def reference(dsn: str, batches: list[list[StepRow]], connections: int, meter: CpuMeter,
                     admin: asyncpg.Connection) -> tuple[Result, Result]:
     """(a) COPY into an unindexed table; (b) COPY into staging + INSERT ... ON CONFLICT DO NOTHING
-    into a table with the steps primary key, one transaction per batch."""
+    into a table with the steps primary key, one transaction per batch. The rows carry times in
+    microseconds, as the receiver stages them: (a) keeps them so, (b) converts them as the receiver does."""
     await admin.execute(f"DROP TABLE IF EXISTS {REF_PLAIN}, {REF_PK}")
     await admin.execute(f"CREATE TABLE {REF_PLAIN} (LIKE steps INCLUDING DEFAULTS)")
+    await admin.execute(f"ALTER TABLE {REF_PLAIN} {_MICROS_COLUMNS}")
     await admin.execute(f"CREATE TABLE {REF_PK} (LIKE steps INCLUDING DEFAULTS, PRIMARY KEY (run_id, span_id))")
     conns = [await asyncpg.connect(dsn) for _ in range(connections)]
     rows = sum(len(b) for b in batches)
     try:
         for conn in conns:
             await conn.execute(f"CREATE TEMP TABLE {REF_STAGING} (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            await conn.execute(f"ALTER TABLE {REF_STAGING} {_MICROS_COLUMNS}")
 
         async def run(load: Any) -> tuple[float, list[float]]:
             pending = iter(batches)
@@ -454,8 +462,8 @@ async def reference(dsn: str, batches: list[list[StepRow]], connections: int, me
         async def staged(conn: asyncpg.Connection, batch: list[StepRow]) -> None:
             async with conn.transaction():
                 await conn.copy_records_to_table(REF_STAGING, records=batch, columns=StepRow._fields)
-                await conn.execute(f"INSERT INTO {REF_PK} SELECT * FROM {REF_STAGING} ORDER BY run_id, span_id "
-                                   "ON CONFLICT (run_id, span_id) DO NOTHING")
+                await conn.execute(f"INSERT INTO {REF_PK} ({_STEP_COLUMNS}) SELECT {_STAGED} FROM {REF_STAGING} i "
+                                   "ORDER BY run_id, span_id ON CONFLICT (run_id, span_id) DO NOTHING")
 
         return (await measured(meter, admin, rows, run(plain)), await measured(meter, admin, rows, run(staged)))
     finally:

@@ -16,7 +16,6 @@ import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -231,7 +230,7 @@ def test_legacy_step_with_the_run_id_is_the_run_span_once_the_run_arrives(receiv
 
 
 def _step(run_id: uuid.UUID, span: str, cost: float, inputs: str | None = None) -> StepRow:
-    at = datetime.now(timezone.utc)
+    at = time.time_ns() // 1000
     return StepRow(run_id, span, None, span, "llm", "COMPLETED", inputs, None, None, None, cost, None, None, None,
                    None, None, None, None, at, at, None, "svc", "{}", "{}", "{}", "explicit")
 
@@ -239,7 +238,7 @@ def _step(run_id: uuid.UUID, span: str, cost: float, inputs: str | None = None) 
 def test_row_by_row_fallback_keeps_totals(pg_dsn: str) -> None:
     """A batch PostgreSQL refuses (one step's inputs are not JSON) is stored row by row: the good
     rows count, the refused one does not, and a run span that changes in that batch is honoured."""
-    at = datetime.now(timezone.utc)
+    at = time.time_ns() // 1000
     a, b = uuid.uuid4(), uuid.uuid4()
     batch = Batch()
     batch.add_run(RunRow(a, SOURCE_RUN_SPAN, "a-run", "fallback", "COMPLETED", "svc", "{}", None, None, None, at, at))

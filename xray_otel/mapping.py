@@ -23,7 +23,6 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from . import conventions as c
@@ -34,7 +33,6 @@ from .values import attributes_to_dict, capped_attributes, clean_text, json_colu
 
 log = logging.getLogger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_INT32 = 2**31 - 1
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -67,8 +65,8 @@ class RunRow(NamedTuple):
     inputs: str | None  # JSON
     outputs: str | None  # JSON
     error: str | None
-    started_at: datetime
-    completed_at: datetime | None
+    started_at: int  # microseconds since the Unix epoch, UTC (store/sql.py makes them timestamptz)
+    completed_at: int | None
 
     def beats(self, other: RunRow) -> bool:
         """The merge rule shared with store/sql.py UPSERT_RUNS."""
@@ -98,8 +96,8 @@ class StepRow(NamedTuple):
     output_count: int | None
     rejections: str | None
     decisions: str | None
-    started_at: datetime | None
-    completed_at: datetime | None
+    started_at: int | None  # microseconds since the Unix epoch, as RunRow
+    completed_at: int | None
     error: str | None
     service: str | None
     attributes: str
@@ -129,7 +127,7 @@ class Batch:
         current = self.runs.get(step.run_id)
         if current is None or current.source == SOURCE_PLACEHOLDER:
             self.add_run(RunRow(step.run_id, SOURCE_PLACEHOLDER, step.span_id, None, c.STATUS_RUNNING, step.service,
-                                "{}", None, None, None, step.started_at or step.completed_at, None))
+                                "{}", None, None, None, _either(step.started_at, step.completed_at), None))
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -268,7 +266,7 @@ def _run_row(run_id, span, span_id, attrs, found, kind, started, completed, erro
         _either(json_column(attrs.get(c.RUN_INPUTS)), found.inputs),
         _either(json_column(attrs.get(c.RUN_OUTPUTS)), found.outputs),
         error,
-        started or completed,
+        _either(started, completed),
         completed,
     )
 
@@ -347,17 +345,18 @@ def _span_id(raw: bytes, name: str) -> str:
     return raw.hex()
 
 
-def nanos_to_datetime(nanos: int) -> datetime | None:
-    """Unix nanoseconds to an aware UTC datetime (microsecond precision); 0 means unset."""
-    return _EPOCH + timedelta(0, 0, nanos // 1000) if nanos else None  # positional: half the cost of microseconds=
+def nanos_to_micros(nanos: int) -> int | None:
+    """Unix nanoseconds to the rows' microseconds (an int: asyncpg encodes it ~1.7 µs faster than a
+    datetime, which also cost ~0.5 µs to build); 0 means unset."""
+    return nanos // 1000 if nanos else None
 
 
-def _times(start: int, end: int) -> tuple[datetime | None, datetime | None]:
+def _times(start: int, end: int) -> tuple[int | None, int | None]:
     if not start and not end:
         raise SpanError("span has neither start_time_unix_nano nor end_time_unix_nano")
     if end and start and end < start:
         raise SpanError("span ends before it starts (end_time_unix_nano < start_time_unix_nano)")
-    return nanos_to_datetime(start), nanos_to_datetime(end)
+    return nanos_to_micros(start), nanos_to_micros(end)
 
 
 def _error_text(span: Any) -> str | None:

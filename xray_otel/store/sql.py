@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-# Per connection, once: a staging table that COPY fills and each commit empties.
+# Rows carry times as int64 microseconds since the Unix epoch (mapping.py): asyncpg encodes an int
+# in a fraction of the time a datetime takes, and PostgreSQL converts them in the statements below.
+TIME_COLUMNS = ("started_at", "completed_at")
+
+
+def from_micros(column: str) -> str:
+    """SQL for a timestamptz from int64 microseconds, exact: interval * number goes through float8, so
+    each factor is kept exactly representable (seconds, then the microseconds under one second)."""
+    return (f"(timestamptz 'epoch' + ({column} / 1000000) * interval '1 second'"
+            f" + ({column} % 1000000) * interval '1 microsecond')")
+
+
+# Per connection, once: a staging table that COPY fills and each commit empties; steps' columns but
+# the times, which stay microseconds until INSERT_STEPS converts them.
 CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS steps_in (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+CREATE TEMP TABLE IF NOT EXISTS steps_in (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+ALTER TABLE steps_in ALTER started_at TYPE bigint USING NULL, ALTER completed_at TYPE bigint USING NULL
 """
 
 _RUN_COLUMNS = "id, source, span_id, name, status, service, tags, inputs, outputs, error, started_at, completed_at"
 _RUN_ARRAYS = """unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::text[], $11::timestamptz[],
-                     $12::timestamptz[])"""
+                     $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::text[], $11::bigint[],
+                     $12::bigint[])"""
+# The run rows of the arrays, times converted.
+_RUNS_IN = f"""SELECT id, source, span_id, name, status, service, tags, inputs, outputs, error,
+       {from_micros('started_at')} AS started_at, {from_micros('completed_at')} AS completed_at
+FROM {_RUN_ARRAYS} AS u({_RUN_COLUMNS})"""
 # Among copies of one span in a batch, the one stored (INSERT_STEPS) is the one counted here.
 _ONE_COPY = "DISTINCT ON (run_id, span_id)"
 _ONE_COPY_ORDER = "run_id, span_id, cost DESC"
@@ -23,7 +41,7 @@ _ONE_COPY_ORDER = "run_id, span_id, cost DESC"
 # each other in one order.
 INSERT_NEW_RUNS = f"""
 WITH u AS (
-    SELECT * FROM {_RUN_ARRAYS} AS u({_RUN_COLUMNS})
+    {_RUNS_IN}
 ), staged AS (
     SELECT i.run_id, count(*) AS step_count, sum(i.cost::numeric) AS total_cost
     FROM (SELECT {_ONE_COPY} run_id, span_id, cost FROM steps_in ORDER BY {_ONE_COPY_ORDER}) i
@@ -46,7 +64,7 @@ RETURNING id
 # row is locked, replaced or not, so INSERT_STEPS can change its totals safely.
 UPSERT_RUNS = f"""
 INSERT INTO runs AS r ({_RUN_COLUMNS})
-SELECT * FROM {_RUN_ARRAYS}
+{_RUNS_IN}
 ORDER BY 1
 ON CONFLICT (id) DO UPDATE SET
     source = excluded.source, span_id = excluded.span_id, name = excluded.name,
