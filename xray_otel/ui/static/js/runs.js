@@ -7,7 +7,7 @@ import * as fmt from "./format.js";
 const PAGE = 50;
 const WINDOWS = [["", "any time"], ["1h", "last hour"], ["24h", "last 24 hours"], ["7d", "last 7 days"],
                  ["30d", "last 30 days"]];
-const FILTERS = ["q", "status", "tag", "since"];
+const FILTERS = ["q", "status", "tag", "since", "until"];
 
 export async function showRuns(query) {
   const params = {limit: PAGE, cursor: query.get("cursor")};
@@ -41,10 +41,17 @@ function filterForm(query) {
   const text = (name, placeholder) => h("input", {name, type: "search", value: query.get(name) || "", placeholder});
   const select = (name, options) => h("select", {name}, options.map(([value, label]) =>
     h("option", {value, selected: (query.get(name) || "") === value}, label)));
+  const since = query.get("since") || "";
+  const preset = WINDOWS.some(([value]) => value === since);
+  const when = (name, value) => h("input", {name, type: "datetime-local", value: localInput(value)});
   return h("form", {class: "filters", role: "search", onsubmit: (e) => {
     e.preventDefault();
+    const form = new FormData(e.target);
     const next = new URLSearchParams();
-    for (const [name, value] of new FormData(e.target)) if (value.trim()) next.set(name, value.trim());
+    for (const name of ["q", "status", "tag"]) if (form.get(name).trim()) next.set(name, form.get(name).trim());
+    const start = form.get("from") ? isoOf(form.get("from")) : form.get("since");
+    if (start) next.set("since", start);
+    if (form.get("to")) next.set("until", isoOf(form.get("to")));
     go(`#/runs?${next}`);
   }},
     field("q", "Name contains", text("q", "e.g. competitor")),
@@ -52,10 +59,24 @@ function filterForm(query) {
                                                 ["failed", "failed"]])),
     field("tag", "Tags (key:value)", text("tag", "e.g. env:prod")),
     field("since", "Started", select("since", WINDOWS)),
+    field("from", "or from", when("from", preset ? "" : since)),
+    field("to", "to", when("to", query.get("until"))),
     h("div", {class: "actions"},
       h("button", {type: "submit"}, "Apply"),
       h("a", {href: "#/runs", class: "button secondary"}, "Clear"),
       h("button", {type: "button", class: "secondary", onclick: () => go(location.hash)}, "Refresh")));
+}
+
+/** A datetime-local value (the browser's zone) as an ISO time the API takes. */
+function isoOf(local) {
+  return new Date(local).toISOString();
+}
+
+/** An ISO time as a datetime-local value in the browser's zone ("" when absent or not a time). */
+function localInput(iso) {
+  const t = Date.parse(iso || "");
+  if (Number.isNaN(t)) return "";
+  return new Date(t - new Date(t).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
 }
 
 /** Navigate, or reload the page when the address is already this one. */
