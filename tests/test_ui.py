@@ -100,7 +100,7 @@ def test_a_browser_asking_for_root_lands_on_the_runs_page(page, receiver_url, de
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
     expect(page.locator("#runs-table tbody tr").first).to_be_visible()
     page.get_by_label("Name contains").fill("competitor_selection")  # other tests' runs may be newer
-    page.get_by_role("button", name="Apply").click()
+    apply_filters(page, "q=competitor_selection")
     expect(page.locator(f'tr[data-run-id="{demo_run}"]')).to_contain_text("competitor_selection")
     shot(page, "runs")
 
@@ -116,24 +116,30 @@ def test_a_new_run_appears_on_refresh_once_acknowledged(page, receiver_url) -> N
     expect(page.locator("#runs-table")).to_contain_text(name)
 
 
+def apply_filters(page, expected_in_url: str) -> None:
+    """Submit the runs filters and wait for that page, so the next step never acts on the previous one."""
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(re.escape(expected_in_url)))
+    expect(page.locator("#view[aria-busy]")).to_have_count(0)
+
+
 def test_runs_filters_narrow_the_table(page, receiver_url, accessory_runs) -> None:
     page.goto(receiver_url + "/ui/#/runs")
     page.get_by_label("Name contains").fill("ui_accessory")
-    page.get_by_role("button", name="Apply").click()
+    apply_filters(page, "q=ui_accessory")
     rows = page.locator("#runs-table tbody tr")
     expect(rows).to_have_count(2)
     page.get_by_label("Status").select_option("failed")
-    page.get_by_role("button", name="Apply").click()
+    apply_filters(page, "status=failed")
     expect(page.get_by_text("No run matches these filters")).to_be_visible()
-    assert "status=failed" in page.url and "q=ui_accessory" in page.url
+    assert "q=ui_accessory" in page.url
     page.get_by_label("Status").select_option("")
     page.get_by_label("or from").fill("2099-01-01T00:00")
-    page.get_by_role("button", name="Apply").click()
+    apply_filters(page, "since=2099-01-01T")
     expect(page.get_by_text("No run matches these filters")).to_be_visible()
-    assert "since=2099-01-01T" in page.url
     page.get_by_label("or from").fill("2000-01-01T00:00")
     page.get_by_label("to", exact=True).fill("2099-01-01T00:00")
-    page.get_by_role("button", name="Apply").click()
+    apply_filters(page, "until=2099-01-01T")
     expect(rows).to_have_count(2)
     expect(page.get_by_label("to", exact=True)).to_have_value("2099-01-01T00:00")
 
@@ -174,6 +180,9 @@ def test_run_page_draws_the_demo_funnel_with_the_right_counts(page, receiver_url
     expect(biggest).to_contain_text("5,000 → 1,731")
     expect(biggest).to_contain_text("65.4%")
     expect(page.locator("#step-tree tbody tr")).to_have_count(len(EXPECTED_FUNNEL))
+    expect(page.locator("#biggest-drop")).to_have_text(
+        "Biggest drop: filter_by_price removed 3,269 of 5,000 (65.4%): price_too_high 2,608, price_too_low 661.")
+    expect(page.locator(".run-header .facts")).to_contain_text('"selected":"B000004528"')
     shot(page, "run")
 
 
@@ -264,7 +273,7 @@ def test_bad_input_gets_a_message_and_keeps_the_form(page, receiver_url) -> None
     expect(page.get_by_label("Base run")).to_have_value("nope")
     page.goto(receiver_url + "/ui/#/runs")
     page.get_by_label("Tags (key:value)").fill("no-colon")
-    page.get_by_role("button", name="Apply").click()
+    apply_filters(page, "tag=no-colon")
     expect(page.get_by_role("alert")).to_contain_text("cannot be used")
     expect(page.get_by_label("Tags (key:value)")).to_have_value("no-colon")
     page.goto(receiver_url + "/ui/#/nowhere")

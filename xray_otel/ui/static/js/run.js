@@ -36,11 +36,26 @@ export async function showRun(runId, query) {
   }
   return h("section", {class: "run"},
     runHeader(run, analysis.summary),
-    h("section", {"aria-labelledby": "funnel-h"}, h("h2", {id: "funnel-h"}, "Funnel"), funnelChart(analysis, pick)),
+    h("section", {"aria-labelledby": "funnel-h"}, h("h2", {id: "funnel-h"}, "Funnel"),
+      biggestDropSentence(analysis, byId, pick), funnelChart(analysis, pick)),
     h("section", {"aria-labelledby": "steps-h", class: "steps-layout"},
       h("div", {}, h("h2", {id: "steps-h"}, `Steps (${fmt.count(steps.length)})`),
         tree ? tree.element : h("p", {class: "muted"}, "No step spans have arrived for this run (yet).")),
       detail));
+}
+
+/** The run's answer in one line: where most candidates went, and the reasons recorded for it. */
+function biggestDropSentence(analysis, byId, pick) {
+  const big = analysis.summary.biggest_drop;
+  const step = big && byId.get(big.step_id);
+  if (!step) return null;
+  const reasons = Object.entries(step.rejections || {}).filter(([, n]) => Number.isFinite(n))
+    .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([r, n]) => `${r} ${fmt.count(n)}`);
+  return h("p", {class: "verdict dropped", id: "biggest-drop"}, "Biggest drop: ",
+    h("a", {href: `#/runs/${seg(analysis.run.id)}?step=${seg(step.id)}`,
+            onclick: (e) => { e.preventDefault(); pick(step.id); }}, step.name),
+    ` removed ${fmt.count(big.dropped)} of ${fmt.count(step.input_count)} (${fmt.percent(big.drop_rate)})`,
+    reasons.length ? `: ${reasons.join(", ")}.` : ", with no reasons recorded.");
 }
 
 function biggestDropStep(analysis, byId) {
@@ -62,11 +77,16 @@ function runHeader(run, summary) {
       fact("Steps", fmt.count(summary.step_count)),
       fact("Cost", fmt.cost(run.total_cost)),
       fact("Candidates", `${fmt.count(summary.initial_candidates)} → ${fmt.count(summary.final_count)}`),
+      run.outputs !== null && run.outputs !== undefined ? fact("Result", h("code", {}, clip(JSON.stringify(run.outputs), 160)), true) : null,
       Object.keys(run.tags || {}).length ? fact("Tags", Object.entries(run.tags).map(([k, v]) => `${k}: ${v}`).join(", "), true) : null),
     h("div", {class: "run-actions"}, candidateForm(run), compareForm(run)),
     run.inputs || run.outputs ? h("details", {class: "io"}, h("summary", {}, "Run inputs and outputs"),
       h("div", {class: "io-grid"}, h("div", {}, h("h3", {}, "Inputs"), jsonBlock(run.inputs)),
         h("div", {}, h("h3", {}, "Outputs"), jsonBlock(run.outputs)))) : null);
+}
+
+function clip(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
 
 function candidateForm(run) {
