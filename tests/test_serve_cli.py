@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -98,3 +99,17 @@ def test_serve_with_two_workers_sharing_the_ports(tmp_path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_gc_tuning_freezes_start_up_objects_and_collects_the_young_less_often() -> None:
+    """What _serve applies once the receiver is up (xray_otel.server._tune_gc); restored after."""
+    from xray_otel import server
+
+    threshold = gc.get_threshold()
+    try:
+        server._tune_gc()
+        assert gc.get_threshold() == (server._GC_YOUNG, *threshold[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

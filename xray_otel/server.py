@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -24,6 +25,7 @@ from .store.store import Store
 
 log = logging.getLogger(__name__)
 _GRACE_S = 30  # how long a stop waits for requests in flight
+_GC_YOUNG = 10_000  # allocations between young collections (Python's default: 700)
 
 
 @asynccontextmanager
@@ -91,10 +93,21 @@ async def _serve(settings: Settings, dsn: str, reuse_port: bool = False) -> None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings, dsn, reuse_port=reuse_port):
+        _tune_gc()
         if not reuse_port:
             _announce(settings)
         await stop.wait()
     log.info("receiver stopped")
+
+
+def _tune_gc() -> None:
+    """A decoded request body is tens of thousands of short-lived containers. At the default threshold
+    they outlive young collections while the request is mapped, and older collections then walk them
+    and the whole start-up heap again and again (5-12 µs per JSON span in-process). Start-up objects
+    live as long as the process: freeze them out of collection; and collect the young less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def _announce(settings: Settings, workers: str = "") -> None:
