@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -105,3 +107,15 @@ def pipeline_spans(trace_id: bytes, base: int, t0: int | None = None) -> list[Sp
                          "xray.step.output_count": 1, "xray.step.rejections": {"low_score": 299},
                          "xray.step.cost": 0.001}),
     ]
+
+
+def deliver_chaotically(url: str, spans: list[Span], rng: random.Random, batch: int) -> None:
+    """Shuffled spans in batches, each batch sent 1-3 times, in shuffled order, 8 at once: all must get 200."""
+    spans = spans[:]
+    rng.shuffle(spans)
+    batches = [spans[i:i + batch] for i in range(0, len(spans), batch)]
+    deliveries = [b for b in batches for _ in range(rng.randint(1, 3))]
+    rng.shuffle(deliveries)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda b: post_otlp(url, export_request(b)).status, deliveries))
+    assert statuses == [200] * len(deliveries)

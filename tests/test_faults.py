@@ -4,7 +4,6 @@ duplicate and reordered delivery. The real OTLP exporter (with its retries) does
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from conftest import free_port, serve
-from helpers import call, export_request, get_json, new_ids, pipeline_spans, post_otlp
+from helpers import call, deliver_chaotically, export_request, get_json, new_ids, pipeline_spans, post_otlp
 from xray_otel.store.embedded import start_embedded
 
 
@@ -132,13 +131,7 @@ def test_duplicated_reordered_concurrent_delivery_equals_in_order_once(receiver_
         assert post_otlp(receiver_url, export_request(pipeline_spans(a, base, t0 + i))).status == 200
         chaotic_spans += pipeline_spans(b, base, t0 + i)
         twins.append((a, b))
-    rng.shuffle(chaotic_spans)
-    batches = [chaotic_spans[i:i + 7] for i in range(0, len(chaotic_spans), 7)]
-    deliveries = [batch for batch in batches for _ in range(rng.randint(1, 3))]
-    rng.shuffle(deliveries)
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda b: post_otlp(receiver_url, export_request(b)).status, deliveries))
-    assert statuses == [200] * len(deliveries)
+    deliver_chaotically(receiver_url, chaotic_spans, rng, batch=7)
 
     def analysis(trace_id: bytes) -> dict:
         result = get_json(f"{receiver_url}/analyze/{uuid.UUID(bytes=trace_id)}")

@@ -15,7 +15,6 @@ import json
 import random
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -23,7 +22,7 @@ import pytest
 from multidict import MultiDict
 
 from conftest import _with_database
-from helpers import call, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
+from helpers import call, deliver_chaotically, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.queries import sql
 from xray_otel.queries.steps import build_query
 from xray_otel.mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
@@ -168,14 +167,7 @@ def test_duplicated_shuffled_concurrent_delivery_gives_in_order_totals(receiver_
     ordered, chaotic = _chaotic_traces(24, t0), _chaotic_traces(24, t0)
     for spans in ordered:
         assert post_otlp(receiver_url, export_request(spans)).status == 200
-    flat = [s for spans in chaotic for s in spans]
-    rng.shuffle(flat)
-    batches = [flat[i:i + 5] for i in range(0, len(flat), 5)]
-    deliveries = [b for b in batches for _ in range(rng.randint(1, 3))]
-    rng.shuffle(deliveries)
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda b: post_otlp(receiver_url, export_request(b)).status, deliveries))
-    assert statuses == [200] * len(deliveries)
+    deliver_chaotically(receiver_url, [s for spans in chaotic for s in spans], rng, batch=5)
     for a, b in zip(ordered, chaotic):
         ra, rb = run_of(receiver_url, a[0].trace_id), run_of(receiver_url, b[0].trace_id)
         assert (rb["step_count"], rb["total_cost"], rb["name"]) == (ra["step_count"], ra["total_cost"], ra["name"])
