@@ -280,6 +280,18 @@ def test_bad_input_gets_a_message_and_keeps_the_form(page, receiver_url) -> None
     expect(page.get_by_role("alert")).to_contain_text("No such page")
 
 
+def test_the_page_and_its_files_are_served_for_offline_use_and_revalidated(receiver_url) -> None:
+    """Everything the page loads comes from the package, each file revalidated after an upgrade."""
+    from helpers import call
+
+    shell = call("GET", receiver_url + "/ui/")
+    assert shell.status == 200 and "default-src 'self'" in shell.headers["Content-Security-Policy"]
+    for asset in re.findall(r'(?:href|src)="(assets/[^"]+)"', shell.body.decode()):
+        reply = call("GET", f"{receiver_url}/ui/{asset}")
+        assert reply.status == 200 and reply.headers["Cache-Control"] == "no-cache", asset
+    assert call("GET", receiver_url + "/ui/assets/../routes.py").status == 404
+
+
 def test_recorded_text_is_shown_as_text_never_run(page, receiver_url) -> None:
     name = '<img src=x onerror="window.__xray_pwned=1">'
     trace_id, base = new_ids()

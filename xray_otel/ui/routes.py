@@ -21,6 +21,14 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get(PREFIX, to_ui)
     app.router.add_get(PREFIX + "/", page)
     app.router.add_static(PREFIX + "/assets", STATIC, append_version=False)
+    app.on_response_prepare.append(_revalidate_assets)
+
+
+async def _revalidate_assets(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers check each file's ETag before reuse (a cheap 304), so an upgraded server never runs
+    a page whose modules come half from the old version and half from the new."""
+    if request.path.startswith(PREFIX + "/assets/"):
+        response.headers["Cache-Control"] = "no-cache"
 
 
 def is_ui_path(path: str) -> bool:
