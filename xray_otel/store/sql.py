@@ -37,8 +37,9 @@ _ONE_COPY_ORDER = "run_id, span_id, cost DESC"
 # inserted here has no stored step yet, and no other writer can add one before this
 # transaction ends, so its totals are exactly its staged spans but the run span. Inserting them
 # whole saves updating every new run a second time. RETURNING names them; the rest (already
-# stored) go through UPSERT_RUNS. In id order, as UPSERT_RUNS, so concurrent writers wait for
-# each other in one order.
+# stored) go through UPSERT_RUNS. Every writer, the row-by-row fallback included, locks new runs
+# first and stored runs second, each in id order, so concurrent writers wait for each other in
+# one order.
 INSERT_NEW_RUNS = f"""
 WITH u AS (
     {_RUNS_IN}

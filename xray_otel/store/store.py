@@ -40,6 +40,9 @@ _STALE_CONNECTION = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.InternalClientError,  # e.g. "cannot switch to state 15" when the server dies mid-COPY
 )
+# Worth one more try on a fresh transaction: a dead pooled connection, or PostgreSQL breaking a
+# lock cycle with another writer (writers lock runs in one order, but an operator's statement may not).
+_RETRY_ONCE = _STALE_CONNECTION + (asyncpg.exceptions.DeadlockDetectedError,)
 # Errors that mean "PostgreSQL refused this data": reject the rows, keep the rest.
 _BAD_DATA = (
     asyncpg.DataError,
@@ -98,7 +101,7 @@ class Store:
         for attempt in (1, 2):
             try:
                 return await self._write_once(runs, batch.steps)
-            except _STALE_CONNECTION as exc:
+            except _RETRY_ONCE as exc:  # the transaction was rolled back whole: running it again is safe
                 if attempt == 2:
                     raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
             except UNAVAILABLE_ERRORS as exc:
@@ -149,14 +152,23 @@ async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
                       steps: Sequence[StepRow]) -> tuple[int, list[str]]:
     refused: set[Any] = set()
     errors: list[str] = []
-    for run in runs:  # nothing is staged yet: a new run starts at zero, its steps add to it below
-        if not await _try(conn, [(sql.INSERT_NEW_RUNS, _columns([run], len(RunRow._fields))),
-                                 (sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)))], errors):
+    fresh: set[Any] = set()
+    # The lock order of _upsert_runs, or the two paths deadlock: new runs first, then stored ones,
+    # each in id order. Nothing is staged yet: a new run starts at zero, its steps add to it below.
+    for run in runs:
+        inserted = await _try(conn, [(sql.INSERT_NEW_RUNS, _columns([run], len(RunRow._fields)))], errors)
+        if inserted is None:
+            refused.add(run.id)
+        elif inserted:
+            fresh.add(run.id)
+    for run in runs:
+        if run.id not in refused | fresh and await _try(
+                conn, [(sql.UPSERT_RUNS, _columns([run], len(RunRow._fields)))], errors) is None:
             refused.add(run.id)
     rejected = 0
     for step in steps:
-        if step.run_id in refused or not await _try(
-                conn, [(_STAGE_STEP, step), (_INSERT_STEPS, [[step.run_id], []]), (sql.UNSTAGE, [])], errors):
+        if step.run_id in refused or await _try(
+                conn, [(_STAGE_STEP, step), (_INSERT_STEPS, [[step.run_id], []]), (sql.UNSTAGE, [])], errors) is None:
             rejected += 1
     # Runs whose run span changed though none of their spans went in (a legacy run event alone,
     # or every step refused): their totals follow the new run span too.
@@ -164,15 +176,18 @@ async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
     return rejected, errors[:5]
 
 
-async def _try(conn: asyncpg.Connection, statements: Iterable[tuple[str, Iterable[Any]]], errors: list[str]) -> bool:
+async def _try(conn: asyncpg.Connection, statements: Iterable[tuple[str, Iterable[Any]]],
+               errors: list[str]) -> list[asyncpg.Record] | None:
+    """The statements in a savepoint: the last one's rows, or None when PostgreSQL refused the data."""
+    rows: list[asyncpg.Record] = []
     try:
         async with conn.transaction():  # a savepoint inside the outer transaction
             for query, args in statements:
-                await conn.execute(query, *args)
-        return True
+                rows = await conn.fetch(query, *args)
+        return rows
     except _BAD_DATA as exc:
         errors.append(f"refused by the database: {exc}")
-        return False
+        return None
 
 
 def _columns(rows: Sequence[tuple], width: int) -> list[list[Any]]:
