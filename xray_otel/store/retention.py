@@ -15,18 +15,19 @@ from .store import Store, StoreUnavailable, UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
-DELETE_BATCH = """
-WITH doomed AS (
-    SELECT id FROM runs
-    WHERE started_at < $1
-    ORDER BY started_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), gone_steps AS (
-    DELETE FROM steps s USING doomed d WHERE s.run_id = d.id
-)
-DELETE FROM runs r USING doomed d WHERE r.id = d.id
+# Three statements in one transaction, not one: a statement reads one snapshot, so a single
+# DELETE … USING would miss steps an ingest committed after it started (left behind as orphans).
+# Once the runs are locked, no writer can add steps to them (writers lock a run before its steps).
+LOCK_DOOMED = """
+SELECT id FROM runs
+WHERE started_at < $1
+ORDER BY started_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
 """
+DELETE_STEPS = "DELETE FROM steps WHERE run_id = ANY($1::uuid[])"
+DELETE_RUNS = "DELETE FROM runs WHERE id = ANY($1::uuid[])"
+
 
 async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
     """Delete every run that started before now - window; returns how many runs went."""
@@ -34,11 +35,13 @@ async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
     deleted = 0
     while True:
         try:
-            async with store.pool.acquire() as conn:
-                status = await conn.execute(DELETE_BATCH, cutoff, batch)
+            async with store.pool.acquire() as conn, conn.transaction():
+                doomed = [row["id"] for row in await conn.fetch(LOCK_DOOMED, cutoff, batch)]
+                await conn.execute(DELETE_STEPS, doomed)
+                await conn.execute(DELETE_RUNS, doomed)
         except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(f"retention sweep: database unavailable: {exc}") from exc
-        count = int(status.split()[-1])
+        count = len(doomed)
         deleted += count
         if count < batch:
             return deleted
