@@ -142,6 +142,17 @@ def test_runs_filters_narrow_the_table(page, receiver_url, accessory_runs) -> No
     apply_filters(page, "until=2099-01-01T")
     expect(rows).to_have_count(2)
     expect(page.get_by_label("to", exact=True)).to_have_value("2099-01-01T00:00")
+    page.get_by_role("link", name="Cost").click()  # the lenient run cost 0.02, the strict one 0.004
+    expect(page).to_have_url(re.compile("sort=-cost"))
+    expect(rows.first).to_have_attribute("data-run-id", accessory_runs["good"])
+    expect(page.get_by_role("columnheader", name="Cost ▼")).to_have_attribute("aria-sort", "descending")
+    page.get_by_role("link", name="Cost ▼").click()
+    expect(page).to_have_url(re.compile(r"sort=cost(&|$)"))
+    expect(rows.first).to_have_attribute("data-run-id", accessory_runs["bad"])
+    page.get_by_label("Status").select_option("completed")
+    apply_filters(page, "status=completed")  # filtering again keeps the order
+    assert "sort=cost" in page.url
+    expect(rows.first).to_have_attribute("data-run-id", accessory_runs["bad"])
 
 
 def test_runs_page_pages_older_and_back_newer(page, receiver_url) -> None:

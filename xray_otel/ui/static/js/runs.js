@@ -10,7 +10,7 @@ const WINDOWS = [["", "any time"], ["1h", "last hour"], ["24h", "last 24 hours"]
 const FILTERS = ["q", "status", "tag", "since", "until"];
 
 export async function showRuns(query) {
-  const params = {limit: PAGE, cursor: query.get("cursor")};
+  const params = {limit: PAGE, cursor: query.get("cursor"), sort: query.get("sort")};
   for (const name of FILTERS) params[name] = name === "tag" ? tags(query.get("tag")) : query.get(name);
   let runs, next;
   try {
@@ -24,7 +24,7 @@ export async function showRuns(query) {
   return h("section", {class: "runs"},
     h("h1", {}, "Runs"),
     filterForm(query),
-    runs.length ? runTable(runs) : empty(filtered, query.get("cursor")),
+    runs.length ? runTable(runs, query) : empty(filtered, query.get("cursor")),
     pager(query, next));
 }
 
@@ -49,6 +49,7 @@ function filterForm(query) {
     const form = new FormData(e.target);
     const next = new URLSearchParams();
     for (const name of ["q", "status", "tag"]) if (form.get(name).trim()) next.set(name, form.get(name).trim());
+    if (query.get("sort")) next.set("sort", query.get("sort"));
     const start = form.get("from") ? isoOf(form.get("from")) : form.get("since");
     if (start) next.set("since", start);
     if (form.get("to")) next.set("until", isoOf(form.get("to")));
@@ -85,7 +86,23 @@ function go(hash) {
   else location.hash = hash;
 }
 
-function runTable(runs) {
+// Columns the API sorts by (GET /runs?sort=…): newest first unless the user picks another.
+const SORTS = {Started: "started_at", Duration: "duration", Steps: "step_count", Cost: "cost"};
+
+/** A column header that sorts by it: descending first, ascending on a second press. */
+function sortHeader(label, query) {
+  const key = SORTS[label];
+  const current = query.get("sort") || "-started_at";
+  const state = current === `-${key}` ? "descending" : current === key ? "ascending" : "none";
+  const next = new URLSearchParams(query);
+  next.delete("cursor");
+  next.set("sort", state === "descending" ? key : `-${key}`);
+  return h("th", {scope: "col", class: label === "Started" ? null : "num", "aria-sort": state},
+    h("a", {href: `#/runs?${next}`, class: "sort", title: `Sort by ${label.toLowerCase()}`},
+      label, state === "none" ? "" : state === "descending" ? " ▼" : " ▲"));
+}
+
+function runTable(runs, query) {
   const picked = new Set();
   const compare = h("button", {type: "button", disabled: true, onclick: () => {
     const [base, other] = picked;
@@ -98,8 +115,9 @@ function runTable(runs) {
   return h("div", {},
     h("div", {class: "table-wrap"}, h("table", {class: "data", id: "runs-table"},
       h("thead", {}, h("tr", {},
-        h("th", {scope: "col"}, h("span", {class: "sr-only"}, "Select")), ["Name", "Status", "Started", "Duration",
-        "Steps", "Cost", "Tags"].map((t) => h("th", {scope: "col", class: /Duration|Steps|Cost/.test(t) ? "num" : null}, t)))),
+        h("th", {scope: "col"}, h("span", {class: "sr-only"}, "Select")),
+        ["Name", "Status", "Started", "Duration", "Steps", "Cost", "Tags"].map((t) => (t in SORTS
+          ? sortHeader(t, query) : h("th", {scope: "col"}, t))))),
       h("tbody", {}, runs.map((run) => h("tr", {"data-run-id": run.id},
         h("td", {}, h("input", {type: "checkbox", "aria-label": `Select ${run.name || run.id} to compare`,
                                 onchange: pick(run.id)})),
