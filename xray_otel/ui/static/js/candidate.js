@@ -7,7 +7,7 @@ import * as fmt from "./format.js";
 export async function showCandidate(runId, candidateId) {
   const crumbs = (runName) => h("p", {class: "crumbs"}, h("a", {href: "#/runs"}, "Runs"), " / ",
                                 h("a", {href: `#/runs/${seg(runId)}`}, runName), " / ");
-  const form = searchForm(runId, candidateId);
+  const form = traceForm(runId, {label: "Candidate id", button: "Trace another", value: candidateId});
   let path;
   try {
     path = (await get(`/runs/${seg(runId)}/candidates/${seg(candidateId)}`)).data;
@@ -48,10 +48,11 @@ function verdict(path) {
     ` (${at.type})`, at.reason ? [" because ", h("strong", {}, at.reason)] : " (no reason recorded)", ".");
 }
 
-function searchForm(runId, value) {
-  const input = h("input", {type: "search", id: "candidate-id", value, required: true, "aria-label": "Candidate id"});
+/** A form that opens a candidate's path in this run: the run page's and this page's. */
+export function traceForm(runId, {label, button, value = ""}) {
+  const input = h("input", {type: "search", id: "candidate-id", value, required: true, placeholder: "candidate id"});
   return h("form", {class: "inline", role: "search", onsubmit: (e) => {
     e.preventDefault();
     location.hash = `#/runs/${seg(runId)}/candidates/${seg(input.value.trim())}`;
-  }}, input, h("button", {type: "submit"}, "Trace another"));
+  }}, h("label", {for: "candidate-id"}, label), input, h("button", {type: "submit"}, button));
 }

@@ -127,6 +127,6 @@ function stepRow(st, side) {
 }
 
 function reasons(counts) {
-  const entries = Object.entries(counts || {}).sort((a, b) => b[1] - a[1]);
+  const entries = fmt.reasonsByCount(counts);
   return entries.length ? entries.map(([r, n]) => `${r} ${fmt.count(n)}`).join(", ") : "—";
 }

@@ -35,3 +35,13 @@ export function time(iso) {
 export function status(value) {
   return (value || "unknown").toLowerCase();
 }
+
+/** Text cut to n characters, with an ellipsis when cut. */
+export function clip(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
+
+/** A rejections object as [reason, count] pairs, biggest first; counts that are not numbers are left out. */
+export function reasonsByCount(counts) {
+  return Object.entries(counts || {}).filter(([, n]) => Number.isFinite(n)).sort((a, b) => b[1] - a[1]);
+}

@@ -48,7 +48,7 @@ export function funnelChart(analysis, onPick, {id = "funnel", top = funnelTop(an
                      onclick: () => onPick(f.step_id),
                      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); onPick(f.step_id); } }},
         s("title", {}, `${f.name}: ${label(f)}`),
-        s("text", {x: LABEL - 8, y: y + 19, class: "step-label", "text-anchor": "end"}, clip(f.name, compact ? 18 : 24)),
+        s("text", {x: LABEL - 8, y: y + 19, class: "step-label", "text-anchor": "end"}, fmt.clip(f.name, compact ? 18 : 24)),
         s("rect", {x: LABEL, y, width: width(f.input_count ?? kept), height: ROW - 8, class: "came-in", rx: 3}),
         s("rect", {x: LABEL, y, width: width(kept), height: ROW - 8, class: "kept", rx: 3}),
         s("text", {x: LABEL + BAR + 8, y: y + 19, class: "figure"}, label(f) + (isBig ? "  ◀ biggest drop" : "")));
@@ -73,6 +73,3 @@ function funnelSummary(analysis, rows) {
   return parts.join(" ");
 }
 
-function clip(text, n) {
-  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
-}

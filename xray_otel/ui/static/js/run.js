@@ -4,6 +4,7 @@ import {get, seg} from "./api.js";
 import {h, jsonBlock, replace} from "./dom.js";
 import {funnelChart} from "./funnel.js";
 import * as fmt from "./format.js";
+import {traceForm} from "./candidate.js";
 import {badge} from "./runs.js";
 import {stepDetail} from "./step.js";
 
@@ -49,8 +50,7 @@ function biggestDropSentence(analysis, byId, pick) {
   const big = analysis.summary.biggest_drop;
   const step = big && byId.get(big.step_id);
   if (!step) return null;
-  const reasons = Object.entries(step.rejections || {}).filter(([, n]) => Number.isFinite(n))
-    .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([r, n]) => `${r} ${fmt.count(n)}`);
+  const reasons = fmt.reasonsByCount(step.rejections).slice(0, 3).map(([r, n]) => `${r} ${fmt.count(n)}`);
   return h("p", {class: "verdict dropped", id: "biggest-drop"}, "Biggest drop: ",
     h("a", {href: `#/runs/${seg(analysis.run.id)}?step=${seg(step.id)}`,
             onclick: (e) => { e.preventDefault(); pick(step.id); }}, step.name),
@@ -77,24 +77,12 @@ function runHeader(run, summary) {
       fact("Steps", fmt.count(summary.step_count)),
       fact("Cost", fmt.cost(run.total_cost)),
       fact("Candidates", `${fmt.count(summary.initial_candidates)} → ${fmt.count(summary.final_count)}`),
-      run.outputs !== null && run.outputs !== undefined ? fact("Result", h("code", {}, clip(JSON.stringify(run.outputs), 160)), true) : null,
+      run.outputs !== null && run.outputs !== undefined ? fact("Result", h("code", {}, fmt.clip(JSON.stringify(run.outputs), 160)), true) : null,
       Object.keys(run.tags || {}).length ? fact("Tags", Object.entries(run.tags).map(([k, v]) => `${k}: ${v}`).join(", "), true) : null),
-    h("div", {class: "run-actions"}, candidateForm(run), compareForm(run)),
+    h("div", {class: "run-actions"}, traceForm(run.id, {label: "Where did a candidate go?", button: "Trace"}), compareForm(run)),
     run.inputs || run.outputs ? h("details", {class: "io"}, h("summary", {}, "Run inputs and outputs"),
       h("div", {class: "io-grid"}, h("div", {}, h("h3", {}, "Inputs"), jsonBlock(run.inputs)),
         h("div", {}, h("h3", {}, "Outputs"), jsonBlock(run.outputs)))) : null);
-}
-
-function clip(text, n) {
-  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
-}
-
-function candidateForm(run) {
-  const input = h("input", {type: "search", id: "candidate-id", required: true, placeholder: "candidate id"});
-  return h("form", {class: "inline", role: "search", onsubmit: (e) => {
-    e.preventDefault();
-    location.hash = `#/runs/${seg(run.id)}/candidates/${seg(input.value.trim())}`;
-  }}, h("label", {for: "candidate-id"}, "Where did a candidate go?"), input, h("button", {type: "submit"}, "Trace"));
 }
 
 function compareForm(run) {

@@ -35,7 +35,7 @@ export function stepDetail(run, step) {
 
 /** Why candidates were dropped, as bars: reason, count, share of all rejections. */
 function rejections(counts) {
-  const entries = Object.entries(counts || {}).filter(([, n]) => Number.isFinite(n)).sort((a, b) => b[1] - a[1]);
+  const entries = fmt.reasonsByCount(counts);
   if (!entries.length) return null;
   const total = entries.reduce((sum, [, n]) => sum + n, 0);
   const top = entries[0][1] || 1;
