@@ -1,7 +1,7 @@
 // Two runs' funnels side by side, aligned by step name, with what changed marked.
 
 import {ApiError, get, seg} from "./api.js";
-import {h, notice} from "./dom.js";
+import {PagedRows, h, notice} from "./dom.js";
 import * as fmt from "./format.js";
 import {funnelChart, funnelTop} from "./funnel.js";
 import {badge} from "./runs.js";
@@ -87,25 +87,10 @@ function steps(data) {
     h("td", {class: "num"}, fmt.percent(f.drop_rate)),
     h("td", {}, reasons(f.rejections)),
   ] : [h("td", {colspan: 3, class: "muted"}, "not in this run")]);
-  const body = h("tbody", {});
-  const more = h("button", {type: "button", class: "secondary"});
-  const changedOnly = h("input", {type: "checkbox", id: "changed-only"});
-  let rows = data.steps;
-  let shown = 0;
-  const showMore = () => {
-    body.append(...rows.slice(shown, shown + STEP_PAGE).map((st) => stepRow(st, side)));
-    shown = Math.min(rows.length, shown + STEP_PAGE);
-    more.textContent = `Show ${fmt.count(Math.min(STEP_PAGE, rows.length - shown))} more of ${fmt.count(rows.length - shown)}`;
-    more.hidden = shown >= rows.length;
-  };
-  changedOnly.addEventListener("change", () => {
-    rows = changedOnly.checked ? data.steps.filter((st) => st.changed.length) : data.steps;
-    body.replaceChildren();
-    shown = 0;
-    showMore();
-  });
-  more.addEventListener("click", showMore);
-  showMore();
+  const rows = new PagedRows(data.steps, (st) => stepRow(st, side), STEP_PAGE);
+  const changedOnly = h("input", {type: "checkbox", id: "changed-only", onchange: () => {
+    rows.reset(changedOnly.checked ? data.steps.filter((st) => st.changed.length) : data.steps);
+  }});
   const changedCount = data.steps.filter((st) => st.changed.length).length;
   return h("section", {}, h("h2", {}, "Steps, aligned by name"),
     h("p", {class: "inline"}, changedOnly,
@@ -115,8 +100,8 @@ function steps(data) {
         h("tr", {}, h("th", {rowspan: 2, scope: "col"}, "Step"), h("th", {colspan: 3, scope: "colgroup"}, "Base"),
           h("th", {colspan: 3, scope: "colgroup"}, "Other"), h("th", {rowspan: 2, scope: "col"}, "Changed")),
         h("tr", {}, ["In → out", "Drop", "Reasons", "In → out", "Drop", "Reasons"].map((t) => h("th", {scope: "col"}, t)))),
-      body)),
-    more);
+      rows.body)),
+    rows.more);
 }
 
 function stepRow(st, side) {

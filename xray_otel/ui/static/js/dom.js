@@ -51,3 +51,38 @@ export function jsonBlock(value) {
   if (value === null || value === undefined) return h("span", {class: "muted"}, "—");
   return h("pre", {class: "json"}, JSON.stringify(value, null, 2));
 }
+
+/**
+ * Table rows rendered a page at a time behind a "Show N more of M" button, so a long list never
+ * costs more DOM than the user asked to see. reset(items) starts over with other items.
+ */
+export class PagedRows {
+  constructor(items, render, page) {
+    this.render = render;
+    this.page = page;
+    this.body = h("tbody", {});
+    this.more = h("button", {type: "button", class: "secondary", onclick: () => this.showMore()});
+    this.reset(items);
+  }
+
+  reset(items) {
+    this.items = items;
+    this.shown = 0;
+    this.body.replaceChildren();
+    this.showMore();
+  }
+
+  showMore() {
+    const next = this.items.slice(this.shown, this.shown + this.page);
+    this.body.append(...next.map(this.render));
+    this.shown += next.length;
+    const left = this.items.length - this.shown;
+    this.more.textContent = `Show ${Math.min(this.page, left).toLocaleString("en-US")} more of ${left.toLocaleString("en-US")}`;
+    this.more.hidden = left <= 0;
+  }
+
+  /** Show pages until the item at index is among the rows. */
+  showUntil(index) {
+    while (index >= this.shown) this.showMore();
+  }
+}

@@ -1,7 +1,7 @@
 // One run: header, funnel chart, step tree on a shared timeline, and the chosen step's details.
 
 import {get, seg} from "./api.js";
-import {h, jsonBlock, replace} from "./dom.js";
+import {PagedRows, h, jsonBlock, replace} from "./dom.js";
 import {funnelChart} from "./funnel.js";
 import * as fmt from "./format.js";
 import {traceForm} from "./candidate.js";
@@ -97,37 +97,24 @@ function compareForm(run) {
 class StepTree {
   constructor(steps, run, pick) {
     this.steps = steps;
-    this.span = timeline(steps, run);
-    this.pick = pick;
     this.selected = null;
-    this.shown = 0;
-    this.body = h("tbody", {});
-    this.more = h("button", {type: "button", class: "secondary", onclick: () => this.showMore()});
+    const span = timeline(steps, run);
+    this.rows = new PagedRows(steps, (st) => stepRow(st, span, pick, st.id === this.selected), TREE_PAGE);
     this.element = h("div", {},
       h("div", {class: "table-wrap"}, h("table", {class: "data tree", id: "step-tree"},
         h("thead", {}, h("tr", {}, ["Step", "Type", "Status", "Timeline", "Duration", "In → out", "Dropped"]
           .map((t) => h("th", {scope: "col", class: /Duration|Dropped|In/.test(t) ? "num" : null}, t)))),
-        this.body)),
-      this.more);
-    this.showMore();
-  }
-
-  showMore() {
-    const next = this.steps.slice(this.shown, this.shown + TREE_PAGE);
-    this.body.append(...next.map((st) => stepRow(st, this.span, this.pick, st.id === this.selected)));
-    this.shown += next.length;
-    const left = this.steps.length - this.shown;
-    this.more.textContent = `Show ${fmt.count(Math.min(TREE_PAGE, left))} more of ${fmt.count(left)}`;
-    this.more.hidden = left <= 0;
+        this.rows.body)),
+      this.rows.more);
   }
 
   /** Mark one step as chosen, showing more rows until it is among them. */
   select(stepId) {
     this.selected = stepId;
-    const index = this.steps.findIndex((st) => st.id === stepId);
-    while (index >= this.shown) this.showMore();
-    for (const row of this.body.querySelectorAll("tr[aria-selected]")) row.removeAttribute("aria-selected");
-    const row = this.body.querySelector(`tr[data-step-id="${CSS.escape(stepId)}"]`);
+    this.rows.showUntil(this.steps.findIndex((st) => st.id === stepId));
+    const body = this.rows.body;
+    for (const row of body.querySelectorAll("tr[aria-selected]")) row.removeAttribute("aria-selected");
+    const row = body.querySelector(`tr[data-step-id="${CSS.escape(stepId)}"]`);
     if (row) row.setAttribute("aria-selected", "true");
   }
 }
