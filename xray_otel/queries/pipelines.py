@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from ..receiver.http import PROJECT
-from . import sql
+from . import pipeline_days, pipeline_stats, sql
 from .params import Param, convert, parse
 from .responses import json_ok
 from .routes import STORE, QueryError, scoped_query
 
 DEFAULT_WINDOW = timedelta(hours=24)
 TOP_REASONS = 5
+MAX_STEPS = 500
 
 _WINDOW = (
     Param("since", "datetime", "window start (ISO-8601 or relative like `7d`; default 24 hours before `until`)"),
@@ -47,35 +48,15 @@ async def get_pipeline(request: web.Request) -> web.Response:
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, GET_PARAMS)
     since, until = _window(p)
-    pool = request.app[STORE].pool
-    async with pool.acquire() as conn:
+    async with request.app[STORE].pool.acquire() as conn:
         runs = await conn.fetch(sql.PIPELINE_RUNS.format(where="r.name = $3", limit=1), since, until, name)
         if not runs and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1)", name):
             raise QueryError(404, f"no run named {name[:64]!r}")
-        steps = await conn.fetch(sql.PIPELINE_STEPS, since, until, name)
-        reasons = await conn.fetch(sql.PIPELINE_REJECTIONS, since, until, name)
-    top: dict[str, list[dict[str, Any]]] = {}
-    for r in reasons:
-        if len(top.setdefault(r["name"], [])) < TOP_REASONS:
-            top[r["name"]].append({"reason": r["reason"], "count": r["count"]})
+        days = await pipeline_days.summaries(conn, name, since, until)
     summary = _pipeline(runs[0]) if runs else {"name": name, "run_count": 0, "failed_count": 0,
                                                "failure_rate": None, "duration_ms": {"p50": None, "p95": None},
                                                "avg_cost": None, "last_run_at": None}
-    return json_ok({
-        "window": {"since": since, "until": until},
-        **summary,
-        "steps": [{
-            "name": s["name"],
-            "type": s["type"],
-            "count": s["step_count"],
-            "failed_count": s["failed"],
-            "avg_drop_rate": _round(s["avg_drop_rate"]),
-            "p95_drop_rate": _round(s["p95_drop_rate"]),
-            "avg_cost": s["avg_cost"],
-            "duration_ms": _percentiles(s["duration_ms"]),
-            "top_rejections": top.get(s["name"], []),
-        } for s in steps],
-    })
+    return json_ok({"window": {"since": since, "until": until}, **summary, "steps": [_step(s) for s in pipeline_stats.merge(days, TOP_REASONS, MAX_STEPS)]})
 
 
 def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -96,6 +77,12 @@ def _pipeline(row: Any) -> dict[str, Any]:
         "avg_cost": row["avg_cost"],
         "last_run_at": row["last_run_at"],
     }
+
+
+def _step(figures: dict[str, Any]) -> dict[str, Any]:
+    figures["avg_drop_rate"], figures["p95_drop_rate"] = _round(figures["avg_drop_rate"]), _round(figures["p95_drop_rate"])
+    figures["duration_ms"] = _percentiles((figures["duration_ms"]["p50"], figures["duration_ms"]["p95"]))
+    return figures
 
 
 def _percentiles(values: list[float | None] | None) -> dict[str, float | None]:

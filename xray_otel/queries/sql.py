@@ -8,6 +8,8 @@ row (``steps.run_span``) and keeps each run's step count and cost total on the r
 
 from __future__ import annotations
 
+from .pipeline_stats import drop_key_sql, duration_key_sql
+
 # A step row that is not the run's own span (the row whose span_id is runs.span_id of a run
 # with source > 0; the store keeps the flag in step with that rule).
 _IS_STEP = "NOT s.run_span"
@@ -140,34 +142,120 @@ ORDER BY run_count DESC, r.name
 LIMIT {{limit}}
 """
 
-# Per step name of one pipeline ($3) over the window: drop rates and where in the run it sits.
-PIPELINE_STEPS = f"""
-SELECT s.name,
-       mode() WITHIN GROUP (ORDER BY s.type) AS type,
-       count(*) AS step_count,
-       count(*) FILTER (WHERE {STEP_HAS_ERROR}) AS failed,
-       avg({DROP_RATE}) AS avg_drop_rate,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY {DROP_RATE}) AS p95_drop_rate,
-       avg(s.cost) AS avg_cost,
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY {STEP_DURATION_MS}) AS duration_ms,
-       avg(extract(epoch FROM s.started_at - r.started_at)) AS offset_s
-FROM runs r
-JOIN steps s ON s.run_id = r.id AND {_IS_STEP}
-WHERE r.started_at >= $1 AND r.started_at < $2 AND r.name = $3
-GROUP BY s.name
-ORDER BY offset_s NULLS LAST, s.name
-LIMIT 500
+# --- /pipelines/{name}: step figures from per-day summaries (migrations/0007_pipeline_days.sql) ---
+# A run's UTC day, as the summaries key it, and a UTC day from a timestamptz parameter.
+RUN_DAY = "(r.started_at AT TIME ZONE 'UTC')::date"
+
+
+def _utc_day(param: str) -> str:
+    return f"({param} AT TIME ZONE 'UTC')::date"
+
+
+# What a day's summary depends on, hashed per run and summed: step rows never change once
+# stored but for the run span flag, so a run's rows are fixed by its id, step_count,
+# steps_run_span and start (offsets are from it). Read from runs_name_started_idx alone.
+_RUN_SIGNATURE = ("(uuid_hash_extended(r.id, r.step_count) # hashtextextended(coalesce(r.steps_run_span, ''), 0)"
+                  " # timestamptz_hash_extended(r.started_at, 0))")
+
+# The whole UTC days in [$2, $3) of pipeline $1 whose stored summary is missing, out of date,
+# or of a day that no longer has runs.
+STALE_PIPELINE_DAYS = f"""
+WITH current AS (
+    SELECT {RUN_DAY} AS day, count(*) AS runs, sum({_RUN_SIGNATURE}) AS signature
+    FROM runs r
+    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
+    GROUP BY 1
+), stored AS (
+    SELECT day, runs, signature FROM pipeline_days
+    WHERE name = $1 AND day >= {_utc_day('$2')} AND day < {_utc_day('$3')}
+)
+SELECT coalesce(current.day, stored.day) AS day
+FROM current FULL JOIN stored ON stored.day = current.day
+WHERE (current.runs, current.signature) IS DISTINCT FROM (stored.runs, stored.signature)
+ORDER BY 1
 """
 
-# Rejection reasons per step name of one pipeline over the window, biggest first.
-PIPELINE_REJECTIONS = f"""
-SELECT s.name, j.key AS reason, sum((j.value)::numeric)::double precision AS count
-FROM runs r
-JOIN steps s ON s.run_id = r.id AND {_IS_STEP}
-CROSS JOIN LATERAL jsonb_each(
-    CASE WHEN jsonb_typeof(s.rejections) = 'object' THEN s.rejections ELSE '{{}}'::jsonb END
-) AS j
-WHERE r.started_at >= $1 AND r.started_at < $2 AND r.name = $3 AND jsonb_typeof(j.value) = 'number'
-GROUP BY s.name, j.key
-ORDER BY s.name, count DESC, j.key
+_SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offset_n, offset_sum, types,
+    type_counts, drop_histogram, duration_histogram, reasons, reason_counts"""
+
+
+def _histogram(column: str, key: str, of: str) -> str:
+    """Per day and step, the histogram of ``key`` over rows of s where ``of`` is not null, as
+    stored: (key, rows with that key or a smaller one) in key order, packed as int8s
+    (pipeline_stats.histogram reads it)."""
+    return f"""SELECT day, step, string_agg(int8send(k) || int8send(upto), ''::bytea ORDER BY k) AS {column}
+    FROM (SELECT day, step, k, sum(count(*)) OVER (PARTITION BY day, step ORDER BY k)::bigint AS upto
+          FROM (SELECT day, step, {key} AS k FROM s WHERE {of} IS NOT NULL) b GROUP BY 1, 2, 3) c
+    GROUP BY 1, 2"""
+
+
+def _summarise(runs: str) -> str:
+    """CTEs ending in ``summary``: per UTC day and step name, the figures of pipeline $1's
+    steps whose run started in [$2, $3) and passes ``runs``. One pass over the step rows
+    (materialised), then one aggregate per figure."""
+    return f"""
+r AS MATERIALIZED (
+    SELECT r.id, r.started_at, {RUN_DAY} AS day
+    FROM runs r
+    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}
+), s AS MATERIALIZED (
+    SELECT r.day, s.name AS step, s.type, s.cost, s.rejections, {STEP_HAS_ERROR} AS failed,
+           {DROP_RATE} AS drop_rate, {STEP_DURATION_MS} AS duration_ms,
+           extract(epoch FROM s.started_at - r.started_at)::double precision AS offset_s
+    FROM r JOIN steps s ON s.run_id = r.id AND {_IS_STEP}
+), day_totals AS (
+    SELECT day, step, count(*) AS count, count(*) FILTER (WHERE failed) AS failed,
+           sum(cost::numeric) AS cost_sum, count(drop_rate) AS drop_n, sum(drop_rate) AS drop_sum,
+           count(offset_s) AS offset_n, sum(offset_s) AS offset_sum
+    FROM s GROUP BY day, step
+), day_types AS (
+    SELECT day, step, array_agg(type ORDER BY type) AS types, array_agg(n ORDER BY type) AS type_counts
+    FROM (SELECT day, step, type, count(*) AS n FROM s GROUP BY 1, 2, 3) t GROUP BY 1, 2
+), day_drops AS (
+    {_histogram("drop_histogram", drop_key_sql("drop_rate"), "drop_rate")}
+), day_durations AS (
+    {_histogram("duration_histogram", duration_key_sql("duration_ms"), "duration_ms")}
+), day_reasons AS (
+    SELECT day, step, array_agg(reason ORDER BY reason) AS reasons, array_agg(n ORDER BY reason) AS reason_counts
+    FROM (SELECT s.day, s.step, j.key AS reason, sum((j.value)::numeric) AS n
+          FROM s CROSS JOIN LATERAL jsonb_each(
+              CASE WHEN jsonb_typeof(s.rejections) = 'object' THEN s.rejections ELSE '{{}}'::jsonb END) AS j
+          WHERE jsonb_typeof(j.value) = 'number'
+          GROUP BY 1, 2, 3) t GROUP BY 1, 2
+), summary AS (
+    SELECT {_SUMMARY_COLUMNS}
+    FROM day_totals JOIN day_types USING (day, step) LEFT JOIN day_drops USING (day, step)
+    LEFT JOIN day_durations USING (day, step) LEFT JOIN day_reasons USING (day, step)
+)"""
+
+
+# Step summaries of pipeline $1 over runs that started in [$2, $3): those stored for the whole
+# days [$4, $5), and the rest of the window summarised from the step rows.
+PIPELINE_DAY_SUMMARIES = f"""
+WITH {_summarise("NOT (r.started_at >= $4 AND r.started_at < $5)")}
+SELECT {_SUMMARY_COLUMNS} FROM pipeline_step_days
+WHERE name = $1 AND day >= {_utc_day('$4')} AND day < {_utc_day('$5')}
+UNION ALL
+SELECT {_SUMMARY_COLUMNS} FROM summary
 """
+
+# Store the summaries of days $4 of pipeline $1 (runs started in [$2, $3)) with the signature
+# of the runs they come from: one statement, so both are read from one snapshot. The caller
+# holds LOCK_PIPELINE and has run FORGET_PIPELINE_DAYS for the same days.
+STORE_PIPELINE_DAYS = f"""
+WITH signed AS (
+    INSERT INTO pipeline_days (name, day, runs, signature)
+    SELECT $1, {RUN_DAY}, count(*), sum({_RUN_SIGNATURE})
+    FROM runs r
+    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {RUN_DAY} = ANY($4::date[])
+    GROUP BY 2
+), {_summarise(f"{RUN_DAY} = ANY($4::date[])")}
+INSERT INTO pipeline_step_days (name, {_SUMMARY_COLUMNS})
+SELECT $1, {_SUMMARY_COLUMNS} FROM summary
+"""
+FORGET_PIPELINE_DAYS = """
+WITH steps AS (DELETE FROM pipeline_step_days WHERE name = $1 AND day = ANY($2::date[]))
+DELETE FROM pipeline_days WHERE name = $1 AND day = ANY($2::date[])
+"""
+# Refreshing one pipeline's days is one writer at a time; readers never wait for it.
+LOCK_PIPELINE = "SELECT pg_advisory_xact_lock(hashtextextended('xray.pipeline_days:' || $1, 0))"

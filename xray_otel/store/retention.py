@@ -27,6 +27,12 @@ FOR UPDATE SKIP LOCKED
 """
 DELETE_STEPS = "DELETE FROM steps WHERE run_id = ANY($1::uuid[])"
 DELETE_RUNS = "DELETE FROM runs WHERE id = ANY($1::uuid[])"
+# Per-day summaries (migrations/0007) of UTC days wholly before the cutoff: their runs are gone.
+# A summary of the cutoff's own day is found out of date by its next read.
+FORGET_DAYS = """
+WITH steps AS (DELETE FROM pipeline_step_days WHERE day < ($1 AT TIME ZONE 'UTC')::date)
+DELETE FROM pipeline_days WHERE day < ($1 AT TIME ZONE 'UTC')::date
+"""
 
 
 async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
@@ -44,8 +50,16 @@ async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
         count = len(doomed)
         deleted += count
         if count < batch:
+            await _forget_days(store, cutoff)
             return deleted
         await asyncio.sleep(0)  # let requests in between batches
+
+
+async def _forget_days(store: Store, cutoff: datetime) -> None:
+    try:
+        await store.pool.execute(FORGET_DAYS, cutoff)
+    except UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable(f"retention sweep: database unavailable: {exc}") from exc
 
 
 async def run_retention(store: Store, window: timedelta, interval: float) -> None:

@@ -1,0 +1,350 @@
+"""/pipelines/{name} from per-day summaries (migration 0007) equals the read-time aggregate it
+replaces, within the histograms' stated error, and stays equal as late spans change old days.
+
+The reference is what the endpoint computed from the step rows before the summaries existed.
+Data goes in over OTLP/HTTP; figures come back over HTTP from the running receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+import pytest
+
+from helpers import export_request, get_json, make_span, new_ids, post_otlp
+from xray_otel.queries import pipeline_days, pipeline_stats, sql
+from xray_otel.queries.pipeline_stats import (DROP_SCALE, GAMMA, drop_key_sql, drop_value, duration_key_sql,
+                                              duration_value, histogram, percentile)
+from xray_otel.store.retention import sweep
+from xray_otel.store.store import Store
+
+MS = 1_000_000
+DAY = timedelta(days=1)
+DROP_ERROR = 0.5 / DROP_SCALE  # absolute, on a drop rate
+DURATION_ERROR = (GAMMA - 1) / (GAMMA + 1)  # relative, on a duration
+
+REFERENCE_STEPS = """
+SELECT s.name, mode() WITHIN GROUP (ORDER BY s.type) AS type, count(*) AS count,
+       count(*) FILTER (WHERE s.status = 'FAILED' OR s.error IS NOT NULL) AS failed,
+       avg(d.rate) AS avg_drop_rate, percentile_cont(0.95) WITHIN GROUP (ORDER BY d.rate) AS p95_drop_rate,
+       avg(s.cost) AS avg_cost,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY d.ms) AS p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY d.ms) AS p95_ms,
+       avg(extract(epoch FROM s.started_at - r.started_at)) AS offset_s
+FROM runs r
+JOIN steps s ON s.run_id = r.id AND NOT (r.source > 0 AND s.span_id = r.span_id)
+CROSS JOIN LATERAL (SELECT (s.input_count::float8 - s.output_count) / nullif(s.input_count, 0) AS rate,
+                           extract(epoch FROM s.completed_at - s.started_at)::float8 * 1000 AS ms) d
+WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
+GROUP BY s.name
+ORDER BY offset_s NULLS LAST, s.name
+"""
+REFERENCE_REASONS = """
+SELECT s.name, j.key AS reason, sum(j.value::numeric)::float8 AS count
+FROM runs r
+JOIN steps s ON s.run_id = r.id AND NOT (r.source > 0 AND s.span_id = r.span_id)
+CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(s.rejections) = 'object' THEN s.rejections ELSE '{}' END) j
+WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND jsonb_typeof(j.value) = 'number'
+GROUP BY 1, 2
+ORDER BY 1, 3 DESC, 2
+"""
+
+
+def db(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1e9)
+
+
+def send_run(url: str, name: str, start: datetime, rng: random.Random, *, trace: bytes | None = None,
+             base: int | None = None, with_run_span: bool = True, steps: int = 4) -> tuple[bytes, int]:
+    """A run of ``name`` at ``start``: retrieve, a filter and a ranker with funnel figures and
+    reasons, and an LLM call that sometimes fails; durations spread over four decades."""
+    if trace is None:
+        trace, base = new_ids()
+    t0 = ns(start)
+    n = rng.randrange(50, 5000)
+    kept = rng.randrange(0, n + 1)
+    spans = [
+        make_span(trace, base + 1, "retrieve", parent=base, start=t0 + MS, duration_ns=rng.randrange(1, 10_000) * 1000,
+                  attrs={"xray.kind": "step", "xray.step.type": "retrieval", "xray.step.output_count": n}),
+        make_span(trace, base + 2, "filter_price", parent=base, start=t0 + 2 * MS,
+                  duration_ns=rng.randrange(1, 5_000_000) * 1000,
+                  attrs={"xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": n,
+                         "xray.step.output_count": kept,
+                         "xray.step.rejections": {rng.choice(("price_too_high", "out_of_stock", "banned")): n - kept,
+                                                  "price_too_low": rng.randrange(0, 3)}}),
+        make_span(trace, base + 3, "call_llm", parent=base, start=t0 + 3 * MS, duration_ns=rng.randrange(0, 3_000) * MS,
+                  attrs={"xray.kind": "step", "xray.step.type": "llm",
+                         "xray.step.cost": round(rng.uniform(0, 0.05), 6)},
+                  error="timeout" if rng.random() < 0.1 else None),
+        make_span(trace, base + 4, "rank", parent=base, start=t0 + 4 * MS, duration_ns=rng.randrange(1, 50) * MS,
+                  attrs={"xray.kind": "step", "xray.step.type": "rank", "xray.step.input_count": max(kept, 1),
+                         "xray.step.output_count": rng.choice((1, max(kept, 1) + 3))}),  # may add: drop < 0
+    ][:steps]
+    if with_run_span:
+        spans.insert(0, make_span(trace, base, name, attrs={"xray.kind": "run"}, start=t0, duration_ns=5000 * MS))
+    assert post_otlp(url, export_request(spans)).status == 200
+    return trace, base
+
+
+def pipeline(url: str, name: str, since: datetime, until: datetime) -> dict:
+    return get_json(f"{url}/pipelines/{name}?since={since.isoformat()}&until={until.isoformat()}".replace("+", "%2B"))
+
+
+def assert_matches_reference(dsn: str, got: dict, name: str, since: datetime, until: datetime) -> None:
+    expected = db(dsn, REFERENCE_STEPS, name, since, until)
+    reasons: dict[str, list[dict]] = {}
+    for r in db(dsn, REFERENCE_REASONS, name, since, until):
+        reasons.setdefault(r["name"], []).append({"reason": r["reason"], "count": r["count"]})
+    assert [s["name"] for s in got["steps"]] == [e["name"] for e in expected]
+    for step, want in zip(got["steps"], expected):
+        assert (step["type"], step["count"], step["failed_count"]) == (want["type"], want["count"], want["failed"])
+        assert step["avg_cost"] == pytest.approx(want["avg_cost"], rel=1e-12, abs=1e-15)
+        assert step["top_rejections"] == reasons.get(want["name"], [])[:5]
+        if want["p95_drop_rate"] is None:
+            assert step["avg_drop_rate"] is None and step["p95_drop_rate"] is None
+        else:
+            assert step["avg_drop_rate"] == pytest.approx(want["avg_drop_rate"], abs=1e-6)
+            assert abs(step["p95_drop_rate"] - want["p95_drop_rate"]) <= DROP_ERROR + 1e-6
+        for q in ("p50", "p95"):
+            exact = want[f"{q}_ms"]
+            assert abs(step["duration_ms"][q] - exact) <= DURATION_ERROR * abs(exact) + 1e-3, (step["name"], q)
+
+
+@pytest.fixture(scope="module")
+def spread(receiver_url: str) -> tuple[str, datetime, datetime]:
+    """A pipeline with 120 runs over the last four and a half days (so a 4-day window has whole
+    days and a part of a day at each end)."""
+    name, rng = f"days_{uuid.uuid4().hex[:8]}", random.Random(7)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    for i in range(120):
+        send_run(receiver_url, name, until - timedelta(seconds=rng.uniform(60, 4.5 * 86_400)), rng)
+    return name, until - 4 * DAY, until
+
+
+def stored_days(dsn: str, name: str) -> list[Any]:
+    return [r["day"] for r in db(dsn, "SELECT day FROM pipeline_days WHERE name = $1 ORDER BY day", name)]
+
+
+def test_figures_equal_the_read_time_aggregate(receiver_url: str, pg_dsn: str, spread: tuple) -> None:
+    name, since, until = spread
+    got = pipeline(receiver_url, name, since, until)
+    assert_matches_reference(pg_dsn, got, name, since, until)
+    first, last = pipeline_days.whole_days(since, until)
+    assert stored_days(pg_dsn, name) == [(first + i * DAY).date() for i in range((last - first).days)]
+    assert len(stored_days(pg_dsn, name)) == 3
+    again = pipeline(receiver_url, name, since, until)  # from the stored days this time
+    assert again == got
+    within_a_day = pipeline(receiver_url, name, until - timedelta(hours=20), until)  # no whole day at all
+    assert_matches_reference(pg_dsn, within_a_day, name, until - timedelta(hours=20), until)
+
+
+def test_late_spans_bring_a_stored_day_up_to_date(receiver_url: str, pg_dsn: str) -> None:
+    name, rng = f"late_{uuid.uuid4().hex[:8]}", random.Random(11)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    since = until - 3 * DAY
+    old = until - 2 * DAY
+    runs = [send_run(receiver_url, name, old + timedelta(minutes=i), rng, steps=2) for i in range(6)]
+    assert_matches_reference(pg_dsn, pipeline(receiver_url, name, since, until), name, since, until)
+    assert old.date() in stored_days(pg_dsn, name)
+    orphan = send_run(receiver_url, name, old + timedelta(hours=2), rng, with_run_span=False)  # no name yet
+    changes = [
+        lambda: send_run(receiver_url, name, old, rng, trace=runs[0][0], base=runs[0][1], with_run_span=False),
+        lambda: send_run(receiver_url, name, old + timedelta(hours=1), rng),  # a new run on a stored day
+        lambda: send_run(receiver_url, name, old, rng, trace=orphan[0], base=orphan[1]),  # its run span, late
+    ]
+    for change in changes:
+        before = pipeline(receiver_url, name, since, until)
+        change()
+        after = pipeline(receiver_url, name, since, until)
+        assert after != before
+        assert_matches_reference(pg_dsn, after, name, since, until)
+
+
+def test_stored_days_are_read_and_only_changed_days_recomputed(receiver_url: str, pg_dsn: str) -> None:
+    name, rng = f"cache_{uuid.uuid4().hex[:8]}", random.Random(5)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    since = until - 4 * DAY
+    first, _ = pipeline_days.whole_days(since, until)
+    day_one, day_two = first + timedelta(hours=3), first + DAY + timedelta(hours=3)
+    trace, base = send_run(receiver_url, name, day_one, rng, steps=2)
+    send_run(receiver_url, name, day_two, rng, steps=2)
+    counts = {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]}
+    assert counts == {"retrieve": 2, "filter_price": 2}
+    # Change the stored summaries behind the endpoint's back: it serves them as they are...
+    db(pg_dsn, "UPDATE pipeline_step_days SET count = count + 100 WHERE name = $1", name)
+    assert {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]} == \
+        {"retrieve": 202, "filter_price": 202}
+    # ...until the runs of a day change: that day is summarised again, the other is left alone.
+    send_run(receiver_url, name, day_one, rng, trace=trace, base=base, with_run_span=False)
+    got = {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]}
+    assert got == {"retrieve": 102, "filter_price": 102, "call_llm": 1, "rank": 1}
+
+
+def test_a_database_that_cannot_be_written_is_read_from_the_rows(pg_dsn: str, receiver_url: str) -> None:
+    name, rng = f"ro_{uuid.uuid4().hex[:8]}", random.Random(3)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    since = until - 3 * DAY
+    for i in range(10):
+        send_run(receiver_url, name, until - timedelta(hours=7 * i + 1), rng)
+
+    async def read() -> list[dict]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("SET default_transaction_read_only = on")
+            rows = await pipeline_days.summaries(conn, name, since, until)
+            return pipeline_stats.merge(rows, 5, 500)
+        finally:
+            await conn.close()
+
+    steps = asyncio.run(read())
+    assert stored_days(pg_dsn, name) == []
+    assert_matches_reference(pg_dsn, {"steps": steps}, name, since, until)
+
+
+def test_concurrent_first_reads_agree(receiver_url: str, pg_dsn: str) -> None:
+    name, rng = f"race_{uuid.uuid4().hex[:8]}", random.Random(9)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    since = until - 5 * DAY
+    for i in range(25):
+        send_run(receiver_url, name, until - timedelta(hours=4.5 * i + 1), rng)
+    results: list[dict] = []
+    threads = [threading.Thread(target=lambda: results.append(pipeline(receiver_url, name, since, until)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(r == results[0] for r in results)
+    assert_matches_reference(pg_dsn, results[0], name, since, until)
+    assert len(stored_days(pg_dsn, name)) == 4
+
+
+def test_retention_forgets_the_summaries_of_days_it_emptied(receiver_url: str, pg_dsn: str) -> None:
+    name, rng = f"ret_{uuid.uuid4().hex[:8]}", random.Random(4)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for age in (900, 899, 898):
+        send_run(receiver_url, name, now - timedelta(days=age, hours=1), rng, steps=2)
+    pipeline(receiver_url, name, now - 901 * DAY, now)
+    assert len(stored_days(pg_dsn, name)) == 3
+
+    async def run_sweep() -> None:
+        store = await Store.open(pg_dsn, pool_size=2)
+        try:
+            await sweep(store, timedelta(days=898, hours=12))
+        finally:
+            await store.close()
+
+    asyncio.run(run_sweep())
+    cutoff, kept = now - timedelta(days=898, hours=12), (now - timedelta(days=898, hours=1)).date()
+    assert kept in stored_days(pg_dsn, name) and min(stored_days(pg_dsn, name)) >= cutoff.date()
+    pipeline(receiver_url, name, now - 901 * DAY, now)  # a day whose runs went is found out of date
+    assert stored_days(pg_dsn, name) == [kept]
+
+
+def test_day_signature_is_read_from_the_runs_index_alone(receiver_url: str, pg_dsn: str, spread: tuple) -> None:
+    name, since, until = spread
+    first, last = pipeline_days.whole_days(since, until)
+
+    async def plan() -> str:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("VACUUM (ANALYZE) runs")  # pages all visible: an index-only scan needs no heap
+            await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+            return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql.STALE_PIPELINE_DAYS, name, first, last))
+        finally:
+            await conn.close()
+
+    text = asyncio.run(plan())
+    assert "Index Only Scan using runs_name_started_idx on runs" in text, text
+
+
+# --- the histograms ------------------------------------------------------------------------------
+
+
+def test_bucket_values_are_within_the_stated_error(pg_dsn: str) -> None:
+    rng = random.Random(1)
+    durations = [0.0, 0.001, 1.0, 1e9, -3.5] + [10 ** rng.uniform(-3, 8) for _ in range(2000)]
+    rates = [1.0, 0.0, -4.0, 0.9995, -1e6] + [rng.uniform(-1, 1) for _ in range(2000)]
+    rows = db(pg_dsn, f"""SELECT d, {duration_key_sql('d')} AS key FROM unnest($1::float8[]) d""", durations)
+    for row in rows:
+        assert abs(duration_value(row["key"]) - row["d"]) <= DURATION_ERROR * abs(row["d"]) * (1 + 1e-12)
+    rows = db(pg_dsn, f"""SELECT r, {drop_key_sql('r')} AS key FROM unnest($1::float8[]) r""", rates)
+    for row in rows:
+        assert abs(drop_value(row["key"]) - row["r"]) <= DROP_ERROR * (1 + 1e-9)
+
+
+def test_percentiles_over_parts_equal_percentile_cont_of_the_bucket_values(pg_dsn: str) -> None:
+    rng = random.Random(2)
+    keys = [rng.choice((rng.randrange(990, 1100), rng.randrange(1, 3000))) for _ in range(997)]
+    rows = db(pg_dsn, """
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY v) AS p95,
+               percentile_cont(0.0) WITHIN GROUP (ORDER BY v) AS p0, percentile_cont(1.0) WITHIN GROUP (ORDER BY v) AS p100
+        FROM unnest($1::float8[]) v""", [duration_value(k) for k in keys])[0]
+    parts = [_packed(keys[i:i + 100]) for i in range(0, len(keys), 100)] + [_packed([])]
+    for q, column in ((0.5, "p50"), (0.95, "p95"), (0.0, "p0"), (1.0, "p100")):
+        assert percentile([histogram(p) for p in parts], q, duration_value) == pytest.approx(rows[column], rel=1e-12)
+    assert percentile([histogram(None)], 0.5, duration_value) is None
+
+
+def _packed(keys: list[int]) -> bytes:
+    """The stored form of a histogram: (key, values up to it) int8 pairs, network order."""
+    out, upto = b"", 0
+    for key in sorted(set(keys)):
+        upto += keys.count(key)
+        out += key.to_bytes(8, "big", signed=True) + upto.to_bytes(8, "big", signed=True)
+    return out
+
+
+@pytest.mark.parametrize("since, until, whole", [
+    ("2026-01-01T00:00:00+00:00", "2026-01-03T00:00:00+00:00", ("2026-01-01", "2026-01-03")),
+    ("2026-01-01T00:00:01+00:00", "2026-01-03T23:59:59+00:00", ("2026-01-02", "2026-01-03")),
+    ("2026-01-01T05:00:00+00:00", "2026-01-01T23:00:00+00:00", None),
+    ("2026-01-01T23:00:00-05:00", "2026-01-04T03:00:00+02:00", ("2026-01-03", "2026-01-04")),  # UTC days
+    ("2026-01-01T12:00:00+00:00", "2026-01-02T12:00:00+00:00", None),
+])
+def test_whole_days_are_utc_days_inside_the_window(since: str, until: str, whole: tuple | None) -> None:
+    start, end = datetime.fromisoformat(since), datetime.fromisoformat(until)
+    first, last = pipeline_days.whole_days(start, end)
+    if whole is None:
+        assert first == last
+    else:
+        assert (first.date().isoformat(), last.date().isoformat()) == whole
+        assert start <= first and last <= end and first.utcoffset() == timedelta(0)
+
+
+def test_summaries_keep_up_with_a_day_of_many_runs(receiver_url: str, pg_dsn: str) -> None:
+    """A day's histogram holds at most one entry per bucket however many runs it has."""
+    name, rng = f"busy_{uuid.uuid4().hex[:8]}", random.Random(8)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    day = pipeline_days.whole_days(until - 2 * DAY, until)[0]
+    trace_runs = []
+    for i in range(300):
+        trace, base = new_ids()
+        trace_runs.append(make_span(trace, base, name, attrs={"xray.kind": "run"},
+                                    start=ns(day + timedelta(seconds=i * 60)), duration_ns=MS))
+        trace_runs.append(make_span(trace, base + 1, "wait", parent=base, start=ns(day + timedelta(seconds=i * 60)),
+                                    duration_ns=rng.choice((5, 7)) * MS,
+                                    attrs={"xray.kind": "step", "xray.step.type": "logic"}))
+    assert post_otlp(receiver_url, export_request(trace_runs)).status == 200
+    got = pipeline(receiver_url, name, until - 2 * DAY, until)
+    assert got["steps"][0]["count"] == 300
+    sizes = db(pg_dsn, "SELECT length(duration_histogram) AS n FROM pipeline_step_days WHERE name = $1", name)
+    assert [r["n"] for r in sizes] == [2 * 16]  # two buckets: 5 ms and 7 ms
+    assert_matches_reference(pg_dsn, got, name, until - 2 * DAY, until)
