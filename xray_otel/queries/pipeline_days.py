@@ -18,6 +18,9 @@ from . import sql
 
 log = logging.getLogger(__name__)
 _DAY = timedelta(days=1)
+# The first read of a long window summarises its days a week at a time: each week commits on its
+# own, so work done is kept even if the read is cut short (the pool's 60 s command timeout).
+DAYS_PER_TRANSACTION = 7
 # A database the server may read but not write (a replica, a read-only role) still answers:
 # every figure then comes from the step rows, as slowly as that is.
 _CANNOT_WRITE = (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)
@@ -52,17 +55,22 @@ async def summaries(conn: asyncpg.Connection, name: str, since: datetime, until:
 
 
 async def _refresh(conn: asyncpg.Connection, name: str, first: datetime, last: datetime) -> None:
-    """Summarise again the days in [first, last) whose runs changed; checked once without the
-    lock (the usual case: nothing to do) and again under it (another reader may have done it)."""
-    if not await conn.fetch(sql.STALE_PIPELINE_DAYS, name, first, last):
-        return
+    """Summarise again the days in [first, last) whose runs changed."""
+    stale: list[date] = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, first, last)]
+    for i in range(0, len(stale), DAYS_PER_TRANSACTION):
+        await _store(conn, name, stale[i:i + DAYS_PER_TRANSACTION])
+
+
+async def _store(conn: asyncpg.Connection, name: str, days: list[date]) -> None:
+    """Summarise ``days`` in one transaction, under the pipeline's lock. Checked again under it:
+    another reader may have stored them meanwhile."""
+    start = datetime.combine(days[0], time(), timezone.utc)
+    end = datetime.combine(days[-1], time(), timezone.utc) + _DAY
     async with conn.transaction():
         await conn.execute(sql.LOCK_PIPELINE, name)
-        days: list[date] = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, first, last)]
-        if not days:
-            return
-        await conn.execute(sql.FORGET_PIPELINE_DAYS, name, days)
-        start = datetime.combine(days[0], time(), timezone.utc)
-        end = datetime.combine(days[-1], time(), timezone.utc) + _DAY
-        await conn.execute(sql.STORE_PIPELINE_DAYS, name, start, end, days)
-    log.info("pipeline days summarised", extra={"pipeline": name[:64], "days": len(days)})
+        days = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, start, end)]
+        if days:
+            await conn.execute(sql.FORGET_PIPELINE_DAYS, name, days)
+            await conn.execute(sql.STORE_PIPELINE_DAYS, name, start, end, days)
+    if days:
+        log.info("pipeline days summarised", extra={"pipeline": name[:64], "days": len(days)})
