@@ -77,6 +77,15 @@ SCHEMAS: dict[str, Any] = {
         "name": {"type": "string"}, "run_count": {"type": "integer"}, "failed_count": {"type": "integer"},
         "failure_rate": _NUM, "duration_ms": {"type": "object", "properties": {"p50": _NUM, "p95": _NUM}},
         "avg_cost": _NUM, "last_run_at": _TIME}},
+    "PipelineStep": {"type": "object", "properties": {
+        "name": {"type": "string"}, "type": {"type": "string"}, "count": {"type": "integer"},
+        "failed_count": {"type": "integer"}, "avg_drop_rate": _NUM,
+        "p95_drop_rate": {**_NUM, "description": "within 0.0005 of the exact percentile (drop rates in steps of 0.001)"},
+        "avg_cost": _NUM,
+        "duration_ms": {"type": "object", "description": "within 1% of the exact percentiles (2% log buckets)",
+                        "properties": {"p50": _NUM, "p95": _NUM}},
+        "top_rejections": {"type": "array", "items": {"type": "object", "properties": {
+            "reason": {"type": "string"}, "count": {"type": "number"}}}}}},
 }
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -101,7 +110,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  "window": {"type": "object"}, "pipelines": _array("Pipeline")}}),
     Endpoint("get", "/pipelines/{name}", "One pipeline over a time window, with per-step drop rates and reasons",
              (pipelines.NAME,) + pipelines.GET_PARAMS,
-             {"allOf": [_ref("Pipeline"), {"type": "object", "properties": {"steps": {"type": "array"}}}]},
+             {"allOf": [_ref("Pipeline"), {"type": "object", "properties": {"steps": _array("PipelineStep")}}]},
              errors=(400, 404, 503)),
     Endpoint("get", "/openapi.json", "This document", errors=()),
     Endpoint("get", "/docs", "Interactive API documentation (HTML, works offline)", errors=(),
