@@ -8,8 +8,10 @@ Data goes in over OTLP/HTTP; figures come back over HTTP from the running receiv
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from helpers import export_request, get_json, make_span, new_ids, post_otlp
+from helpers import call, export_request, get_json, make_span, new_ids, post_otlp
 from xray_otel.queries import pipeline_days, pipeline_stats, sql
 from xray_otel.queries.pipeline_stats import (DROP_SCALE, GAMMA, drop_key_sql, drop_value, duration_key_sql,
                                               duration_value, histogram, percentile)
@@ -123,8 +125,8 @@ def assert_matches_reference(dsn: str, got: dict, name: str, since: datetime, un
             assert step["avg_drop_rate"] == pytest.approx(want["avg_drop_rate"], abs=1e-6)
             assert abs(step["p95_drop_rate"] - want["p95_drop_rate"]) <= DROP_ERROR + 1e-6
         for q in ("p50", "p95"):
-            exact = want[f"{q}_ms"]
-            assert abs(step["duration_ms"][q] - exact) <= DURATION_ERROR * abs(exact) + 1e-3, (step["name"], q)
+            exact, got_ms = want[f"{q}_ms"], step["duration_ms"][q]
+            assert got_ms == exact if exact is None else abs(got_ms - exact) <= DURATION_ERROR * abs(exact) + 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +144,21 @@ def stored_days(dsn: str, name: str) -> list[Any]:
     return [r["day"] for r in db(dsn, "SELECT day FROM pipeline_days WHERE name = $1 ORDER BY day", name)]
 
 
+def stored_eventually(dsn: str, name: str, days: list[Any]) -> None:
+    """The background refresher stores what a read found missing soon after the read answers."""
+    deadline = time.monotonic() + 30
+    while stored_days(dsn, name) != days and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_days(dsn, name) == days
+
+
 def test_figures_equal_the_read_time_aggregate(receiver_url: str, pg_dsn: str, spread: tuple) -> None:
     name, since, until = spread
-    got = pipeline(receiver_url, name, since, until)
+    got = pipeline(receiver_url, name, since, until)  # from the rows: no day is stored yet
     assert_matches_reference(pg_dsn, got, name, since, until)
     first, last = pipeline_days.whole_days(since, until)
-    assert stored_days(pg_dsn, name) == [(first + i * DAY).date() for i in range((last - first).days)]
-    assert len(stored_days(pg_dsn, name)) == 3
+    assert (last - first).days == 3
+    stored_eventually(pg_dsn, name, [(first + i * DAY).date() for i in range(3)])
     again = pipeline(receiver_url, name, since, until)  # from the stored days this time
     assert again == got
     within_a_day = pipeline(receiver_url, name, until - timedelta(hours=20), until)  # no whole day at all
@@ -162,7 +172,7 @@ def test_late_spans_bring_a_stored_day_up_to_date(receiver_url: str, pg_dsn: str
     old = until - 2 * DAY
     runs = [send_run(receiver_url, name, old + timedelta(minutes=i), rng, steps=2) for i in range(6)]
     assert_matches_reference(pg_dsn, pipeline(receiver_url, name, since, until), name, since, until)
-    assert old.date() in stored_days(pg_dsn, name)
+    stored_eventually(pg_dsn, name, [old.date()])
     orphan = send_run(receiver_url, name, old + timedelta(hours=2), rng, with_run_span=False)  # no name yet
     changes = [
         lambda: send_run(receiver_url, name, old, rng, trace=runs[0][0], base=runs[0][1], with_run_span=False),
@@ -171,6 +181,7 @@ def test_late_spans_bring_a_stored_day_up_to_date(receiver_url: str, pg_dsn: str
     ]
     for change in changes:
         before = pipeline(receiver_url, name, since, until)
+        stored_eventually(pg_dsn, name, [old.date()])
         change()
         after = pipeline(receiver_url, name, since, until)
         assert after != before
@@ -187,39 +198,78 @@ def test_stored_days_are_read_and_only_changed_days_recomputed(receiver_url: str
     send_run(receiver_url, name, day_two, rng, steps=2)
     counts = {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]}
     assert counts == {"retrieve": 2, "filter_price": 2}
+    stored_eventually(pg_dsn, name, [day_one.date(), day_two.date()])
     # Change the stored summaries behind the endpoint's back: it serves them as they are...
     db(pg_dsn, "UPDATE pipeline_step_days SET count = count + 100 WHERE name = $1", name)
     assert {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]} == \
         {"retrieve": 202, "filter_price": 202}
-    # ...until the runs of a day change: that day is summarised again, the other is left alone.
+    # ...until the runs of a day change: that day is read from the rows and stored again, the
+    # other is left alone.
     send_run(receiver_url, name, day_one, rng, trace=trace, base=base, with_run_span=False)
-    got = {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]}
-    assert got == {"retrieve": 102, "filter_price": 102, "call_llm": 1, "rank": 1}
+    for _ in range(2):
+        got = {s["name"]: s["count"] for s in pipeline(receiver_url, name, since, until)["steps"]}
+        assert got == {"retrieve": 102, "filter_price": 102, "call_llm": 1, "rank": 1}
+        stored_eventually(pg_dsn, name, [day_one.date(), day_two.date()])
+    assert db(pg_dsn, "SELECT day, count FROM pipeline_step_days WHERE name = $1 AND step = 'retrieve' ORDER BY day",
+              name) == [(day_one.date(), 1), (day_two.date(), 101)]
 
 
-def test_a_database_that_cannot_be_written_is_read_from_the_rows(pg_dsn: str, receiver_url: str) -> None:
+def test_a_role_that_may_read_only_runs_and_steps_is_answered_from_the_rows(pg_dsn: str, receiver_url: str) -> None:
+    """A reader role granted before migration 0007 (GRANT SELECT ON ALL TABLES covers the tables
+    that existed then)."""
     name, rng = f"ro_{uuid.uuid4().hex[:8]}", random.Random(3)
     until = datetime.now(timezone.utc).replace(microsecond=0)
     since = until - 3 * DAY
     for i in range(10):
         send_run(receiver_url, name, until - timedelta(hours=7 * i + 1), rng)
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    db(pg_dsn, f"CREATE ROLE {role} LOGIN PASSWORD 'x'")
+    db(pg_dsn, f"GRANT SELECT ON runs, steps TO {role}")
 
-    async def read() -> list[dict]:
-        conn = await asyncpg.connect(pg_dsn)
+    async def read() -> tuple[list[dict], list]:
+        conn = await asyncpg.connect(pg_dsn, user=role, password="x")
         try:
-            await conn.execute("SET default_transaction_read_only = on")
-            rows = await pipeline_days.summaries(conn, name, since, until)
-            return pipeline_stats.merge(rows, 5, 500)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows, stale = await pipeline_days.step_figures(conn, name, since, until, 5, 500)
+            return [pipeline_stats.step_figures(row) for row in rows], stale
         finally:
             await conn.close()
 
-    steps = asyncio.run(read())
-    assert stored_days(pg_dsn, name) == []
+    steps, stale = asyncio.run(read())
+    assert stale == [] and stored_days(pg_dsn, name) == []
     assert_matches_reference(pg_dsn, {"steps": steps}, name, since, until)
 
 
+def test_reads_never_wait_for_a_refresh(receiver_url: str, pg_dsn: str) -> None:
+    """While another process holds the pipeline's refresh lock, reads answer from the rows and
+    leave the storing to it."""
+    name, rng = f"held_{uuid.uuid4().hex[:8]}", random.Random(12)
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    since = until - 4 * DAY
+    for i in range(8):
+        send_run(receiver_url, name, until - timedelta(hours=11 * i + 1), rng)
+
+    async def with_lock_held() -> dict:
+        holder = await asyncpg.connect(pg_dsn)
+        try:
+            async with holder.transaction():
+                assert await holder.fetchval(sql.TRY_LOCK_PIPELINE, name)
+                got = await asyncio.to_thread(pipeline, receiver_url, name, since, until)
+                await asyncio.sleep(0.5)  # the refresher's turn came and went
+                assert await asyncio.to_thread(stored_days, pg_dsn, name) == []
+                return got
+        finally:
+            await holder.close()
+
+    assert_matches_reference(pg_dsn, asyncio.run(with_lock_held()), name, since, until)
+    pipeline(receiver_url, name, since, until)  # the lock is free: this read's refresh stores the days
+    first, last = pipeline_days.whole_days(since, until)
+    stored_eventually(pg_dsn, name, sorted({(until - timedelta(hours=11 * i + 1)).date() for i in range(8)}
+                                           & {(first + k * DAY).date() for k in range((last - first).days)}))
+
+
 def test_concurrent_first_reads_agree(receiver_url: str, pg_dsn: str) -> None:
-    """Four readers at once over eleven days never summarised (two transactions of days each)."""
+    """Four readers at once over eleven days never summarised (stored in two transactions)."""
     name, rng = f"race_{uuid.uuid4().hex[:8]}", random.Random(9)
     until = datetime.now(timezone.utc).replace(microsecond=0)
     since = until - 12 * DAY
@@ -237,7 +287,9 @@ def test_concurrent_first_reads_agree(receiver_url: str, pg_dsn: str) -> None:
     assert_matches_reference(pg_dsn, results[0], name, since, until)
     first, last = pipeline_days.whole_days(since, until)
     days = sorted({s.date() for s in starts if first <= s < last})
-    assert len(days) > pipeline_days.DAYS_PER_TRANSACTION and stored_days(pg_dsn, name) == days
+    assert len(days) > pipeline_days.DAYS_PER_TRANSACTION
+    stored_eventually(pg_dsn, name, days)
+    assert pipeline(receiver_url, name, since, until) == results[0]
 
 
 def test_retention_forgets_the_summaries_of_days_it_emptied(receiver_url: str, pg_dsn: str) -> None:
@@ -246,7 +298,7 @@ def test_retention_forgets_the_summaries_of_days_it_emptied(receiver_url: str, p
     for age in (900, 899, 898):
         send_run(receiver_url, name, now - timedelta(days=age, hours=1), rng, steps=2)
     pipeline(receiver_url, name, now - 901 * DAY, now)
-    assert len(stored_days(pg_dsn, name)) == 3
+    stored_eventually(pg_dsn, name, sorted((now - timedelta(days=age, hours=1)).date() for age in (900, 899, 898)))
 
     async def run_sweep() -> None:
         store = await Store.open(pg_dsn, pool_size=2)
@@ -259,7 +311,7 @@ def test_retention_forgets_the_summaries_of_days_it_emptied(receiver_url: str, p
     cutoff, kept = now - timedelta(days=898, hours=12), (now - timedelta(days=898, hours=1)).date()
     assert kept in stored_days(pg_dsn, name) and min(stored_days(pg_dsn, name)) >= cutoff.date()
     pipeline(receiver_url, name, now - 901 * DAY, now)  # a day whose runs went is found out of date
-    assert stored_days(pg_dsn, name) == [kept]
+    stored_eventually(pg_dsn, name, [kept])
 
 
 def test_day_signature_is_read_from_the_runs_index_alone(receiver_url: str, pg_dsn: str, spread: tuple) -> None:
@@ -279,6 +331,59 @@ def test_day_signature_is_read_from_the_runs_index_alone(receiver_url: str, pg_d
     assert "Index Only Scan using runs_name_started_idx on runs" in text, text
 
 
+def test_a_run_renamed_and_moved_to_another_day_leaves_one_pipeline_for_the_other(receiver_url: str,
+                                                                                   pg_dsn: str) -> None:
+    """A run named by its root span first, on one day, then by an xray run span of another name
+    starting two days later; one of its steps has no start time. Both pipelines follow."""
+    rng = random.Random(4)
+    a, b = f"ren_a_{uuid.uuid4().hex[:6]}", f"ren_b_{uuid.uuid4().hex[:6]}"
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    since = until - 5 * DAY
+    first, _ = pipeline_days.whole_days(since, until)
+    trace, base = new_ids()
+    t0 = ns(first + timedelta(hours=1))
+    no_start = make_span(trace, base + 1, "no_start", parent=base, start=t0 + MS, attrs={"xray.kind": "step"})
+    no_start.start_time_unix_nano = 0
+    assert post_otlp(receiver_url, export_request([make_span(trace, base, a, start=t0, duration_ns=MS),
+                                                   no_start])).status == 200
+    send_run(receiver_url, a, first + timedelta(hours=3), rng, steps=2)
+    send_run(receiver_url, b, first + 2 * DAY + timedelta(hours=3), rng, steps=2)
+    for name in (a, b):
+        assert_matches_reference(pg_dsn, pipeline(receiver_url, name, since, until), name, since, until)
+        stored_eventually(pg_dsn, name, [(first + (2 * DAY if name == b else timedelta())).date()])
+    run_span = make_span(trace, base + 5, b, start=ns(first + 2 * DAY + timedelta(hours=5)), duration_ns=MS,
+                         attrs={"xray.kind": "run"})
+    assert post_otlp(receiver_url, export_request([run_span])).status == 200
+    for name, has_it in ((a, False), (b, True)):
+        got = pipeline(receiver_url, name, since, until)
+        assert_matches_reference(pg_dsn, got, name, since, until)
+        assert ("no_start" in {s["name"] for s in got["steps"]}) is has_it
+
+
+@pytest.mark.parametrize("year", [1901, 1969, 2999, 9998])
+def test_legacy_runs_far_from_now(receiver_url: str, pg_dsn: str, year: int) -> None:
+    """Days before the epoch and far ahead, from legacy /ingest steps that have no start time."""
+    name = f"legacy_{year}_{uuid.uuid4().hex[:6]}"
+    start = datetime(year, 6, 15, 23, 30, tzinfo=timezone.utc)
+    events = []
+    for i in range(3):
+        run_id, at = str(uuid.uuid4()), start + timedelta(hours=6 * i)
+        events.append({"type": "run_complete", "data": {"id": run_id, "name": name, "started_at": at.isoformat(),
+                                                          "completed_at": (at + timedelta(seconds=5)).isoformat()}})
+        events.append({"type": "step_complete", "data": {
+            "id": str(uuid.uuid4()), "run_id": run_id, "name": "a", "type": "filter",
+            "completed_at": (at + timedelta(seconds=2)).isoformat(),
+            "metadata": {"input_count": 10, "output_count": 3 + i, "rejections": {"x": 7 - i}}}})
+    reply = call("POST", receiver_url + "/ingest", json.dumps({"events": events}).encode(),
+                 {"Content-Type": "application/json"})
+    assert reply.status == 200, reply.body
+    since, until = start - 2 * DAY, start + 3 * DAY
+    got = pipeline(receiver_url, name, since, until)
+    assert_matches_reference(pg_dsn, got, name, since, until)
+    stored_eventually(pg_dsn, name, sorted({(start + timedelta(hours=6 * i)).date() for i in range(3)}))
+    assert pipeline(receiver_url, name, since, until) == got
+
+
 # --- the histograms ------------------------------------------------------------------------------
 
 
@@ -296,24 +401,25 @@ def test_bucket_values_are_within_the_stated_error(pg_dsn: str) -> None:
 
 def test_percentiles_over_parts_equal_percentile_cont_of_the_bucket_values(pg_dsn: str) -> None:
     rng = random.Random(2)
-    keys = [rng.choice((rng.randrange(990, 1100), rng.randrange(1, 3000))) for _ in range(997)]
+    keys = [rng.choice((rng.randrange(990, 1100), rng.randrange(1, 3000), -rng.randrange(1, 900), 0))
+            for _ in range(997)]
     rows = db(pg_dsn, """
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY v) AS p95,
                percentile_cont(0.0) WITHIN GROUP (ORDER BY v) AS p0, percentile_cont(1.0) WITHIN GROUP (ORDER BY v) AS p100
         FROM unnest($1::float8[]) v""", [duration_value(k) for k in keys])[0]
-    parts = [_packed(keys[i:i + 100]) for i in range(0, len(keys), 100)] + [_packed([])]
+    # several days' histograms, concatenated as the query concatenates them
+    merged = histogram(b"".join(_packed(keys[i:i + 100]) for i in range(0, len(keys), 100)))
+    assert merged == histogram(_packed(keys))
     for q, column in ((0.5, "p50"), (0.95, "p95"), (0.0, "p0"), (1.0, "p100")):
-        assert percentile([histogram(p) for p in parts], q, duration_value) == pytest.approx(rows[column], rel=1e-12)
-    assert percentile([histogram(None)], 0.5, duration_value) is None
+        assert percentile(*merged, q, duration_value) == pytest.approx(rows[column], rel=1e-12)
+    assert percentile(*histogram(None), 0.5, duration_value) is None
+    assert percentile(*histogram(_packed([7])), 0.95, duration_value) == duration_value(7)
 
 
 def _packed(keys: list[int]) -> bytes:
-    """The stored form of a histogram: (key, values up to it) int8 pairs, network order."""
-    out, upto = b"", 0
-    for key in sorted(set(keys)):
-        upto += keys.count(key)
-        out += key.to_bytes(8, "big", signed=True) + upto.to_bytes(8, "big", signed=True)
-    return out
+    """The stored form of a histogram: (key, count) int8 pairs in key order, network order."""
+    return b"".join(key.to_bytes(8, "big", signed=True) + keys.count(key).to_bytes(8, "big", signed=True)
+                    for key in sorted(set(keys)))
 
 
 @pytest.mark.parametrize("since, until, whole", [
@@ -349,6 +455,7 @@ def test_summaries_keep_up_with_a_day_of_many_runs(receiver_url: str, pg_dsn: st
     assert post_otlp(receiver_url, export_request(trace_runs)).status == 200
     got = pipeline(receiver_url, name, until - 2 * DAY, until)
     assert got["steps"][0]["count"] == 300
+    stored_eventually(pg_dsn, name, [day.date()])
     sizes = db(pg_dsn, "SELECT length(duration_histogram) AS n FROM pipeline_step_days WHERE name = $1", name)
-    assert [r["n"] for r in sizes] == [2 * 16]  # two buckets: 5 ms and 7 ms
+    assert [r["n"] for r in sizes] == [2 * 16]  # two buckets, 5 ms and 7 ms, of 16 bytes each
     assert_matches_reference(pg_dsn, got, name, until - 2 * DAY, until)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -28,6 +29,7 @@ LIST_PARAMS = _WINDOW + (
 )
 GET_PARAMS = _WINDOW
 NAME = Param("name", "string", "run (pipeline) name", required=True)
+REFRESHER = web.AppKey("pipeline_refresher", pipeline_days.Refresher)
 
 
 async def list_pipelines(request: web.Request) -> web.Response:
@@ -48,15 +50,25 @@ async def get_pipeline(request: web.Request) -> web.Response:
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, GET_PARAMS)
     since, until = _window(p)
-    async with request.app[STORE].pool.acquire() as conn:
+    async with request.app[STORE].pool.acquire() as conn, \
+            conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot for all figures
         runs = await conn.fetch(sql.PIPELINE_RUNS.format(where="r.name = $3", limit=1), since, until, name)
         if not runs and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1)", name):
             raise QueryError(404, f"no run named {name[:64]!r}")
-        days = await pipeline_days.summaries(conn, name, since, until)
+        steps, stale = await pipeline_days.step_figures(conn, name, since, until, TOP_REASONS, MAX_STEPS)
+    if stale:
+        request.app[REFRESHER].request(name, stale)
     summary = _pipeline(runs[0]) if runs else {"name": name, "run_count": 0, "failed_count": 0,
                                                "failure_rate": None, "duration_ms": {"p50": None, "p95": None},
                                                "avg_cost": None, "last_run_at": None}
-    return json_ok({"window": {"since": since, "until": until}, **summary, "steps": [_step(s) for s in pipeline_stats.merge(days, TOP_REASONS, MAX_STEPS)]})
+    return json_ok({"window": {"since": since, "until": until}, **summary, "steps": [_step(s) for s in steps]})
+
+
+async def refresher(app: web.Application) -> AsyncIterator[None]:
+    """The background refresher of per-day summaries, for the app's lifetime (cleanup_ctx)."""
+    app[REFRESHER] = pipeline_days.Refresher(app[STORE].pool)
+    yield
+    await app[REFRESHER].close()
 
 
 def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -79,7 +91,8 @@ def _pipeline(row: Any) -> dict[str, Any]:
     }
 
 
-def _step(figures: dict[str, Any]) -> dict[str, Any]:
+def _step(row: Any) -> dict[str, Any]:
+    figures = pipeline_stats.step_figures(row)
     figures["avg_drop_rate"], figures["p95_drop_rate"] = _round(figures["avg_drop_rate"]), _round(figures["p95_drop_rate"])
     figures["duration_ms"] = _percentiles((figures["duration_ms"]["p50"], figures["duration_ms"]["p95"]))
     return figures

@@ -40,6 +40,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/compare", compare.compare_runs)
     app.router.add_get("/pipelines", pipelines.list_pipelines)
     app.router.add_get("/pipelines/{name}", pipelines.get_pipeline)
+    app.cleanup_ctx.append(pipelines.refresher)
     app.router.add_get("/openapi.json", docs.openapi_json)
     app.router.add_get("/docs", docs.docs_page)
 

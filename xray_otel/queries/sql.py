@@ -180,22 +180,25 @@ _SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offs
 
 
 def _histogram(column: str, key: str, of: str) -> str:
-    """Per day and step, the histogram of ``key`` over rows of s where ``of`` is not null, as
-    stored: (key, rows with that key or a smaller one) in key order, packed as int8s
-    (pipeline_stats.histogram reads it)."""
-    return f"""SELECT day, step, string_agg(int8send(k) || int8send(upto), ''::bytea ORDER BY k) AS {column}
-    FROM (SELECT day, step, k, sum(count(*)) OVER (PARTITION BY day, step ORDER BY k)::bigint AS upto
-          FROM (SELECT day, step, {key} AS k FROM s WHERE {of} IS NOT NULL) b GROUP BY 1, 2, 3) c
+    """Per day and step, the histogram of ``key`` over rows of s where ``of`` is not null: its
+    (key, count) pairs in key order, each an int8 in network order (pipeline_stats.histogram).
+    Packed bytes, because arrays cost ~30 ns per element to read back; and histograms of several
+    days merge by concatenating them."""
+    return f"""SELECT day, step, string_agg(int8send(k) || int8send(n), ''::bytea ORDER BY k) AS {column}
+    FROM (SELECT day, step, {key} AS k, count(*) AS n FROM s WHERE {of} IS NOT NULL GROUP BY 1, 2, 3) c
     GROUP BY 1, 2"""
 
 
-def _summarise(runs: str) -> str:
-    """CTEs ending in ``summary``: per UTC day and step name, the figures of pipeline $1's
-    steps whose run started in [$2, $3) and passes ``runs``. One pass over the step rows
-    (materialised), then one aggregate per figure."""
+_NO_DAY = "'infinity'::date"  # not NULL: the aggregates are joined USING (day, step)
+
+
+def _summarise(runs: str, day: str) -> str:
+    """CTEs ending in ``summary``: per ``day`` (the run's UTC day, or _NO_DAY for one row per
+    step) and step name, the figures of pipeline $1's steps whose run started in [$2, $3) and passes
+    ``runs``. One pass over the step rows (materialised), then one aggregate per figure."""
     return f"""
 r AS MATERIALIZED (
-    SELECT r.id, r.started_at, {RUN_DAY} AS day
+    SELECT r.id, r.started_at, {day} AS day
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}
 ), s AS MATERIALIZED (
@@ -229,19 +232,60 @@ r AS MATERIALIZED (
 )"""
 
 
-# Step summaries of pipeline $1 over runs that started in [$2, $3): those stored for the whole
-# days [$4, $5), and the rest of the window summarised from the step rows.
-PIPELINE_DAY_SUMMARIES = f"""
-WITH {_summarise("NOT (r.started_at >= $4 AND r.started_at < $5)")}
-SELECT {_SUMMARY_COLUMNS} FROM pipeline_step_days
-WHERE name = $1 AND day >= {_utc_day('$4')} AND day < {_utc_day('$5')}
-UNION ALL
-SELECT {_SUMMARY_COLUMNS} FROM summary
+def _step_figures(parts: str, top: str, limit: str) -> str:
+    """Per step name, the summaries ``parts`` (a SELECT of summary columns) added up: counts and
+    sums exactly, the most frequent type, the ``top`` reasons, histograms concatenated. In the
+    order steps sit in their runs (mean offset from the run's start), at most ``limit``."""
+    return f""", parts AS (
+    {parts}
+), totals AS (
+    SELECT step, sum(count)::bigint AS count, sum(failed)::bigint AS failed, sum(cost_sum) AS cost_sum,
+           sum(drop_n)::bigint AS drop_n, sum(drop_sum) AS drop_sum,
+           sum(offset_sum) / nullif(sum(offset_n), 0) AS offset_s,
+           string_agg(drop_histogram, ''::bytea) AS drop_histogram,
+           string_agg(duration_histogram, ''::bytea) AS duration_histogram
+    FROM parts GROUP BY step
+), step_types AS (
+    SELECT DISTINCT ON (step) step, type
+    FROM (SELECT step, u.type, sum(u.n) AS n FROM parts, unnest(types, type_counts) AS u(type, n)
+          GROUP BY 1, 2) t
+    ORDER BY step, n DESC, type
+), step_reasons AS (
+    SELECT step, array_agg(reason ORDER BY n DESC, reason) AS reasons,
+           array_agg(n::double precision ORDER BY n DESC, reason) AS reason_counts
+    FROM (SELECT step, reason, n, row_number() OVER (PARTITION BY step ORDER BY n DESC, reason) AS i
+          FROM (SELECT step, u.reason, sum(u.n) AS n FROM parts, unnest(reasons, reason_counts) AS u(reason, n)
+                GROUP BY 1, 2) t) ranked
+    WHERE i <= {top} GROUP BY 1
+)
+SELECT step, type, count, failed, cost_sum, drop_n, drop_sum, drop_histogram, duration_histogram,
+       reasons, reason_counts
+FROM totals JOIN step_types USING (step) LEFT JOIN step_reasons USING (step)
+ORDER BY offset_s NULLS LAST, step
+LIMIT {limit}"""
+
+
+# Per step name of pipeline $1 over runs that started in [$2, $3), the top $7 reasons, at most
+# $8 steps: the stored summaries of the whole days [$4, $5) but days $6 (out of date or not
+# stored), and the rest of the window (part-days and those days) summarised from the step rows.
+_STORED_AND_ROWS = f"""SELECT {_SUMMARY_COLUMNS} FROM pipeline_step_days
+    WHERE name = $1 AND day >= {_utc_day('$4')} AND day < {_utc_day('$5')} AND day <> ALL($6::date[])
+    UNION ALL
+    SELECT {_SUMMARY_COLUMNS} FROM summary"""
+PIPELINE_STEP_FIGURES = f"""
+WITH {_summarise(f"(NOT (r.started_at >= $4 AND r.started_at < $5) OR {RUN_DAY} = ANY($6::date[]))", _NO_DAY)}
+{_step_figures(_STORED_AND_ROWS, "$7", "$8")}
+"""
+# The same from the step rows alone (top $4 reasons, at most $5 steps), for a role that may not
+# read the stored summaries.
+PIPELINE_ROW_FIGURES = f"""
+WITH {_summarise("TRUE", _NO_DAY)}
+{_step_figures(f"SELECT {_SUMMARY_COLUMNS} FROM summary", "$4", "$5")}
 """
 
 # Store the summaries of days $4 of pipeline $1 (runs started in [$2, $3)) with the signature
 # of the runs they come from: one statement, so both are read from one snapshot. The caller
-# holds LOCK_PIPELINE and has run FORGET_PIPELINE_DAYS for the same days.
+# holds TRY_LOCK_PIPELINE and has run FORGET_PIPELINE_DAYS for the same days.
 STORE_PIPELINE_DAYS = f"""
 WITH signed AS (
     INSERT INTO pipeline_days (name, day, runs, signature)
@@ -249,13 +293,16 @@ WITH signed AS (
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {RUN_DAY} = ANY($4::date[])
     GROUP BY 2
-), {_summarise(f"{RUN_DAY} = ANY($4::date[])")}
+), {_summarise(f"{RUN_DAY} = ANY($4::date[])", RUN_DAY)}
 INSERT INTO pipeline_step_days (name, {_SUMMARY_COLUMNS})
 SELECT $1, {_SUMMARY_COLUMNS} FROM summary
 """
+# The days' pipeline_days rows are locked first (LOCK_PIPELINE_DAYS), in key order, as retention
+# (store/retention.py) locks them, so the two never wait for each other in a cycle.
+LOCK_PIPELINE_DAYS = "SELECT day FROM pipeline_days WHERE name = $1 AND day = ANY($2::date[]) ORDER BY day FOR UPDATE"
 FORGET_PIPELINE_DAYS = """
 WITH steps AS (DELETE FROM pipeline_step_days WHERE name = $1 AND day = ANY($2::date[]))
 DELETE FROM pipeline_days WHERE name = $1 AND day = ANY($2::date[])
 """
-# Refreshing one pipeline's days is one writer at a time; readers never wait for it.
-LOCK_PIPELINE = "SELECT pg_advisory_xact_lock(hashtextextended('xray.pipeline_days:' || $1, 0))"
+# One refresher per pipeline at a time, across processes; a second one leaves it to the first.
+TRY_LOCK_PIPELINE = "SELECT pg_try_advisory_xact_lock(hashtextextended('xray.pipeline_days:' || $1, 0))"

@@ -28,10 +28,17 @@ FOR UPDATE SKIP LOCKED
 DELETE_STEPS = "DELETE FROM steps WHERE run_id = ANY($1::uuid[])"
 DELETE_RUNS = "DELETE FROM runs WHERE id = ANY($1::uuid[])"
 # Per-day summaries (migrations/0007) of UTC days wholly before the cutoff: their runs are gone.
-# A summary of the cutoff's own day is found out of date by its next read.
+# A summary of the cutoff's own day is found out of date by its next read. Rows are locked in key
+# order, skipping those a refresh holds (queries/sql.py LOCK_PIPELINE_DAYS; the next sweep
+# takes them).
 FORGET_DAYS = """
-WITH steps AS (DELETE FROM pipeline_step_days WHERE day < ($1 AT TIME ZONE 'UTC')::date)
-DELETE FROM pipeline_days WHERE day < ($1 AT TIME ZONE 'UTC')::date
+WITH doomed AS (
+    SELECT name, day FROM pipeline_days WHERE day < ($1 AT TIME ZONE 'UTC')::date
+    ORDER BY name, day FOR UPDATE SKIP LOCKED
+), steps AS (
+    DELETE FROM pipeline_step_days s USING doomed d WHERE s.name = d.name AND s.day = d.day
+)
+DELETE FROM pipeline_days p USING doomed d WHERE p.name = d.name AND p.day = d.day
 """
 
 
