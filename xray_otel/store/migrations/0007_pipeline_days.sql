@@ -1,10 +1,10 @@
 -- Per-day summaries of each pipeline's steps, for /pipelines/{name} over long windows
 -- (issue 5: 30 days read ~100,000 step rows at 100,000 runs, 535-680 ms; bench/queries.py).
 --
--- A cache, filled and checked at read time (queries/pipeline_days.py), never by ingest: a
--- UTC day of one run name is summarised once, with a signature of the runs it was computed
--- from. A later read recomputes the day when the runs' signature no longer matches, so late
--- spans, renamed runs, a better run span and retention all show up without ingest doing
+-- A cache, checked at read time and filled after reads (queries/pipeline_days.py), never by
+-- ingest: a UTC day of one run name is stored summarised, with a signature of the runs it was
+-- computed from. A read uses a stored day only while the runs' signature still matches, so
+-- late spans, renamed runs, a better run span and retention all show up without ingest doing
 -- anything. Step rows never change once stored but for run_span, so a run's step rows are
 -- known from its id, step_count, steps_run_span and started_at: the signature hashes those.
 CREATE TABLE pipeline_days (
