@@ -1,7 +1,8 @@
-"""Small helpers shared by the integration tests: HTTP calls and OTLP request builders."""
+"""Small helpers shared by the integration tests: HTTP calls, OTLP request builders, a query."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -11,9 +12,22 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import asyncpg
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+
+def db(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """``query``'s rows, on a connection of its own (for checking what a test stored)."""
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
 
 
 class Reply:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from helpers import call, export_request, get_json, make_span, new_ids, post_otlp
+from helpers import call, db, export_request, get_json, make_span, new_ids, post_otlp
 from xray_otel.queries import pipeline_days, pipeline_stats, sql
 from xray_otel.queries.pipeline_stats import (DROP_SCALE, GAMMA, drop_key_sql, drop_value, duration_key_sql,
                                               duration_value, histogram, percentile)
@@ -57,16 +57,6 @@ GROUP BY 1, 2
 ORDER BY 1, 3 DESC, 2
 """
 
-
-def db(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def go() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
 
 
 def ns(moment: datetime) -> int:

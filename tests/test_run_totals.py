@@ -22,7 +22,7 @@ import pytest
 from multidict import MultiDict
 
 from conftest import _with_database
-from helpers import call, deliver_chaotically, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
+from helpers import call, db, deliver_chaotically, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.queries import sql
 from xray_otel.queries.steps import build_query
 from xray_otel.mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
@@ -45,15 +45,6 @@ CROSS JOIN LATERAL (
 ) agg
 """
 
-
-def db(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def go() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-    return asyncio.run(go())
 
 
 def assert_totals_hold(dsn: str, run_ids: list[uuid.UUID] | None = None) -> int:
