@@ -92,9 +92,12 @@ class Refresher:
             name = next(iter(self._pending))
             days = sorted(self._pending.pop(name))
             try:
-                async with self._pool.acquire() as conn:
-                    for i in range(0, len(days), DAYS_PER_TRANSACTION):
-                        await _store(conn, name, days[i:i + DAYS_PER_TRANSACTION])
+                stored = 0
+                for i in range(0, len(days), DAYS_PER_TRANSACTION):
+                    async with self._pool.acquire() as conn:  # given back between weeks, for ingest
+                        stored += await _store(conn, name, days[i:i + DAYS_PER_TRANSACTION])
+                if stored:
+                    log.info("pipeline days summarised", extra={"pipeline": name[:64], "days": stored})
             except _CANNOT_WRITE as exc:
                 log.warning("pipeline day summaries cannot be stored; reads use step rows meanwhile",
                             extra={"error": str(exc)[:200], "retry_in_s": _WRITE_RETRY_S})
@@ -104,17 +107,17 @@ class Refresher:
                 log.exception("storing pipeline day summaries failed", extra={"pipeline": name[:64]})
 
 
-async def _store(conn: asyncpg.Connection, name: str, days: list[date]) -> None:
-    """Summarise those of ``days`` still out of date, in one transaction under the pipeline's lock."""
+async def _store(conn: asyncpg.Connection, name: str, days: list[date]) -> int:
+    """Summarise those of ``days`` still out of date, in one transaction under the pipeline's lock;
+    returns how many it stored."""
     start = datetime.combine(days[0], time(), timezone.utc)
     end = datetime.combine(days[-1], time(), timezone.utc) + _DAY
     async with conn.transaction():
         if not await conn.fetchval(sql.TRY_LOCK_PIPELINE, name):
-            return
+            return 0
         days = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, start, end)]
         if days:
             await conn.execute(sql.LOCK_PIPELINE_DAYS, name, days)
             await conn.execute(sql.FORGET_PIPELINE_DAYS, name, days)
             await conn.execute(sql.STORE_PIPELINE_DAYS, name, start, end, days)
-    if days:
-        log.info("pipeline days summarised", extra={"pipeline": name[:64], "days": len(days)})
+    return len(days)
