@@ -1,4 +1,5 @@
-"""SQL for reading runs and steps. Parameterised always.
+"""SQL for reading runs and steps, and for the per-day pipeline summaries reads keep (the one
+thing the query side writes). Parameterised always.
 
 The run span is stored as a step row too (nothing is thrown away); these queries
 leave it out wherever a run's steps are listed, counted or summed. The store flags that
