@@ -193,8 +193,9 @@ async def time_endpoints(url: str, paths: list[tuple[str, str]], repeat: int) ->
 
 
 async def first_reads(url: str, names: list[str]) -> None:
-    """/pipelines/{name}?since=30d when none of its days is summarised yet (the loop above reads
-    pipeline_0 warm): the first read summarises each whole day once (migrations/0007)."""
+    """/pipelines/{name}?since=30d when none of its days is stored yet (the loop above reads
+    pipeline_0 warm): the first read summarises every step row of the window, then the days are
+    stored in the background for the next (migrations/0007)."""
     async with aiohttp.ClientSession() as session:
         for name in names:
             t = time.perf_counter()
@@ -202,7 +203,7 @@ async def first_reads(url: str, names: list[str]) -> None:
                 await resp.read()
                 if resp.status != 200:
                     raise SystemExit(f"/pipelines/{name}: {resp.status}")
-            print(f"  first read, days not yet summarised: {(time.perf_counter() - t) * 1000:7.1f} ms   "
+            print(f"  first read, no day stored yet:       {(time.perf_counter() - t) * 1000:7.1f} ms   "
                   f"/pipelines/{name}?since=30d", flush=True)
 
 
