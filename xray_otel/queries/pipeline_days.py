@@ -51,7 +51,8 @@ async def step_figures(conn: asyncpg.Connection, name: str, since: datetime, unt
     added up (queries/sql.py PIPELINE_STEP_FIGURES; pipeline_stats.py reads them), and the whole
     days that need storing again. Call inside a REPEATABLE READ transaction, so both statements
     read one snapshot."""
-    first, last = whole_days(since, until)
+    # A day still going on is never whole: it would be out of date at every read during ingest.
+    first, last = whole_days(since, min(until, datetime.now(timezone.utc)))
     try:
         async with conn.transaction():  # a savepoint: a role that cannot read the summaries
             stale = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, first, last)]
@@ -115,7 +116,9 @@ async def _store(conn: asyncpg.Connection, name: str, days: list[date]) -> int:
     async with conn.transaction():
         if not await conn.fetchval(sql.TRY_LOCK_PIPELINE, name):
             return 0
-        days = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, start, end)]
+        wanted = set(days)  # not the other stale days between them: a week at most
+        days = [row["day"] for row in await conn.fetch(sql.STALE_PIPELINE_DAYS, name, start, end)
+                if row["day"] in wanted]
         if days:
             await conn.execute(sql.LOCK_PIPELINE_DAYS, name, days)
             await conn.execute(sql.FORGET_PIPELINE_DAYS, name, days)
