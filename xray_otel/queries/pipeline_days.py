@@ -66,8 +66,8 @@ async def step_figures(conn: asyncpg.Connection, name: str, since: datetime, unt
 
 
 class Refresher:
-    """Stores the summaries of days reads found missing or out of date, one pipeline at a time on
-    one connection, so ingest and reads never wait for it. A pipeline another process is
+    """Stores the summaries of days reads found missing or out of date, one pipeline and one pool
+    connection at a time, so ingest and reads never wait for it. A pipeline another process is
     refreshing (its advisory lock taken) is left to that process."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
