@@ -12,8 +12,8 @@ import os
 import socket
 import threading
 import uuid
-from contextlib import contextmanager
-from typing import Any, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -43,6 +43,24 @@ async def _admin(dsn: str, statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def scratch_database(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a new, empty database beside ``dsn``'s, dropped afterwards: for tests that
+    need a schema of their own or statistics no other test should see."""
+    name = f"xray_scratch_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(_with_database(dsn, name))
+        try:
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from conftest import _with_database
+from conftest import scratch_database
 from helpers import call, db, export_request, get_json, make_span, new_ids, post_otlp
 from xray_otel.queries import pipeline_days, pipeline_stats, sql
 from xray_otel.queries.pipeline_stats import (DROP_SCALE, GAMMA, drop_key_sql, drop_value, duration_key_sql,
@@ -336,30 +336,20 @@ def test_retention_forgets_the_summaries_of_days_it_emptied(receiver_url: str, p
 def test_day_signature_is_read_from_the_runs_index_alone(pg_dsn: str) -> None:
     """In a database of its own, so the VACUUM ANALYZE it needs (pages all visible, an index-only
     scan then needs no heap) changes no other test's plans."""
-    name = f"xray_sig_{uuid.uuid4().hex[:10]}"
     first = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
     async def plan() -> str:
-        admin = await asyncpg.connect(pg_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            conn = await asyncpg.connect(_with_database(pg_dsn, name))
-            try:
-                await migrate(conn)
-                await conn.execute("""
-                    INSERT INTO runs (id, source, name, status, started_at, step_count)
-                    SELECT gen_random_uuid(), 2, 'p' || (i % 20), 'COMPLETED',
-                           $1::timestamptz + i * interval '1 minute', i % 7
-                    FROM generate_series(1, 20000) i""", first)
-                await conn.execute("VACUUM (ANALYZE) runs")
-                await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
-                return "\n".join(r[0] for r in await conn.fetch(
-                    "EXPLAIN " + sql.STALE_PIPELINE_DAYS, "p3", first, first + 7 * DAY))
-            finally:
-                await conn.close()
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            await admin.close()
+        async with scratch_database(pg_dsn) as conn:
+            await migrate(conn)
+            await conn.execute("""
+                INSERT INTO runs (id, source, name, status, started_at, step_count)
+                SELECT gen_random_uuid(), 2, 'p' || (i % 20), 'COMPLETED',
+                       $1::timestamptz + i * interval '1 minute', i % 7
+                FROM generate_series(1, 20000) i""", first)
+            await conn.execute("VACUUM (ANALYZE) runs")
+            await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+            return "\n".join(r[0] for r in await conn.fetch(
+                "EXPLAIN " + sql.STALE_PIPELINE_DAYS, "p3", first, first + 7 * DAY))
 
     text = asyncio.run(plan())
     assert "Index Only Scan using runs_name_started_idx on runs" in text, text

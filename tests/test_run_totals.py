@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from multidict import MultiDict
 
-from conftest import _with_database
+from conftest import scratch_database
 from helpers import call, db, deliver_chaotically, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.queries import sql
 from xray_otel.queries.steps import build_query
@@ -286,42 +286,31 @@ def test_fallback_and_batch_writers_lock_runs_in_one_order(pg_dsn: str, monkeypa
 
 
 def test_migration_backfills_totals_and_flags(pg_dsn: str) -> None:
-    name = f"xray_mig_{uuid.uuid4().hex[:10]}"
-
     async def go() -> None:
-        admin = await asyncpg.connect(pg_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            conn = await asyncpg.connect(_with_database(pg_dsn, name))
-            try:
-                await conn.execute("CREATE TABLE xray_schema_version (version integer PRIMARY KEY, name text NOT NULL,"
-                                   " applied_at timestamptz NOT NULL DEFAULT now())")
-                for version, file, text in migrations():
-                    if version < 5:
-                        await conn.execute(text)
-                        await conn.execute("INSERT INTO xray_schema_version (version, name) VALUES ($1, $2)",
-                                           version, file)
-                r1, r2, r3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-                await conn.execute("""
-                    INSERT INTO runs (id, source, span_id, name, status, started_at) VALUES
-                        ($1, 2, 'run', 'a', 'COMPLETED', now()), ($2, 0, 's1', NULL, 'RUNNING', now()),
-                        ($3, 1, 'gone', 'c', 'COMPLETED', now())""", r1, r2, r3)
-                await conn.execute("""
-                    INSERT INTO steps (run_id, span_id, name, type, status, cost) VALUES
-                        ($1, 'run', 'run', 'logic', 'COMPLETED', 9), ($1, 'x', 'x', 'llm', 'COMPLETED', 0.1),
-                        ($1, 'y', 'y', 'llm', 'COMPLETED', 0.2), ($2, 's1', 's1', 'llm', 'COMPLETED', 0.5),
-                        ($3, 'z', 'z', 'llm', 'COMPLETED', 0.75)""", r1, r2, r3)
-                assert await migrate(conn) >= 5
-                got = {r["id"]: (r["step_count"], r["total_cost"], r["steps_run_span"]) for r in
-                       await conn.fetch("SELECT id, step_count, total_cost::text, steps_run_span FROM runs")}
-                assert got == {r1: (2, "0.3", "run"), r2: (1, "0.5", None), r3: (1, "0.75", "gone")}
-                flagged = await conn.fetch("SELECT run_id, span_id FROM steps WHERE run_span")
-                assert [(r["run_id"], r["span_id"]) for r in flagged] == [(r1, "run")]
-            finally:
-                await conn.close()
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            await admin.close()
+        async with scratch_database(pg_dsn) as conn:
+            await conn.execute("CREATE TABLE xray_schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+                               " applied_at timestamptz NOT NULL DEFAULT now())")
+            for version, file, text in migrations():
+                if version < 5:
+                    await conn.execute(text)
+                    await conn.execute("INSERT INTO xray_schema_version (version, name) VALUES ($1, $2)",
+                                       version, file)
+            r1, r2, r3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            await conn.execute("""
+                INSERT INTO runs (id, source, span_id, name, status, started_at) VALUES
+                    ($1, 2, 'run', 'a', 'COMPLETED', now()), ($2, 0, 's1', NULL, 'RUNNING', now()),
+                    ($3, 1, 'gone', 'c', 'COMPLETED', now())""", r1, r2, r3)
+            await conn.execute("""
+                INSERT INTO steps (run_id, span_id, name, type, status, cost) VALUES
+                    ($1, 'run', 'run', 'logic', 'COMPLETED', 9), ($1, 'x', 'x', 'llm', 'COMPLETED', 0.1),
+                    ($1, 'y', 'y', 'llm', 'COMPLETED', 0.2), ($2, 's1', 's1', 'llm', 'COMPLETED', 0.5),
+                    ($3, 'z', 'z', 'llm', 'COMPLETED', 0.75)""", r1, r2, r3)
+            assert await migrate(conn) >= 5
+            got = {r["id"]: (r["step_count"], r["total_cost"], r["steps_run_span"]) for r in
+                   await conn.fetch("SELECT id, step_count, total_cost::text, steps_run_span FROM runs")}
+            assert got == {r1: (2, "0.3", "run"), r2: (1, "0.5", None), r3: (1, "0.75", "gone")}
+            flagged = await conn.fetch("SELECT run_id, span_id FROM steps WHERE run_span")
+            assert [(r["run_id"], r["span_id"]) for r in flagged] == [(r1, "run")]
 
     asyncio.run(go())
 
