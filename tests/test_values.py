@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
+from xray_otel import values
 from xray_otel.values import (
     any_value,
     attributes_to_dict,
@@ -291,6 +292,34 @@ def test_json_column_invalid_json_is_stored_as_a_json_string(text: str) -> None:
     stored = json_column(text)
     assert stored is not None
     assert storable_json(stored) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1,"a":2}', "-0", "-0.0", "1e5", "5e-324", "1e-400", "1e-20000", "1e400", "0.30000000000000004",
+     "18446744073709551616", "-9223372036854775809", "1" + "0" * 400, "9" * 4300, "9" * 4301, "NaN", "[1, -Infinity]",
+     '"\\ud800"', '"\\ud83d\\ude00"', '"\ud800"', '"\x01"', '"\\u0000"', '{"k": "a\\u0000b"}', "\ufeff{}",
+     "[1,]", "01", " \t[1]\n ", "[" * 990 + "]" * 990, "[" * 996 + "]" * 996, "[" * 5000 + "]" * 5000,
+     "[" * 400 + '"' + "x" * 2000 + '"' + "]" * 400, '{"\u00e9": "\u2028"}', "true false", "", " "],
+)
+def test_json_column_fast_path_gives_what_the_scanner_gives(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgspec validates first; whatever it accepts, the stdlib scanner (the reference) must accept alike."""
+    fast = json_column(text)
+
+    def refuse(_: str) -> None:
+        raise ValueError("fast path off")
+
+    monkeypatch.setattr(values, "_FAST_DECODE", refuse)
+    assert fast == json_column(text)
+
+
+def test_json_column_deep_text_skips_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgspec nests a level or two deeper than the scanner before RecursionError, so deeply nested text gets the
+    scanner's verdict alone: here a fast path that accepts anything must not turn a too-deep value into JSON."""
+    monkeypatch.setattr(values, "_FAST_DECODE", lambda text: None)
+    deep = "[" * 5000 + "]" * 5000
+    assert storable_json(json_column(deep) or "null") == deep  # too deep for the scanner: stored as a string
+    assert json_column("[[]]") == "[[]]"
 
 
 def test_json_column_non_string_values_are_encoded() -> None:
