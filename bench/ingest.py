@@ -44,8 +44,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 import xray_otel
 from xray_otel import conventions as c
 from xray_otel.config import Settings
-from xray_otel.mapping import StepRow, map_request
+from xray_otel.mapping import Batch, StepRow, map_request
 from xray_otel.store import sql
+from xray_otel.store.store import Store
 from xray_otel.receiver.grpc import SERVICE
 from xray_otel.store.embedded import given_or_embedded
 
@@ -472,6 +473,33 @@ async def reference(dsn: str, batches: list[list[StepRow]], connections: int, me
         await admin.execute(f"DROP TABLE IF EXISTS {REF_PLAIN}, {REF_PK}")
 
 
+async def open_store(dsn: str, connections: int) -> Store:
+    """The receiver's Store, in this process, with every pooled connection open (staging table made)."""
+    store = await Store.open(dsn, pool_size=connections)
+    held = [await store.pool.acquire() for _ in range(connections)]
+    for conn in held:
+        await store.pool.release(conn)
+    return store
+
+
+async def store_alone(store: Store, batches: list[Batch], connections: int) -> tuple[float, list[float]]:
+    """(c) The receiver's own Store.write in this process (its CPU counts as the load generator's), fed
+    batches mapped before the clock: what the storage design allows on this machine with no HTTP,
+    decoding or mapping in front of it."""
+    pending = iter(batches)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for batch in pending:
+            sent = time.perf_counter()
+            await store.write(batch)
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return time.perf_counter() - started, latencies
+
+
 # --- main -----------------------------------------------------------------------------------
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -504,7 +532,7 @@ class Workload:
     def __init__(self, args: argparse.Namespace) -> None:
         started = time.perf_counter()
         tag = os.urandom(4).hex()
-        phases = ("proto", "json", "grpc", "legacy", "steady", "max", "workers")
+        phases = ("proto", "json", "grpc", "legacy", "store", "steady", "max", "workers")
         self.names = {p: (f"xray-bench-{p}-{tag}", f"bench-{p}-{tag}") for p in phases}  # (service, run name)
         self.traces = -(-args.spans // SPANS_PER_TRACE)
         self.json_traces = max(1, self.traces // 3)  # JSON and gRPC runs: a third as many spans
@@ -520,6 +548,8 @@ class Workload:
         self.warmup = [r.SerializeToString() for r in build_requests(
             2 * args.connections * args.batch // SPANS_PER_TRACE, args.batch, f"xray-bench-warmup-{tag}", "warmup")]
         self.reference = [map_request(r).steps for r in proto]  # the receiver's own rows, for the reference
+        # Reference (c): fresh traces, mapped as the receiver maps them, for its store alone.
+        self.store = [map_request(r) for r in build_requests(self.traces, args.batch, *self.names["store"])]
         # Requests as large as the receiver accepts by default, one per connection.
         span_bytes = sum(map(len, self.proto)) / self.spans
         per_request = int(0.9 * Settings().max_body_bytes / span_bytes) // SPANS_PER_TRACE
@@ -591,6 +621,11 @@ async def _one_worker(args: argparse.Namespace, w: Workload, dsn: str, admin: as
         r["plain"], r["staged"] = await reference(dsn, w.reference, k, meter, admin)
         _line("reference (a) COPY", r["plain"], "rows/s ")
         _line("reference (b) COPY, PK, ON CONFL.", r["staged"], "rows/s ")
+        store = await open_store(dsn, k)
+        try:
+            await phase("store", "reference (c) Store.write alone", w.spans, w.traces, store_alone(store, w.store, k))
+        finally:
+            await store.close()
 
         await phase("steady", f"steady {args.rate:,} spans/s", w.steady_traces * SPANS_PER_TRACE, w.steady_traces,
                     send_steady(url, w.steady, args.batch / args.rate, k),
@@ -639,7 +674,7 @@ def _summary(args: argparse.Namespace, w: Workload, r: dict[str, Result], rss: t
     p99 = r["steady"].percentile(0.99)
     cpu = {k: v / proto.spans * 1e6 for k, v in proto.cpu.items()}
     print("\n" + "\n".join([
-        f"all phases verified: every span a step row, every run complete and listed by /runs",
+        "all phases verified: every span a step row, every run complete and listed by /runs",
         row("end-to-end / reference (b)", f"{vs_ref:.2f}", f">= {TARGET_VS_REFERENCE}", vs_ref >= TARGET_VS_REFERENCE),
         row(f"end-to-end / original {ORIGINAL_BACKEND:,}/s", f"{vs_orig:.1f}x", f">= {TARGET_VS_ORIGINAL}x",
             vs_orig >= TARGET_VS_ORIGINAL),
@@ -651,6 +686,8 @@ def _summary(args: argparse.Namespace, w: Workload, r: dict[str, Result], rss: t
             legacy >= TARGET_LEGACY),
         row(f"p99 at a steady {args.rate:,} spans/s", f"{p99:.0f} ms", "< 100 ms", p99 < 100),
         f"  2 workers / 1 worker (protobuf): {workers:.2f}",
+        f"  end-to-end / reference (c), the receiver's own store with no HTTP, decoding or mapping: "
+        f"{proto.rate / r['store'].rate:.2f}; (c) / (b): {r['store'].rate / r['staged'].rate:.2f}",
         f"  receiver peak RSS: {rss[0]:.0f} MB under load"
         + (f", {rss[1]:.0f} MB after {len(w.max)} concurrent maximum-size requests" if w.max else ""),
         f"  CPU per 1,000 spans (protobuf run): receiver {cpu['receiver']:.0f} ms, "
