@@ -27,7 +27,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
-from xray_otel.receiver.codec import JsonCodec, ProtobufCodec
+from xray_otel.mapping import map_request
+from xray_otel.receiver.codec import JsonCodec, ProtobufCodec, decode_json_messages
 from xray_otel.receiver.errors import BadRequest
 from xray_otel.receiver.otlp_json import MAX_DEPTH, decode_request
 
@@ -89,7 +90,12 @@ def hex_ids(document: Any) -> Any:
 
 
 def round_trip(document: Any) -> ExportTraceServiceRequest:
-    return json_codec.decode(json.dumps(document).encode())
+    """otlp_json's message for ``document``; the codec's result (otlp_json_typed's structs when it takes the
+    body) must map to the same rows."""
+    body = json.dumps(document).encode()
+    request = decode_json_messages(body)
+    assert map_request(json_codec.decode(body)) == map_request(request)
+    return request
 
 
 # --- parity with the SDK's protobuf ---------------------------------------------------

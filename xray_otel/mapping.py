@@ -151,7 +151,8 @@ class SpanError(ValueError):
 
 
 def map_request(request: Any, max_value_chars: int = MAX_VALUE_CHARS, project: str | None = None) -> Batch:
-    """Map an ExportTraceServiceRequest (protobuf message) to a Batch.
+    """Map an ExportTraceServiceRequest (the protobuf message, or receiver/otlp_json_typed's structs of the
+    same shape) to a Batch.
 
     String attribute values longer than ``max_value_chars`` are cut (with the truncation
     marker) and counted in ``Batch.truncated`` rather than failing the span. With a

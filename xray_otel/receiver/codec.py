@@ -2,10 +2,11 @@
 
 Protobuf uses the generated messages (C/upb backend). OTLP JSON differs from
 protobuf's canonical JSON mapping in one way that matters: trace and span ids are
-hex strings, not base64. The JSON codec parses the body (msgspec, falling back to
-the json module) and hands the document to otlp_json, which sets the message fields
-itself: on the bench workload the whole decode takes 12.5 us/span, against 121 with
-json_format.ParseDict, and an error names the field.
+hex strings, not base64. The JSON codec first tries otlp_json_typed, which decodes the
+form exporters send straight into structs the mapping reads like the messages (~8 µs a
+span on the bench workload); anything else goes to otlp_json, which parses the body
+(msgspec, falling back to the json module) and sets the message fields itself (~13 µs a
+span, against 121 with json_format.ParseDict), and whose errors name the field.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from .errors import BadRequest
+from . import otlp_json_typed
 from .otlp_json import decode_request
 
 PROTOBUF = "application/x-protobuf"
@@ -50,12 +52,9 @@ class ProtobufCodec:
 class JsonCodec:
     content_type = JSON
 
-    def decode(self, body: bytes) -> ExportTraceServiceRequest:
-        try:
-            document = parse_json(body) if body.strip() else {}
-        except (ValueError, RecursionError) as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}") from None
-        return decode_request(document)
+    def decode(self, body: bytes) -> ExportTraceServiceRequest | otlp_json_typed.ExportTraceServiceRequest:
+        typed = otlp_json_typed.decode(body)
+        return typed if typed is not None else decode_json_messages(body)
 
     def encode_response(self, rejected: int, message: str) -> bytes:
         return json_format.MessageToJson(export_response(rejected, message), indent=None).encode()
@@ -74,6 +73,15 @@ CODECS: dict[str, ProtobufCodec | JsonCodec] = {
 def codec_for(content_type: str) -> ProtobufCodec | JsonCodec | None:
     """The codec for a MIME type (parameters such as charset already stripped), or None."""
     return CODECS.get(content_type.lower())
+
+
+def decode_json_messages(body: bytes) -> ExportTraceServiceRequest:
+    """An OTLP/JSON body in any form the spec allows, as protobuf messages (otlp_json); BadRequest if it is not."""
+    try:
+        document = parse_json(body) if body.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    return decode_request(document)
 
 
 _parse_fast = msgspec.json.Decoder().decode
