@@ -248,6 +248,25 @@ async def send_steady(url: str, bodies: list[bytes], interval: float, connection
         return time.perf_counter() - started, latencies
 
 
+async def probing(url: str, load: Any, latencies: list[float]) -> Any:
+    """Await ``load`` while GETting ``url`` every 50 ms, each latency into ``latencies``: how long
+    other clients wait on a receiver busy with it."""
+    async def probe(session: aiohttp.ClientSession) -> None:
+        while True:
+            sent = time.perf_counter()
+            async with session.get(url) as resp:
+                await resp.read()
+            latencies.append(time.perf_counter() - sent)
+            await asyncio.sleep(0.05)
+
+    async with aiohttp.ClientSession() as session:
+        prober = asyncio.create_task(probe(session))
+        try:
+            return await load
+        finally:
+            prober.cancel()
+
+
 async def send_grpc(target: str, bodies: list[bytes], connections: int) -> tuple[float, list[float]]:
     """Closed loop over OTLP/gRPC: one channel (own TCP connection) per connection, bytes sent as serialised."""
     latencies: list[float] = []
@@ -631,9 +650,11 @@ async def _one_worker(args: argparse.Namespace, w: Workload, dsn: str, admin: as
                     send_steady(url, w.steady, args.batch / args.rate, k),
                     extra=lambda result: f"  max {max(result.latencies) * 1000:.0f} ms")
         if w.max:
+            health: list[float] = []
             await phase("max", "maximum-size requests", w.max_traces * SPANS_PER_TRACE, w.max_traces,
-                        send_all(url, w.max, PROTOBUF, k), extra=lambda _: f"  ({len(w.max)} x "
-                        f"{len(w.max[0]) / 2**20:.0f} MiB)")
+                        probing(receiver.url + "/health", send_all(url, w.max, PROTOBUF, k), health),
+                        extra=lambda _: f"  ({len(w.max)} x {len(w.max[0]) / 2**20:.0f} MiB; "
+                        f"GET /health meanwhile: max {max(health) * 1000:.0f} ms of {len(health)})")
         return r, (rss_load, receiver.peak_rss_mb())
     except BaseException:
         print(f"--- receiver log (last lines) ---\n{receiver.log_tail()}", file=sys.stderr)

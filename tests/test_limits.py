@@ -3,6 +3,7 @@ and a body that arrives too slowly."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -12,6 +13,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from conftest import serve
 from helpers import export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.conventions import TRUNCATION_MARKER
+from xray_otel.mapping import PART_SPANS, Batch
+from xray_otel.metrics import Metrics
+from xray_otel.receiver.ingest import Ingester
+from xray_otel.store.store import Store
 
 
 def test_too_many_spans_in_one_request_is_413(pg_dsn: str) -> None:
@@ -48,3 +53,40 @@ def test_a_body_that_never_finishes_times_out(pg_dsn: str) -> None:
             answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408")
         assert time.monotonic() - started < 5
+
+
+def test_a_big_request_lets_other_work_run_while_it_maps(pg_dsn: str) -> None:
+    """Mapping pauses every PART_SPANS spans (a 100,000-span request maps for over a second): a task
+    counting event-loop turns must run between the parts, before the batch reaches the store."""
+    trace_id, base = new_ids()
+    request = export_request([make_span(trace_id, base + i, f"s{i}", parent=base) for i in range(10 * PART_SPANS)])
+
+    async def turns_while_mapping() -> tuple[int, int]:
+        store = await Store.open(pg_dsn, pool_size=1)
+        ingester, turns, at_store = Ingester(store, Metrics()), 0, []
+        store_batch = ingester._store
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        async def note_turns_then_store(batch: Batch) -> tuple[int, str]:
+            at_store.append(turns)
+            return await store_batch(batch)
+
+        ingester._store = note_turns_then_store  # type: ignore[method-assign]
+        counter = asyncio.create_task(count_turns())
+        try:
+            await asyncio.sleep(0)
+            before = turns
+            rejected, _ = await ingester.export(request)
+            return at_store[0] - before, rejected
+        finally:
+            counter.cancel()
+            await store.close()
+
+    turns, rejected = asyncio.run(turns_while_mapping())
+    assert rejected == 0
+    assert turns >= 9  # one turn after each full part but the last

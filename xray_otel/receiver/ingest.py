@@ -12,7 +12,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from ..mapping import MAX_VALUE_CHARS, Batch, map_request
+from ..mapping import MAX_VALUE_CHARS, Batch, map_in_parts
 from ..metrics import Metrics
 from ..store.store import Store, StoreUnavailable
 from .errors import PayloadTooLarge, Unavailable
@@ -39,7 +39,10 @@ class Ingester:
         if spans > self._max_spans:
             raise PayloadTooLarge(f"{spans} spans in one request exceed the limit of {self._max_spans}; "
                                   "send smaller batches")
-        return await self._store(map_request(request, self._max_value_chars, project))
+        batch = Batch()
+        for _ in map_in_parts(request, batch, self._max_value_chars, project):
+            await asyncio.sleep(0)  # other requests' reads and writes go on while a big one maps
+        return await self._store(batch)
 
     async def write(self, batch: Batch) -> tuple[int, str]:
         """Store an already mapped batch (legacy /ingest), holding a ``slot()``; returns once committed."""
