@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import uuid
 
+import pytest
 from google.rpc import status_pb2
 
 from conftest import serve
@@ -31,6 +32,17 @@ def test_malformed_json_is_400_with_json_status(receiver_url: str) -> None:
         reply = call("POST", receiver_url + "/v1/traces", body, JSON)
         assert reply.status == 400, body
         assert reply.json()["code"] == 3 and reply.json()["message"]
+
+
+@pytest.mark.parametrize("field", ['"startTimeUnixNano": "1e99999999999999999999"',
+                                   '"attributes": [{"key": "n", "value": {"intValue": "0e99999999999999999999"}}]'])
+def test_an_integer_with_an_exponent_past_decimals_range_is_400(receiver_url: str, field: str) -> None:
+    """decimal cannot hold the exponent: a 400 that says where, not a 500."""
+    body = ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c", '
+            f'"spanId": "b7ad6b7169203331", {field}}}]}}]}}]}}').encode()
+    reply = call("POST", receiver_url + "/v1/traces", body, JSON)
+    assert reply.status == 400, reply.body[:300]
+    assert "spans[0]" in reply.json()["message"]
 
 
 def test_unsupported_content_type_is_415(receiver_url: str) -> None:

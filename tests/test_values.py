@@ -286,7 +286,8 @@ def test_json_column_valid_json_is_kept_as_is(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["not json", "", "   ", "{", "{'single': 'quotes'}", "[1, 2,]", "NaN", "Infinity", "-Infinity", "[1, NaN]",
-     '{"a": Infinity}', "True", "None", "undefined", '{"a": 1} trailing', '"unterminated'],
+     '{"a": Infinity}', "True", "None", "undefined", '{"a": 1} trailing', '"unterminated', "1e99999999999999999999",
+     '{"a": [0e99999999999999999999]}'],
 )
 def test_json_column_invalid_json_is_stored_as_a_json_string(text: str) -> None:
     stored = json_column(text)
@@ -299,7 +300,7 @@ def test_json_column_invalid_json_is_stored_as_a_json_string(text: str) -> None:
     ['{"a":1,"a":2}', "-0", "-0.0", "1e5", "5e-324", "1e-400", "1e-20000", "1e400", "0.30000000000000004",
      "18446744073709551616", "-9223372036854775809", "1" + "0" * 400, "9" * 4300, "9" * 4301, "NaN", "[1, -Infinity]",
      '"\\ud800"', '"\\ud83d\\ude00"', '"\ud800"', '"\x01"', '"\\u0000"', '{"k": "a\\u0000b"}', "\ufeff{}",
-     "[1,]", "01", " \t[1]\n ", "[" * 990 + "]" * 990, "[" * 996 + "]" * 996, "[" * 5000 + "]" * 5000,
+     "1e99999999999999999999", "[1,]", "01", " \t[1]\n ", "[" * 990 + "]" * 990, "[" * 996 + "]" * 996, "[" * 5000 + "]" * 5000,
      "[" * 400 + '"' + "x" * 2000 + '"' + "]" * 400, '{"\u00e9": "\u2028"}', "true false", "", " "],
 )
 def test_json_column_fast_path_gives_what_the_scanner_gives(text: str, monkeypatch: pytest.MonkeyPatch) -> None:

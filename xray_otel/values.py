@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from json.encoder import c_make_encoder, encode_basestring
 from json.scanner import c_make_scanner
 from typing import Any
@@ -35,7 +35,10 @@ def _reject_constant(name: str) -> Any:
 
 def _jsonb_number(text: str) -> float:
     """A JSON number jsonb (numeric) can hold: under 131072 digits before the point, 16383 after."""
-    number = Decimal(text)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # an exponent past even decimal's range
+        raise ValueError(f"number {text[:40]} overflows PostgreSQL numeric") from None
     if number.as_tuple().exponent < -16383 or (number and number.adjusted() >= 131072):
         raise ValueError(f"number {text[:40]} overflows PostgreSQL numeric")
     return float(text)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -315,7 +315,10 @@ def _int(value: Any, segment: str, low: int, high: int) -> int:
     elif type(value) is str and _INTEGER.match(value):
         number = int(value)
     elif type(value) is str and _NUMBER.match(value):
-        exact = Decimal(value)
+        try:
+            exact = Decimal(value)
+        except InvalidOperation:  # an exponent past what decimal holds, either way
+            raise _Invalid(segment, f"{value!r:.40}: the exponent is out of range") from None
         if exact.adjusted() > 40:  # far out of range: do not build the int
             raise _Invalid(segment, f"{value!r:.40} is out of range [{low}, {high}]")
         if exact != exact.to_integral_value():
