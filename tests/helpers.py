@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
@@ -92,6 +94,19 @@ def make_span(trace_id: bytes, sid: int, name: str, *, parent: int | None = None
     if error is not None:
         span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=error))
     return span
+
+
+def otlp_json_body(request: ExportTraceServiceRequest, **options: bool) -> bytes:
+    """``request`` as an OTLP/JSON exporter sends it: hex ids, 64-bit integers as strings, enums as numbers
+    (``options`` go to json_format.MessageToDict, e.g. preserving_proto_field_name=True for snake_case)."""
+    document = json_format.MessageToDict(request, use_integers_for_enums=True, **options)
+    for resource_spans in document.get("resourceSpans", document.get("resource_spans", [])):
+        for scope_spans in resource_spans.get("scopeSpans", resource_spans.get("scope_spans", [])):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(document).encode()
 
 
 def export_request(spans: list[Span], service: str = "test-service") -> ExportTraceServiceRequest:

@@ -8,18 +8,16 @@ never another exception, a 500, a crash or a hang. Case counts are fixed per tes
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 
-from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from helpers import call, export_request
+from helpers import call, export_request, otlp_json_body
 from xray_otel import conventions as c
 from xray_otel.mapping import map_request
 from xray_otel.receiver import otlp_json_typed
@@ -133,7 +131,7 @@ def test_json_decoder_on_arbitrary_json(document) -> None:
 def test_exporter_form_json_takes_the_typed_path_and_maps_as_protobuf(request) -> None:
     """OTLP/JSON as exporters write it (hex ids, 64-bit integers as strings, enums as numbers) is decoded
     by otlp_json_typed, never left to the slower otlp_json, and maps to exactly the protobuf's rows."""
-    typed = otlp_json_typed.decode(json.dumps(exporter_json(request)).encode())
+    typed = otlp_json_typed.decode(otlp_json_body(request))
     assert typed is not None
     assert map_request(typed) == map_request(request)
 
@@ -144,17 +142,6 @@ def test_typed_json_path_never_changes_a_verdict(document) -> None:
     """Whatever otlp_json_typed takes maps as otlp_json's message does; what it leaves, otlp_json judges."""
     body = json.dumps(document).encode()
     assert _outcome(JsonCodec().decode, body) == _outcome(decode_json_messages, body)
-
-
-def exporter_json(request) -> dict:
-    document = json_format.MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in document.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
-    return document
 
 
 def _outcome(decode, body: bytes) -> object:

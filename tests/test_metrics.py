@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import serve
-from helpers import call, export_request, new_ids, pipeline_spans, post_otlp
+from helpers import call, export_request, new_ids, otlp_json_body, pipeline_spans, post_otlp
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
@@ -34,6 +34,21 @@ def test_metrics_count_spans_and_requests(pg_dsn: str) -> None:
     assert m[("xray_export_request_seconds_count", (("transport", "http"),))] == 3
     assert m[("xray_export_batch_spans_count", ())] == 3  # two OTLP requests and the (empty) legacy one
     assert m[("xray_db_pool_connections", ())] >= 1
+
+
+def test_metrics_count_json_bodies_by_decoder(pg_dsn: str) -> None:
+    """A JSON body in another form than exporters write goes to the slower decoder: that must show."""
+    json_type = {"Content-Type": "application/json"}
+    with serve(pg_dsn) as server:
+        exporter_form = otlp_json_body(export_request(pipeline_spans(*new_ids())))
+        snake_case = otlp_json_body(export_request(pipeline_spans(*new_ids())), preserving_proto_field_name=True)
+        assert call("POST", server.url + "/v1/traces", exporter_form, json_type).status == 200
+        assert call("POST", server.url + "/v1/traces", snake_case, json_type).status == 200
+        assert call("POST", server.url + "/v1/traces", snake_case.replace(b"}", b"", 1), json_type).status == 400
+        m = scrape(server.url)
+    assert m[("xray_otlp_json_bodies_total", (("decoder", "typed"),))] == 1
+    assert m[("xray_otlp_json_bodies_total", (("decoder", "messages"),))] == 1
+    assert m[("xray_spans_total", (("outcome", "accepted"),))] == 10
 
 
 def test_refused_spans_are_counted_when_the_database_is_down(tmp_path) -> None:

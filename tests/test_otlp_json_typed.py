@@ -8,15 +8,13 @@ requests and documents; these cases name the edges one by one.
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 
-from helpers import call, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
+from helpers import call, export_request, get_json, make_span, new_ids, otlp_json_body, pipeline_spans, post_otlp
 from test_codec import LINK_SPAN_HEX, LINK_TRACE_HEX, PARENT_HEX, SPAN_HEX, TRACE_HEX, request_json, span_json
 from xray_otel.mapping import map_request
 from xray_otel.receiver import otlp_json_typed
@@ -175,16 +173,6 @@ def test_duplicate_keys_keep_the_last_as_json_does() -> None:
     assert map_request(typed) == map_request(full(body))
 
 
-def _exporter_json(spans: list[Any]) -> bytes:
-    """What an OTLP/JSON exporter sends: hex ids, 64-bit integers as strings, enums as numbers."""
-    document = json_format.MessageToDict(export_request(spans), use_integers_for_enums=True)
-    for span in document["resourceSpans"][0]["scopeSpans"][0]["spans"]:
-        for key in ("traceId", "spanId", "parentSpanId"):
-            if key in span:
-                span[key] = base64.b64decode(span[key]).hex()
-    return json.dumps(document).encode()
-
-
 def test_over_http_json_and_protobuf_store_the_same_steps(receiver_url: str) -> None:
     """The same pipeline, once as protobuf and once as exporter-form JSON (another trace id): equal steps."""
     (trace_a, base), (trace_b, _) = new_ids(), new_ids()
@@ -193,7 +181,7 @@ def test_over_http_json_and_protobuf_store_the_same_steps(receiver_url: str) -> 
     for span in spans_b:
         span.trace_id = trace_b
     assert post_otlp(receiver_url, export_request(spans_a)).status == 200
-    body = _exporter_json(spans_b)
+    body = otlp_json_body(export_request(spans_b))
     assert otlp_json_typed.decode(body) is not None  # the fast path is what this test exercises
     assert call("POST", receiver_url + "/v1/traces", body, {"Content-Type": "application/json"}).status == 200
 

@@ -30,6 +30,9 @@ class Metrics:
                              "refused (request failed, the exporter retries)", ["outcome"], registry=self.registry)
         self.latency = Histogram("xray_export_request_seconds", "Export request latency, received to answered",
                                  ["transport"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.json_bodies = Counter("xray_otlp_json_bodies", "OTLP/JSON bodies decoded, by decoder: typed (the form "
+                                   "exporters write, the fast path) or messages (any other form; slower)",
+                                   ["decoder"], registry=self.registry)
         self.batch = Histogram("xray_export_batch_spans", "Spans per export request",
                                buckets=_BATCH_BUCKETS, registry=self.registry)
 

@@ -75,6 +75,11 @@ def codec_for(content_type: str) -> ProtobufCodec | JsonCodec | None:
     return CODECS.get(content_type.lower())
 
 
+def json_decoder(request: Any) -> str:
+    """Which decoder gave a decoded JSON request: "typed" (the fast path) or "messages" (otlp_json)."""
+    return "typed" if isinstance(request, otlp_json_typed.ExportTraceServiceRequest) else "messages"
+
+
 def decode_json_messages(body: bytes) -> ExportTraceServiceRequest:
     """An OTLP/JSON body in any form the spec allows, as protobuf messages (otlp_json); BadRequest if it is not."""
     try:

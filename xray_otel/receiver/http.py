@@ -13,7 +13,7 @@ import zlib
 from aiohttp import web
 
 from ..metrics import outcome_of
-from .codec import PROTOBUF, codec_for
+from .codec import JSON, PROTOBUF, codec_for, json_decoder
 from .errors import (
     BadRequest,
     MethodNotAllowed,
@@ -45,7 +45,10 @@ async def handle_traces(request: web.Request) -> web.Response:
                 )
             async with ingester.slot():
                 body = await read_body(request)
-                rejected, message = await ingester.export(codec.decode(body), request.get(PROJECT))
+                decoded = codec.decode(body)
+                if codec.content_type == JSON:
+                    ingester.metrics.json_bodies.labels(json_decoder(decoded)).inc()
+                rejected, message = await ingester.export(decoded, request.get(PROJECT))
         except ReceiverError as exc:
             set_outcome(outcome_of(exc))
             return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)

@@ -9,7 +9,10 @@ Only the form exporters send is taken: lowerCamelCase names, hex ids, enums as n
 64-bit integers as numbers or decimal strings, no field this module does not know, nesting
 at most ``MAX_NESTING`` values deep. For anything else, including every error,
 ``decode`` returns None and otlp_json decodes the body as before, so what is accepted,
-what is stored and every error message stay otlp_json's.
+what is stored and every error message stay otlp_json's; /metrics counts bodies by decoder
+(xray_otlp_json_bodies_total), so a sender that always misses this path shows. _finish
+converts fields in place (ids to bytes, decimal strings to ints): the annotations describe
+the JSON, not the result.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import msgspec
 from .otlp_json import _base64, _double, _i64, _Invalid, _u64
 
 _members = msgspec.structs.astuple
-MAX_NESTING = 16  # AnyValues inside AnyValues; deeper goes to otlp_json, which knows upb's limit
+MAX_NESTING = 16  # levels of AnyValues in arrays and kvlists; deeper goes to otlp_json, which knows upb's limit
 
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 _U64 = 2**64 - 1  # msgspec bounds stop at int64: _finish checks these
@@ -143,7 +146,7 @@ def decode(body: bytes) -> Optional[ExportTraceServiceRequest]:
     """The request, when ``body`` is OTLP/JSON in its common form; None when otlp_json must decide."""
     try:
         return _finish(_DECODE(body))
-    except (ValueError, RecursionError, _NotCommon, _Invalid):  # msgspec's errors are ValueErrors
+    except (msgspec.DecodeError, RecursionError, _NotCommon, _Invalid):  # a bug elsewhere still raises
         return None
 
 
@@ -179,7 +182,10 @@ def _uint64(value: Union[int, str]) -> int:
 
 def _hex(value: Any) -> bytes:
     """An id in hex, as OTLP/JSON writes it (otlp_json also takes base64)."""
-    raw = bytes.fromhex(value)
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise _NotCommon from None
     if len(raw) * 2 != len(value):  # fromhex skips whitespace
         raise _NotCommon
     return raw
@@ -204,13 +210,14 @@ def _value(value: AnyValue, depth: int) -> None:
         text = value.int_value
         if type(text) is str:  # otlp_json's check, but for the commonest form: a short decimal string
             value.int_value = int(text) if len(text) < 19 and text.isdigit() and text.isascii() else _i64(text, "")
-    elif depth + 1 >= MAX_NESTING:  # a container here would hold values past the limit
-        raise _NotCommon
-    elif value.array_value is not None:
-        for item in value.array_value.values:
-            _value(item, depth + 1)
-    elif value.kvlist_value is not None:
-        _values(value.kvlist_value.values, depth + 1)
+    elif value.array_value is not None or value.kvlist_value is not None:
+        if depth + 1 >= MAX_NESTING:  # its values would lie past the limit
+            raise _NotCommon
+        if value.array_value is not None:
+            for item in value.array_value.values:
+                _value(item, depth + 1)
+        else:
+            _values(value.kvlist_value.values, depth + 1)
     elif type(value.double_value) is str:
         value.double_value = _double(value.double_value, "")
     elif value.bytes_value is not None:
