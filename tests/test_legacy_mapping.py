@@ -13,7 +13,7 @@ import pytest
 
 from xray_otel import conventions as c
 from xray_otel.mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow
-from xray_otel.receiver.legacy import LegacyEventError, map_events
+from xray_otel.receiver.legacy import LegacyEventError, map_events, map_events_in_parts
 
 RUN = "0b0f3a8e-6f4e-4d1a-9c55-2a4f6f0d1e21"
 STEP = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
@@ -357,3 +357,11 @@ def test_non_string_text_fields_are_stringified() -> None:
     run = the_run(batch)
     assert (run.name, run.error) == ("42", "['x']")
     assert batch.steps[0].reasoning == "{'a': 1}"
+
+
+def test_map_events_in_parts_pauses_after_every_part_and_maps_as_map_events() -> None:
+    events = [run_event(), *(step_event(id=str(uuid.UUID(int=n))) for n in range(1, 7))]
+    batch = Batch()
+    pauses = sum(1 for _ in map_events_in_parts({"events": events}, batch, part=2))
+    assert pauses == 3  # after events 2, 4 and 6 of 7
+    assert batch == mapped(*events)[0] and len(batch.steps) == 6

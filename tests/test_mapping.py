@@ -31,6 +31,7 @@ from xray_otel.mapping import (
     Batch,
     RunRow,
     StepRow,
+    map_in_parts,
     map_request,
     nanos_to_micros,
     step_type,
@@ -841,3 +842,12 @@ def test_spans_from_the_real_sdk() -> None:
     assert steps["llm"].cost == pytest.approx(2000 * 2.50 / 1e6)
     assert json.loads(steps["handle request"].otel)["kind"] == "SERVER"
     assert json.loads(steps["llm"].otel)["scope"] == "shop.pipeline@2.0"
+
+
+def test_map_in_parts_pauses_after_every_part_and_maps_as_map_request() -> None:
+    """The receiver lets its event loop run at each pause; what it maps must not depend on them."""
+    spans = [span(n, 1 if n > 1 else None) for n in range(1, 8)]
+    batch = Batch()
+    pauses = sum(1 for _ in map_in_parts(request(*spans), batch, part=3))
+    assert pauses == 2  # after spans 3 and 6 of 7
+    assert batch == mapped(*spans) and len(batch.steps) == 7

@@ -8,11 +8,11 @@ it, and nothing of that request is applied.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from aiohttp import web
 
@@ -20,6 +20,7 @@ from .. import conventions as c
 from ..mapping import (
     COST_EXPLICIT,
     COST_NONE,
+    PART_SPANS,
     SOURCE_RUN_SPAN,
     Batch,
     RunRow,
@@ -30,6 +31,7 @@ from ..metrics import outcome_of
 from ..semconv import MAX_USD
 from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
+from .codec import parse_json
 from .errors import PermissionDenied, ReceiverError
 from .http import INGESTER, PROJECT, read_body
 
@@ -58,7 +60,10 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
                                        "cannot write them; use a key that is not bound to a project")
             async with ingester.slot():
                 body = await read_body(request)
-                batch, processed = map_events(_parse(body))
+                document, batch = _parse(body), Batch()
+                for _ in map_events_in_parts(document, batch):
+                    await asyncio.sleep(0)  # as for OTLP: other requests go on while a big one maps
+                processed = len(document["events"])
                 refused, message = await ingester.write(batch)
         except LegacyEventError as exc:
             set_outcome("client_error")
@@ -75,22 +80,31 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
 
 def _parse(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return parse_json(body)
     except (ValueError, RecursionError) as exc:
         raise LegacyEventError(f"body is not valid JSON: {exc}") from None
 
 
 def map_events(document: Any) -> tuple[Batch, int]:
     """Validate and map every event; raises LegacyEventError naming the first bad one."""
+    batch = Batch()
+    for _ in map_events_in_parts(document, batch):
+        pass
+    return batch, len(document["events"])
+
+
+def map_events_in_parts(document: Any, batch: Batch, part: int = PART_SPANS) -> Iterator[None]:
+    """map_events into ``batch``, pausing after every ``part`` events, as mapping.map_in_parts does."""
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise LegacyEventError('body must be {"events": [{"type": ..., "data": {...}}, ...]}')
-    batch, run_ids = Batch(), {}
-    for index, event in enumerate(document["events"]):
+    run_ids: dict[str, uuid.UUID] = {}
+    for index, event in enumerate(document["events"], 1):
         try:
             _map_event(batch, event, run_ids)
         except LegacyEventError as exc:
-            raise LegacyEventError(f"events[{index}]: {exc}") from None
-    return batch, len(document["events"])
+            raise LegacyEventError(f"events[{index - 1}]: {exc}") from None
+        if index % part == 0:
+            yield
 
 
 def _map_event(batch: Batch, event: Any, run_ids: dict[str, uuid.UUID]) -> None:
