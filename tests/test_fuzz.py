@@ -137,11 +137,40 @@ def test_exporter_form_json_takes_the_typed_path_and_maps_as_protobuf(request) -
 
 
 @FAST
-@given(json_values)
-def test_typed_json_path_never_changes_a_verdict(document) -> None:
-    """Whatever otlp_json_typed takes maps as otlp_json's message does; what it leaves, otlp_json judges."""
+@given(requests, st.data())
+def test_typed_json_path_never_changes_a_verdict(request, data) -> None:
+    """Exporter-form bodies, then broken in up to three places (a value replaced, a field dropped or renamed,
+    a byte overwritten): whatever otlp_json_typed takes maps as otlp_json's message does; what it leaves,
+    otlp_json judges alike."""
+    document = json.loads(otlp_json_body(request))
+    for _ in range(data.draw(st.integers(0, 3))):
+        _break_one(document, data)
     body = json.dumps(document).encode()
+    if data.draw(st.booleans()):
+        at = data.draw(st.integers(0, len(body) - 1))
+        body = body[:at] + data.draw(st.sampled_from([b"\xff", b"\xe9", b"\x00", b"}", b"0", b"\\"])) + body[at + 1:]
     assert _outcome(JsonCodec().decode, body) == _outcome(decode_json_messages, body)
+
+
+def _break_one(document, data) -> None:
+    """Replace, drop or rename one member of a random object, or one item of a random array."""
+    places = []
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        children = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        places.extend((node, key) for key, _ in children)
+        stack.extend(child for _, child in children if isinstance(child, (dict, list)))
+    if not places:
+        return
+    node, key = data.draw(st.sampled_from(places))
+    action = data.draw(st.sampled_from(["replace", "drop", "rename"]))
+    if action == "replace" or isinstance(node, list):
+        node[key] = data.draw(json_values)
+    elif action == "drop":
+        del node[key]
+    else:
+        node[data.draw(st.sampled_from(["trace_id", "spanId", "intValue", "unknown", key.upper()]))] = node.pop(key)
 
 
 def _outcome(decode, body: bytes) -> object:

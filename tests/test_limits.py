@@ -8,14 +8,16 @@ import socket
 import time
 import uuid
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from conftest import serve
 from helpers import export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.conventions import TRUNCATION_MARKER
-from xray_otel.mapping import PART_SPANS, Batch
+from xray_otel.mapping import PART_SPANS, Batch, map_in_parts
 from xray_otel.metrics import Metrics
 from xray_otel.receiver.ingest import Ingester
+from xray_otel.receiver.legacy import map_events_in_parts
 from xray_otel.store.store import Store
 
 
@@ -55,38 +57,36 @@ def test_a_body_that_never_finishes_times_out(pg_dsn: str) -> None:
         assert time.monotonic() - started < 5
 
 
-def test_a_big_request_lets_other_work_run_while_it_maps(pg_dsn: str) -> None:
-    """Mapping pauses every PART_SPANS spans (a 100,000-span request maps for over a second): a task
-    counting event-loop turns must run between the parts, before the batch reaches the store."""
+@pytest.mark.parametrize("source", ["otlp", "legacy"])
+def test_a_big_request_lets_other_work_run_while_it_maps(pg_dsn: str, source: str) -> None:
+    """Mapping pauses every PART_SPANS spans or events (a 100,000-span request maps for over a second): a
+    task watching the batch must see it part-filled, at the pauses, before the request is stored."""
+    total = 10 * PART_SPANS
     trace_id, base = new_ids()
-    request = export_request([make_span(trace_id, base + i, f"s{i}", parent=base) for i in range(10 * PART_SPANS)])
+    spans = [make_span(trace_id, base + i, f"s{i}", parent=base) for i in range(total)]
+    events = [{"type": "step_complete", "data": {"id": str(uuid.uuid4()), "run_id": str(uuid.UUID(bytes=trace_id)),
+                                                  "name": f"s{i}", "started_at": "2024-05-01T12:00:00Z"}}
+              for i in range(total)]
 
-    async def turns_while_mapping() -> tuple[int, int]:
-        store = await Store.open(pg_dsn, pool_size=1)
-        ingester, turns, at_store = Ingester(store, Metrics()), 0, []
-        store_batch = ingester._store
+    async def sizes_seen() -> tuple[set[int], int]:
+        store, batch, seen = await Store.open(pg_dsn, pool_size=1), Batch(), set()
+        parts = (map_in_parts(export_request(spans), batch) if source == "otlp"
+                 else map_events_in_parts({"events": events}, batch))
 
-        async def count_turns() -> None:
-            nonlocal turns
+        async def watch() -> None:
             while True:
-                turns += 1
+                seen.add(len(batch.steps))
                 await asyncio.sleep(0)
 
-        async def note_turns_then_store(batch: Batch) -> tuple[int, str]:
-            at_store.append(turns)
-            return await store_batch(batch)
-
-        ingester._store = note_turns_then_store  # type: ignore[method-assign]
-        counter = asyncio.create_task(count_turns())
+        watcher = asyncio.create_task(watch())
         try:
             await asyncio.sleep(0)
-            before = turns
-            rejected, _ = await ingester.export(request)
-            return at_store[0] - before, rejected
+            rejected, _ = await Ingester(store, Metrics()).store_mapped(batch, parts)
+            return seen, rejected
         finally:
-            counter.cancel()
+            watcher.cancel()
             await store.close()
 
-    turns, rejected = asyncio.run(turns_while_mapping())
+    seen, rejected = asyncio.run(sizes_seen())
     assert rejected == 0
-    assert turns >= 9  # one turn after each full part but the last
+    assert {n for n in seen if 0 < n < total} >= {k * PART_SPANS for k in range(1, 10)}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import serve
 from helpers import call, export_request, new_ids, otlp_json_body, pipeline_spans, post_otlp
+from xray_otel.metrics import Metrics
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
@@ -49,6 +53,17 @@ def test_metrics_count_json_bodies_by_decoder(pg_dsn: str) -> None:
     assert m[("xray_otlp_json_bodies_total", (("decoder", "typed"),))] == 1
     assert m[("xray_otlp_json_bodies_total", (("decoder", "messages"),))] == 1
     assert m[("xray_spans_total", (("outcome", "accepted"),))] == 10
+
+
+@pytest.mark.parametrize("exc, outcome", [(RuntimeError("a bug"), "error"), (asyncio.CancelledError(), "cancelled")])
+def test_a_request_that_ends_in_an_exception_is_not_counted_ok(exc: BaseException, outcome: str) -> None:
+    """A handler that raises (a 500) or is cancelled (a gRPC deadline passing while a request maps)."""
+    metrics = Metrics()
+    with pytest.raises(type(exc)):
+        with metrics.request("grpc"):
+            raise exc
+    counted = {s.labels["outcome"]: s.value for s in metrics.requests.collect()[0].samples if s.name.endswith("_total")}
+    assert counted == {outcome: 1.0}
 
 
 def test_refused_spans_are_counted_when_the_database_is_down(tmp_path) -> None:

@@ -28,7 +28,8 @@ def test_malformed_protobuf_is_400(receiver_url: str) -> None:
 
 
 def test_malformed_json_is_400_with_json_status(receiver_url: str) -> None:
-    for body in (b"{not json", b"[1, 2]", b'{"resourceSpans": 7}', b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz!"}]}]}]}'):
+    for body in (b"{not json", b"[1, 2]", b'{"resourceSpans": 7}', b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz!"}]}]}]}',
+                 b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "caf\xe9"}]}]}]}'):  # not UTF-8
         reply = call("POST", receiver_url + "/v1/traces", body, JSON)
         assert reply.status == 400, body
         assert reply.json()["code"] == 3 and reply.json()["message"]

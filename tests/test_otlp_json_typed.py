@@ -137,6 +137,7 @@ LEFT_TO_OTLP_JSON = [
     pytest.param(_with(unknownField=1), id="unknown-field"),
     pytest.param(request_json(span_json(), resource={"entityRefs": [{"type": "host"}]}), id="entity-refs"),
     pytest.param(_with(name="\ud800"), id="lone-surrogate"),
+    pytest.param(request_json(span_json(name="caf")).replace(b'"caf"', b'"caf\xe9"'), id="not-utf-8"),
     pytest.param(b"[]", id="not-an-object"),
     pytest.param(b"", id="empty-body"),
     pytest.param(b'{"resourceSpans": [', id="not-json"),

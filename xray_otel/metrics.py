@@ -6,6 +6,7 @@ the shared port reaches one of them (scrape each worker's process, or sum over t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -24,7 +25,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("xray_export_requests", "Export requests by transport and outcome "
-                                "(ok, partial, client_error, unavailable)", ["transport", "outcome"],
+                                "(ok, partial, client_error, unavailable; error: a bug, answered 500; cancelled)", ["transport", "outcome"],
                                 registry=self.registry)
         self.spans = Counter("xray_spans", "Spans by outcome: accepted (stored), rejected (partial_success), "
                              "refused (request failed, the exporter retries)", ["outcome"], registry=self.registry)
@@ -55,6 +56,9 @@ class Metrics:
         started = time.perf_counter()
         try:
             yield lambda value: outcome.__setitem__(0, value)
+        except BaseException as exc:  # not answered by the handler: a bug (500), or the request cancelled
+            outcome[0] = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            raise
         finally:
             self.latency.labels(transport).observe(time.perf_counter() - started)
             self.requests.labels(transport, outcome[0]).inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 from ..mapping import MAX_VALUE_CHARS, Batch, map_in_parts
 from ..metrics import Metrics
@@ -40,12 +40,14 @@ class Ingester:
             raise PayloadTooLarge(f"{spans} spans in one request exceed the limit of {self._max_spans}; "
                                   "send smaller batches")
         batch = Batch()
-        for _ in map_in_parts(request, batch, self._max_value_chars, project):
-            await asyncio.sleep(0)  # other requests' reads and writes go on while a big one maps
-        return await self._store(batch)
+        return await self.store_mapped(batch, map_in_parts(request, batch, self._max_value_chars, project))
 
-    async def write(self, batch: Batch) -> tuple[int, str]:
-        """Store an already mapped batch (legacy /ingest), holding a ``slot()``; returns once committed."""
+    async def store_mapped(self, batch: Batch, parts: Iterator[None]) -> tuple[int, str]:
+        """Run ``parts``, a generator that maps into ``batch`` and pauses now and then (map_in_parts,
+        legacy.map_events_in_parts), letting other requests' reads and writes go on at each pause; then
+        store the batch, holding a ``slot()``; returns once committed."""
+        for _ in parts:
+            await asyncio.sleep(0)
         return await self._store(batch)
 
     @asynccontextmanager

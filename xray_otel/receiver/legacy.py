@@ -8,7 +8,6 @@ it, and nothing of that request is applied.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -61,10 +60,8 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
             async with ingester.slot():
                 body = await read_body(request)
                 document, batch = _parse(body), Batch()
-                for _ in map_events_in_parts(document, batch):
-                    await asyncio.sleep(0)  # as for OTLP: other requests go on while a big one maps
+                refused, message = await ingester.store_mapped(batch, map_events_in_parts(document, batch))
                 processed = len(document["events"])
-                refused, message = await ingester.write(batch)
         except LegacyEventError as exc:
             set_outcome("client_error")
             return json_error(400, str(exc))

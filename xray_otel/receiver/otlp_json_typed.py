@@ -23,7 +23,6 @@ import msgspec
 
 from .otlp_json import _base64, _double, _i64, _Invalid, _u64
 
-_members = msgspec.structs.astuple
 MAX_NESTING = 16  # levels of AnyValues in arrays and kvlists; deeper goes to otlp_json, which knows upb's limit
 
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
@@ -146,7 +145,7 @@ def decode(body: bytes) -> Optional[ExportTraceServiceRequest]:
     """The request, when ``body`` is OTLP/JSON in its common form; None when otlp_json must decide."""
     try:
         return _finish(_DECODE(body))
-    except (msgspec.DecodeError, RecursionError, _NotCommon, _Invalid):  # a bug elsewhere still raises
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, _NotCommon, _Invalid):  # a bug still raises
         return None
 
 
@@ -199,9 +198,9 @@ def _values(key_values: list[KeyValue], depth: int) -> None:
 def _value(value: AnyValue, depth: int) -> None:
     """One AnyValue: at most one member (otlp_json says what is wrong with more), converted as otlp_json
     converts it. Strings, most values, need nothing."""
-    unset = _members(value).count(None)
-    if unset != 6:
-        if unset == 7:
+    unset = msgspec.structs.astuple(value).count(None)
+    if unset != len(_ONEOF) - 1:
+        if unset == len(_ONEOF):
             return
         raise _NotCommon
     if value.string_value is not None or value.bool_value is not None:
