@@ -251,12 +251,14 @@ async def send_steady(url: str, bodies: list[bytes], interval: float, connection
 async def probing(url: str, load: Any, latencies: list[float]) -> Any:
     """Await ``load`` while GETting ``url`` every 50 ms, each latency into ``latencies``: how long
     other clients wait on a receiver busy with it."""
+    waiting: list[float] = []  # when the probe in flight was sent
+
     async def probe(session: aiohttp.ClientSession) -> None:
         while True:
-            sent = time.perf_counter()
+            waiting[:] = [time.perf_counter()]
             async with session.get(url) as resp:
                 await resp.read()
-            latencies.append(time.perf_counter() - sent)
+            latencies.append(time.perf_counter() - waiting.pop())
             await asyncio.sleep(0.05)
 
     async with aiohttp.ClientSession() as session:
@@ -265,6 +267,8 @@ async def probing(url: str, load: Any, latencies: list[float]) -> Any:
             return await load
         finally:
             prober.cancel()
+            await asyncio.gather(prober, return_exceptions=True)
+            latencies.extend(time.perf_counter() - sent for sent in waiting)  # unanswered so far: counts too
 
 
 async def send_grpc(target: str, bodies: list[bytes], connections: int) -> tuple[float, list[float]]:

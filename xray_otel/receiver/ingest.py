@@ -30,7 +30,8 @@ class Ingester:
         self._queue_timeout = queue_timeout
 
     async def export(self, request: Any, project: str | None = None) -> tuple[int, str]:
-        """Store an ExportTraceServiceRequest; returns (rejected spans, message) once committed.
+        """Store an ExportTraceServiceRequest (or otlp_json_typed's structs); returns (rejected spans, message)
+        once committed.
 
         Call it holding a ``slot()``. A non-empty message with nothing rejected is a warning (OTLP
         partial_success allows that).
