@@ -21,7 +21,7 @@ from typing import Annotated, Any, Optional, Union
 
 import msgspec
 
-from .otlp_json import _base64, _double, _i64, _Invalid, _u64
+from .otlp_json import _base64, _double, _i64, _Invalid, _u64  # its converters: one definition of each rule
 
 MAX_NESTING = 16  # levels of AnyValues in arrays and kvlists; deeper goes to otlp_json, which knows upb's limit
 
