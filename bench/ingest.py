@@ -444,10 +444,8 @@ async def verify(conn: asyncpg.Connection, url: str, run_name: str, traces: int,
 
 # --- reference: the same step rows loaded by asyncpg directly --------------------------------
 REF_PLAIN, REF_PK, REF_STAGING = "xray_bench_plain", "xray_bench_pk", "xray_bench_in"
-_MICROS_COLUMNS = ", ".join(f"ALTER {name} TYPE bigint USING NULL" for name in sql.TIME_COLUMNS)
 _STEP_COLUMNS = ", ".join(StepRow._fields)
-_STAGED = ", ".join(sql.from_micros(f"i.{name}") if name in sql.TIME_COLUMNS else f"i.{name}"
-                    for name in StepRow._fields)
+_STAGED = ", ".join(sql.staged(name) for name in StepRow._fields)  # as the receiver's INSERT_STEPS
 
 
 async def reference(dsn: str, batches: list[list[StepRow]], connections: int, meter: CpuMeter,
@@ -457,14 +455,14 @@ async def reference(dsn: str, batches: list[list[StepRow]], connections: int, me
     microseconds, as the receiver stages them: (a) keeps them so, (b) converts them as the receiver does."""
     await admin.execute(f"DROP TABLE IF EXISTS {REF_PLAIN}, {REF_PK}")
     await admin.execute(f"CREATE TABLE {REF_PLAIN} (LIKE steps INCLUDING DEFAULTS)")
-    await admin.execute(f"ALTER TABLE {REF_PLAIN} {_MICROS_COLUMNS}")
+    await admin.execute(f"ALTER TABLE {REF_PLAIN} {sql.MICROS_COLUMNS}")
     await admin.execute(f"CREATE TABLE {REF_PK} (LIKE steps INCLUDING DEFAULTS, PRIMARY KEY (run_id, span_id))")
     conns = [await asyncpg.connect(dsn) for _ in range(connections)]
     rows = sum(len(b) for b in batches)
     try:
         for conn in conns:
             await conn.execute(f"CREATE TEMP TABLE {REF_STAGING} (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            await conn.execute(f"ALTER TABLE {REF_STAGING} {_MICROS_COLUMNS}")
+            await conn.execute(f"ALTER TABLE {REF_STAGING} {sql.MICROS_COLUMNS}")
 
         async def run(load: Any) -> tuple[float, list[float]]:
             pending = iter(batches)

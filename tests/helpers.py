@@ -96,17 +96,25 @@ def make_span(trace_id: bytes, sid: int, name: str, *, parent: int | None = None
     return span
 
 
-def otlp_json_body(request: ExportTraceServiceRequest, **options: bool) -> bytes:
-    """``request`` as an OTLP/JSON exporter sends it: hex ids, 64-bit integers as strings, enums as numbers
-    (``options`` go to json_format.MessageToDict, e.g. preserving_proto_field_name=True for snake_case)."""
-    document = json_format.MessageToDict(request, use_integers_for_enums=True, **options)
+_ID_NAMES = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+
+
+def otlp_json_document(request: ExportTraceServiceRequest, **options: bool) -> dict[str, Any]:
+    """``request`` in protobuf's JSON mapping (``options`` go to json_format.MessageToDict, e.g.
+    preserving_proto_field_name=True for snake_case), with span and link ids in hex as OTLP/JSON has them."""
+    document = json_format.MessageToDict(request, **options)
     for resource_spans in document.get("resourceSpans", document.get("resource_spans", [])):
         for scope_spans in resource_spans.get("scopeSpans", resource_spans.get("scope_spans", [])):
             for span in scope_spans.get("spans", []):
-                for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
-    return json.dumps(document).encode()
+                for obj in [span, *span.get("links", [])]:
+                    for key in _ID_NAMES & obj.keys():
+                        obj[key] = base64.b64decode(obj[key]).hex()
+    return document
+
+
+def otlp_json_body(request: ExportTraceServiceRequest, **options: bool) -> bytes:
+    """``request`` as an OTLP/JSON exporter sends it: hex ids, 64-bit integers as strings, enums as numbers."""
+    return json.dumps(otlp_json_document(request, use_integers_for_enums=True, **options)).encode()
 
 
 def export_request(spans: list[Span], service: str = "test-service") -> ExportTraceServiceRequest:

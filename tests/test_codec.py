@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
+from helpers import otlp_json_document
 from xray_otel.mapping import map_request
 from xray_otel.receiver.codec import (
     JSON,
@@ -85,19 +86,6 @@ def only_span(request: ExportTraceServiceRequest) -> Span:
 
 def decode_one(**fields: Any) -> Span:
     return only_span(json_codec.decode(request_json(span_json(**fields))))
-
-
-def to_otlp_json(message: ExportTraceServiceRequest) -> dict[str, Any]:
-    """A protobuf request as OTLP JSON: canonical proto JSON with ids re-encoded as hex."""
-    document = json_format.MessageToDict(message)
-    for resource_spans in document.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                for obj in [span, *span.get("links", [])]:
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in obj:
-                            obj[key] = base64.b64decode(obj[key]).hex()
-    return document
 
 
 def sdk_request() -> ExportTraceServiceRequest:
@@ -575,7 +563,7 @@ def test_protobuf_empty_body_is_empty_request() -> None:
 
 def test_json_and_protobuf_decode_to_the_same_request() -> None:
     request = proto_request()
-    assert json_codec.decode(json.dumps(to_otlp_json(request)).encode()) == request
+    assert json_codec.decode(json.dumps(otlp_json_document(request)).encode()) == request
 
 
 @pytest.mark.parametrize(
@@ -636,7 +624,7 @@ def test_sdk_encoded_protobuf_decodes_unchanged() -> None:
 def test_sdk_request_as_otlp_json_decodes_to_the_same_message() -> None:
     """The same spans in OTLP JSON (hex ids, camelCase, int64 as strings) give the SDK's protobuf message."""
     request = sdk_request()
-    document = to_otlp_json(request)
+    document = otlp_json_document(request)
     spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
     # Sanity: the document really is OTLP JSON the way the spec writes it.
     assert all(len(s["traceId"]) == 32 and len(s["spanId"]) == 16 for s in spans)
@@ -649,7 +637,7 @@ def test_sdk_request_as_otlp_json_decodes_to_the_same_message() -> None:
 def test_sdk_request_as_otlp_json_with_numbers_and_enum_ints() -> None:
     """The other spellings the spec allows: int64 as JSON numbers, enums as integers."""
     request = sdk_request()
-    document = to_otlp_json(request)
+    document = otlp_json_document(request)
     for span in document["resourceSpans"][0]["scopeSpans"][0]["spans"]:
         span["startTimeUnixNano"] = int(span["startTimeUnixNano"])
         span["endTimeUnixNano"] = int(span["endTimeUnixNano"])
@@ -663,7 +651,7 @@ def test_sdk_request_as_otlp_json_with_numbers_and_enum_ints() -> None:
 
 def test_protobufs_own_json_mapping_gets_ids_wrong() -> None:
     """Why the JSON codec exists: json_format alone reads hex ids as base64 and corrupts them."""
-    document = to_otlp_json(sdk_request())
+    document = otlp_json_document(sdk_request())
     naive = json_format.ParseDict(copy.deepcopy(document), ExportTraceServiceRequest(), ignore_unknown_fields=True)
     assert len(naive.resource_spans[0].scope_spans[0].spans[0].trace_id) != 16
     decoded = json_codec.decode(json.dumps(document).encode())

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
+from helpers import otlp_json_document
 from xray_otel.mapping import map_request
 from xray_otel.receiver.codec import JsonCodec, ProtobufCodec, decode_json_messages
 from xray_otel.receiver.errors import BadRequest
@@ -75,18 +76,6 @@ def sdk_request() -> ExportTraceServiceRequest:
     return encode_spans(exporter.get_finished_spans())
 
 
-ID_NAMES = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
-
-
-def hex_ids(document: Any) -> Any:
-    """json_format's base64 ids rewritten in hex, as OTLP/JSON sends them (span and link ids only)."""
-    for resource_spans in document.get("resourceSpans", document.get("resource_spans", [])):
-        for scope_spans in resource_spans.get("scopeSpans", resource_spans.get("scope_spans", [])):
-            for span in scope_spans["spans"]:
-                for obj in [span, *span.get("links", [])]:
-                    for key in ID_NAMES & obj.keys():
-                        obj[key] = base64.b64decode(obj[key]).hex()
-    return document
 
 
 def round_trip(document: Any) -> ExportTraceServiceRequest:
@@ -124,7 +113,7 @@ def test_sdk_request_uses_what_the_parity_tests_claim() -> None:
 )
 def test_sdk_request_as_otlp_json_gives_the_same_message(options: dict[str, bool]) -> None:
     request = sdk_request()
-    document = hex_ids(json_format.MessageToDict(request, **options))
+    document = otlp_json_document(request, **options)
     assert round_trip(document) == request
 
 
@@ -160,7 +149,7 @@ def test_every_field_of_a_hand_built_request() -> None:
         )])],
     )])
     request.resource_spans[0].scope_spans[0].scope.dropped_attributes_count = 9
-    document = hex_ids(json_format.MessageToDict(request))
+    document = otlp_json_document(request)
     assert round_trip(document) == request
     document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"][0]["value"]["stringValue"] = None
     assert round_trip(document) == request
@@ -412,7 +401,7 @@ WEIRD = [None, True, False, 0, -1, 1.5, 2**64, "", "x", "NaN", "\ud800", [], [No
 def test_any_value_anywhere_is_decoded_or_bad_request_at_that_place() -> None:
     """Each location of a full SDK document set to odd JSON values: a message or a BadRequest located at the
     odd value, inside it or at the object holding it; never another exception (a 500)."""
-    document = hex_ids(json_format.MessageToDict(sdk_request()))
+    document = otlp_json_document(sdk_request())
     rng = random.Random(7)
     locations = paths(document)
     assert len(locations) > 200

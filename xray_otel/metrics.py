@@ -24,9 +24,9 @@ _BATCH_BUCKETS = (1, 8, 64, 256, 512, 1024, 4096, 16384, 65536)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("xray_export_requests", "Export requests by transport and outcome "
-                                "(ok, partial, client_error, unavailable; error: a bug, answered 500; cancelled)", ["transport", "outcome"],
-                                registry=self.registry)
+        self.requests = Counter("xray_export_requests", "Export requests by transport and outcome (ok, partial, "
+                                "client_error, unavailable; error: a bug, answered 500; cancelled)",
+                                ["transport", "outcome"], registry=self.registry)
         self.spans = Counter("xray_spans", "Spans by outcome: accepted (stored), rejected (partial_success), "
                              "refused (request failed, the exporter retries)", ["outcome"], registry=self.registry)
         self.latency = Histogram("xray_export_request_seconds", "Export request latency, received to answered",

@@ -172,6 +172,7 @@ def _finish(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
 
 
 def _uint64(value: Union[int, str]) -> int:
+    """otlp_json's uint64 rule, the two commonest forms first: a call less for each time of each span."""
     if type(value) is int and 0 <= value <= _U64:
         return value
     if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():  # < 10**19: in range

@@ -14,11 +14,17 @@ def from_micros(column: str) -> str:
             f" + ({column} % 1000000) * interval '1 microsecond')")
 
 
-# Per connection, once: a staging table that COPY fills and each commit empties; steps' columns but
-# the times, which stay microseconds until INSERT_STEPS converts them.
-CREATE_STAGING = """
+def staged(column: str) -> str:
+    """A staged column as INSERT_STEPS selects it (table alias i): times converted from microseconds."""
+    return from_micros(f"i.{column}") if column in TIME_COLUMNS else f"i.{column}"
+
+
+# ALTER TABLE clauses turning a copy of steps into a staging table: times stay microseconds.
+MICROS_COLUMNS = ", ".join(f"ALTER {column} TYPE bigint USING NULL" for column in TIME_COLUMNS)
+# Per connection, once: a staging table that COPY fills and each commit empties.
+CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS steps_in (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-ALTER TABLE steps_in ALTER started_at TYPE bigint USING NULL, ALTER completed_at TYPE bigint USING NULL
+ALTER TABLE steps_in {MICROS_COLUMNS}
 """
 
 _RUN_COLUMNS = "id, source, span_id, name, status, service, tags, inputs, outputs, error, started_at, completed_at"

@@ -120,13 +120,8 @@ class Store:
                     return await _write_each(conn, runs, steps)
 
 
-def _staged(name: str) -> str:
-    """A staged column as INSERT_STEPS selects it: times converted from microseconds."""
-    return sql.from_micros(f"i.{name}") if name in sql.TIME_COLUMNS else f"i.{name}"
-
-
 _INSERT_STEPS = sql.INSERT_STEPS.format(columns=", ".join(StepRow._fields),
-                                        staged=", ".join(_staged(name) for name in StepRow._fields))
+                                        staged=", ".join(sql.staged(name) for name in StepRow._fields))
 _STAGE_STEP = sql.STAGE_STEP.format(columns=", ".join(StepRow._fields),
                                     values=", ".join(f"${i + 1}" for i in range(len(StepRow._fields))))
 
