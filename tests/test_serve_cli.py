@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +58,24 @@ def test_serve_reports_a_bad_database_url() -> None:
     )
     assert proc.returncode == 1
     assert "cannot connect to PostgreSQL" in proc.stderr
+
+
+def test_serve_on_a_taken_port_names_it_and_says_what_to_do(pg_dsn: str) -> None:
+    with socket.socket() as taken:  # e.g. a Collector or a second xray-otel on the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "xray_otel", "serve", "--port", str(port), "--grpc-port", "0",
+             "--database-url", pg_dsn],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("xray-otel: cannot start: ")
+    assert f"127.0.0.1:{port}" in message and "in use" in message
+    assert "--port" in message and "XRAY_PORT" in message
+    assert "Traceback" not in proc.stderr
 
 
 def test_migrations_are_idempotent_and_refuse_newer_schema(pg_dsn: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import multiprocessing
@@ -46,7 +47,7 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
     grpc_server = retention = None
     try:
         await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
+        await _listen_http(runner, settings, reuse_port)
         if settings.grpc_port:
             grpc_server = await start_grpc(ingester, settings.keys, settings.host, settings.grpc_port,
                                            settings.max_body_bytes,
@@ -65,6 +66,18 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
         stopping = [runner.cleanup()] + ([grpc_server.stop(_GRACE_S)] if grpc_server is not None else [])
         await asyncio.gather(*stopping)
         await store.close()
+
+
+async def _listen_http(runner: web.AppRunner, settings: Settings, reuse_port: bool) -> None:
+    """Bind the OTLP/HTTP + REST port; a port already taken says which one and what to do."""
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(f"cannot listen for OTLP/HTTP and REST on {settings.host}:{settings.port}: port "
+                      f"{settings.port} is already in use by another process. Choose another port with --port "
+                      f"(or XRAY_PORT), or stop the process using it") from None
 
 
 def database_dsn(settings: Settings) -> tuple[str, Any]:
