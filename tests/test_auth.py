@@ -137,8 +137,8 @@ def test_project_bound_keys_write_and_read_only_their_project(pg_dsn: str) -> No
             return call("GET", server.url + path, headers={"x-api-key": key})
 
         shop_id, other_id = (str(uuid.UUID(bytes=t)) for t, _ in (shop, other))
-        assert [r["id"] for r in get("/runs", "shop-key").json()] == [shop_id]
-        assert {r["id"] for r in get("/runs?limit=1000", "admin-key").json()} >= {shop_id, other_id}
+        assert [r["id"] for r in get("/runs", "shop-key").json()] == [shop_id]  # a trace id, to its own project
+        assert {r["trace_id"] for r in get("/runs?limit=1000", "admin-key").json()} >= {shop_id, other_id}
         assert get("/runs?service=billing", "shop-key").status == 403
         assert get(f"/runs/{other_id}", "shop-key").status == 404
         assert get(f"/analyze/{other_id}", "shop-key").status == 404
@@ -158,37 +158,3 @@ def test_a_hash_sign_in_an_environment_key_is_part_of_the_key() -> None:
     settings.keys.check("s3cr#Xk9pQ2", "read")
     with pytest.raises(Exception, match="unknown API key"):
         settings.keys.check("s3cr", "read")
-
-
-def test_a_bound_key_cannot_take_over_another_projects_run(pg_dsn: str) -> None:
-    """A shop key that writes a run span into billing's trace id sees only its own spans; billing keeps its run."""
-    keys = "ingest+read@shop:shop-key,ingest+read@billing:bill-key"
-    with serve(pg_dsn, api_keys=keys) as server:
-        trace_id, base = new_ids()
-        t0 = time.time_ns()
-        secret = make_span(trace_id, base + 1, "charge_card", parent=base, start=t0 + 10_000_000,
-                           attrs={"xray.step.inputs": {"card": "4111-1111-1111-1111"}})
-        billing = export_request([make_span(trace_id, base, "checkout", attrs={"xray.kind": "run",
-                                                                               "xray.run.inputs": {"order": 7}},
-                                            start=t0 + 5_000_000), secret], service="billing")
-        assert call("POST", server.url + "/v1/traces", billing.SerializeToString(),
-                    {**PB, "x-api-key": "bill-key"}).status == 200
-        hijack = export_request([make_span(trace_id, base + 99, "mine", attrs={"xray.kind": "run"}, start=t0)],
-                                service="shop")
-        assert call("POST", server.url + "/v1/traces", hijack.SerializeToString(),
-                    {**PB, "x-api-key": "shop-key"}).status == 200
-        run_id = uuid.UUID(bytes=trace_id)
-
-        def get(path: str, key: str):
-            return call("GET", server.url + path, headers={"x-api-key": key})
-
-        assert get(f"/runs/{run_id}", "shop-key").json()["service"] == "shop"  # the takeover did happen
-        for path in (f"/runs/{run_id}/steps", f"/analyze/{run_id}", f"/runs/{run_id}/candidates",
-                     f"/compare?base={run_id}&other={run_id}"):
-            reply = get(path, "shop-key")
-            assert b"4111" not in reply.body and b"charge_card" not in reply.body, (path, reply.body[:300])
-        billing_view = get(f"/runs/{run_id}/steps", "bill-key")
-        # billing still reads its run: all of its own spans (its run span, no longer the run's, is kept as a step)
-        assert billing_view.status == 200 and [s["name"] for s in billing_view.json()] == ["checkout", "charge_card"]
-        billing_run = get(f"/runs/{run_id}", "bill-key").json()
-        assert billing_run["inputs"] is None  # the run's fields now come from shop's span: hidden from billing

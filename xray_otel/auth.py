@@ -14,6 +14,8 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
+from .mapping import MAX_NAME
+
 INGEST, READ = "ingest", "read"
 SCOPES = (INGEST, READ)
 
@@ -74,6 +76,8 @@ def _parse_entry(entry: str, number: int) -> _Key:
     if not sep or not key.strip() or not wanted <= set(SCOPES) or (at and not project.strip()):
         raise ValueError(f"API key entry {number} must look like 'ingest:KEY', 'read:KEY', 'ingest+read:KEY' "
                          "or, bound to one project, 'ingest+read@SERVICE_NAME:KEY'")
+    if len(project.strip()) > MAX_NAME:
+        raise ValueError(f"API key entry {number}: a project name is a service.name of at most {MAX_NAME} characters")
     return _Key(hashlib.sha256(key.strip().encode()).digest(), wanted, project.strip() or None)
 
 

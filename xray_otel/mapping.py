@@ -68,6 +68,9 @@ class RunRow(NamedTuple):
     error: str | None
     started_at: int  # microseconds since the Unix epoch, UTC (store/sql.py makes them timestamptz)
     completed_at: int | None
+    project: str | None = None  # the project-bound key that wrote it; None: a key bound to no project
+    trace_id: uuid.UUID | None = None  # set with project: the trace id, as id is project_run_id's
+
 
     def beats(self, other: RunRow) -> bool:
         """The merge rule shared with store/sql.py UPSERT_RUNS."""
@@ -116,19 +119,21 @@ class Batch:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     truncated: int = 0  # attribute values cut at the size cap (stored, with a marker)
+    services_cut: int = 0  # resources whose service.name was cut at MAX_NAME (it is indexed)
 
     def add_run(self, row: RunRow) -> None:
         current = self.runs.get(row.id)
         if current is None or row.beats(current):
             self.runs[row.id] = row
 
-    def add_placeholder(self, step: StepRow) -> None:
+    def add_placeholder(self, step: StepRow, project: str | None = None, trace_id: uuid.UUID | None = None) -> None:
         """The RUNNING run a step implies until its run span arrives. Built only when no better row is
         already here: a placeholder never beats a run or root span's row (most steps, most requests)."""
         current = self.runs.get(step.run_id)
         if current is None or current.source == SOURCE_PLACEHOLDER:
             self.add_run(RunRow(step.run_id, SOURCE_PLACEHOLDER, step.span_id, None, c.STATUS_RUNNING, step.service,
-                                "{}", None, None, None, _either(step.started_at, step.completed_at), None))
+                                "{}", None, None, None, _either(step.started_at, step.completed_at), None,
+                                project, trace_id))
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -141,10 +146,24 @@ class Batch:
 
     def warnings(self, cap: int) -> list[str]:
         """What the sender should know about spans that were stored, but not exactly as sent."""
-        if not self.truncated:
-            return []
-        return [f"{self.truncated} attribute values over {cap} characters were truncated (marked "
-                f"{c.TRUNCATION_MARKER!r}); the spans were stored"]
+        said = []
+        if self.truncated:
+            said.append(f"{self.truncated} attribute values over {cap} characters were truncated (marked "
+                        f"{c.TRUNCATION_MARKER!r}); the spans were stored")
+        if self.services_cut:
+            said.append(f"{self.services_cut} service.name values over {MAX_NAME} characters were truncated (marked "
+                        f"{c.TRUNCATION_MARKER!r}); the spans were stored")
+        return said
+
+
+def project_run_id(project: str, trace_id: uuid.UUID) -> uuid.UUID:
+    """The run id of a trace's spans written with a key bound to ``project``: each project's part of a
+    trace is a run of its own, so what one project writes can neither change, reveal nor swallow what
+    another wrote into the same trace id. Not invertible, and no project can make another's id (SHA-1)."""
+    return uuid.uuid5(_PROJECT_RUNS, f"{project}/{trace_id.hex}")
+
+
+_PROJECT_RUNS = uuid.UUID("6f1d0c5e-8a51-4f7e-9d0b-7872617970f1")  # uuid5 namespace of project_run_id
 
 
 class SpanError(ValueError):
@@ -172,7 +191,8 @@ def map_in_parts(request: Any, batch: Batch, max_value_chars: int = MAX_VALUE_CH
     mapped = 0
     for resource_spans in request.resource_spans:
         resource = attributes_to_dict(resource_spans.resource.attributes)
-        context = _ResourceContext(resource, max_value_chars)
+        context = _ResourceContext(resource, max_value_chars, project)
+        batch.services_cut += context.service_cut
         if project is not None and context.service != project:
             for scope_spans in resource_spans.scope_spans:
                 for _ in scope_spans.spans:
@@ -191,22 +211,29 @@ def map_in_parts(request: Any, batch: Batch, max_value_chars: int = MAX_VALUE_CH
 class _ResourceContext:
     """What every span of one resource shares, encoded once."""
 
-    __slots__ = ("service", "resource_json", "tags", "max_value_chars", "_run_ids")
+    __slots__ = ("service", "service_cut", "project", "resource_json", "tags", "max_value_chars", "_run_ids")
 
-    def __init__(self, resource: dict[str, Any], max_value_chars: int) -> None:
+    def __init__(self, resource: dict[str, Any], max_value_chars: int, project: str | None = None) -> None:
         self.max_value_chars = max_value_chars
+        self.project = project
         service = resource.get("service.name")
-        self.service = clean_text(str(service)) if service is not None else None
+        service = clean_text(str(service)) if service is not None else None
+        # Indexed (runs.service): cut like a name, with the marker, so no index entry outgrows a page.
+        self.service_cut = int(service is not None and len(service) > MAX_NAME)
+        self.service = cap_name(service) if self.service_cut else service
         self.resource_json = to_json(resource)
         self.tags = semconv.resource_tags(resource)
-        self._run_ids: dict[bytes, uuid.UUID] = {}
+        self._run_ids: dict[bytes, tuple[uuid.UUID, uuid.UUID | None]] = {}
 
-    def run_id(self, trace_id: bytes) -> uuid.UUID:
-        """The run id of a trace id, built once per trace: a trace's spans mostly travel together."""
-        run_id = self._run_ids.get(trace_id)
-        if run_id is None:
-            run_id = self._run_ids[trace_id] = _trace_id(trace_id)
-        return run_id
+    def run_id(self, trace_id: bytes) -> tuple[uuid.UUID, uuid.UUID | None]:
+        """(run id, trace id when they differ) of a trace id, built once per trace: a trace's spans mostly
+        travel together. With a project-bound key the run id is the project's own (project_run_id)."""
+        ids = self._run_ids.get(trace_id)
+        if ids is None:
+            trace = _trace_id(trace_id)
+            ids = (trace, None) if self.project is None else (project_run_id(self.project, trace), trace)
+            self._run_ids[trace_id] = ids
+        return ids
 
 
 class _ScopeContext:
@@ -239,7 +266,8 @@ def _map_one(batch: Batch, span: Any, scope: _ScopeContext) -> None:
         batch.reject("span could not be mapped (server error, logged)")
         return
     if run is None:
-        batch.add_placeholder(step)
+        context = scope.resource
+        batch.add_placeholder(step, context.project, context.run_id(span.trace_id)[1])
     else:
         batch.add_run(run)
     batch.steps.append(step)
@@ -250,7 +278,7 @@ def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow, i
     """Map one span to its run row (None for a step: Batch.add_placeholder makes its run's), its step row,
     and how many attribute values were truncated."""
     context = scope.resource
-    run_id = context.run_id(span.trace_id)
+    run_id, trace = context.run_id(span.trace_id)
     span_id = _span_id(span.span_id, "span_id")
     # All zeros is the invalid-id sentinel some exporters send for a root span: no parent, as in the collector.
     parent = _span_id(span.parent_span_id, "parent_span_id") if any(span.parent_span_id) else None
@@ -260,12 +288,13 @@ def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow, i
     error = _error_text(span)
     kind = attrs.get(c.KIND)
     is_run = kind == c.KIND_RUN or (parent is None and kind != c.KIND_STEP)
-    run = _run_row(run_id, span, span_id, attrs, found, kind, started, completed, error, context) if is_run else None
+    run = _run_row(run_id, trace, span, span_id, attrs, found, kind, started, completed, error, context) \
+        if is_run else None
     step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, is_run)
     return run, step, truncated
 
 
-def _run_row(run_id, span, span_id, attrs, found, kind, started, completed, error, context) -> RunRow:
+def _run_row(run_id, trace, span, span_id, attrs, found, kind, started, completed, error, context) -> RunRow:
     status = c.STATUS_FAILED if error is not None else (c.STATUS_COMPLETED if completed else c.STATUS_RUNNING)
     name = attrs.get(c.RUN_NAME) or found.run_name or semconv.default_run_name(span.name, span.kind, attrs,
                                                                                 context.service)
@@ -282,6 +311,8 @@ def _run_row(run_id, span, span_id, attrs, found, kind, started, completed, erro
         error,
         _either(started, completed),
         completed,
+        context.project,
+        trace,
     )
 
 

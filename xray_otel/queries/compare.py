@@ -9,7 +9,7 @@ from aiohttp import web
 from .analysis import analyze
 from .params import Param, parse
 from .responses import json_ok
-from .routes import _run_id, fetch_run, fetch_steps
+from .routes import fetch_run, fetch_steps
 
 PARAMS = (
     Param("base", "string", "run id of the reference run (e.g. yesterday's good one)", required=True),
@@ -27,9 +27,8 @@ async def compare_runs(request: web.Request) -> web.Response:
 
 
 async def _analysis(request: web.Request, text: str) -> dict[str, Any]:
-    run_id = _run_id(text)
-    run = await fetch_run(request, run_id)  # first: 404 before anything of the run is read
-    steps = await fetch_steps(request, run_id)
+    run, stored_id = await fetch_run(request, text)  # first: 404 before anything of the run is read
+    steps = await fetch_steps(request, stored_id, run["id"])
     result = analyze(run, steps)
     for entry, step in zip(result["funnel"], steps):
         entry["outputs"] = step.get("outputs")

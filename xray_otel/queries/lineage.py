@@ -17,7 +17,7 @@ from ..receiver.http import PROJECT
 from . import sql
 from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
 from .responses import json_ok
-from .routes import STORE, QueryError, _run_id, check_project
+from .routes import STORE, QueryError, find_run, shown_run_id
 
 _CANDIDATE = Param("candidate_id", "string", "the candidate's id as the SDK recorded it (`id_fn`)")
 MAX_PATH = 10_000  # decisions for one candidate in one run; more is a loop, and the first ones tell the story
@@ -41,9 +41,10 @@ async def candidate_path(request: web.Request) -> web.Response:
     rows = await request.app[STORE].pool.fetch(
         sql.RUN_DECISIONS.format(where=where.sql(), limit=MAX_PATH), *where.args)
     if not rows:
-        raise QueryError(404, f"no decision recorded for candidate {candidate[:64]!r} in run {run['id']} "
+        raise QueryError(404, f"no decision recorded for candidate {candidate[:64]!r} in run {shown_run_id(request, run['id'], run['trace_id'])} "
                               "(decisions are sampled unless a step captures in full)")
-    return json_ok(lineage({"id": str(run["id"]), "name": run["name"], "status": run["status"]}, candidate,
+    shown = shown_run_id(request, run["id"], run["trace_id"])
+    return json_ok(lineage({"id": shown, "name": run["name"], "status": run["status"]}, candidate,
                            [_decision(r) for r in rows]))
 
 
@@ -96,11 +97,7 @@ def _run_where(request: web.Request, run_id: uuid.UUID) -> sql.Where:
 
 
 async def _run(request: web.Request) -> Any:
-    run_id: uuid.UUID = _run_id(request.match_info["run_id"])
-    row = await request.app[STORE].pool.fetchrow(sql.RUN_EXISTS, run_id)
-    if row is None:
-        raise QueryError(404, f"run {run_id} not found")
-    await check_project(request, run_id, row["service"])
+    row, _ = await find_run(request, request.match_info["run_id"])
     return row
 
 

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
+from ..mapping import project_run_id
 from ..receiver.http import PROJECT
 from ..store.store import UNAVAILABLE_ERRORS, Store
 from . import sql
@@ -64,19 +65,18 @@ async def query_errors(request: web.Request, handler: Any) -> web.StreamResponse
 
 
 async def get_run(request: web.Request) -> web.Response:
-    return json_ok(await fetch_run(request, _run_id(request.match_info["run_id"])))
+    run, _ = await fetch_run(request, request.match_info["run_id"])
+    return json_ok(run)
 
 
 async def get_steps(request: web.Request) -> web.Response:
-    run_id = _run_id(request.match_info["run_id"])
-    await fetch_run(request, run_id)  # 404 for an unknown run rather than an empty list
-    return json_ok(await fetch_steps(request, run_id))
+    run, stored_id = await fetch_run(request, request.match_info["run_id"])  # 404 for an unknown run, not []
+    return json_ok(await fetch_steps(request, stored_id, run["id"]))
 
 
 async def get_analysis(request: web.Request) -> web.Response:
-    run_id = _run_id(request.match_info["run_id"])
-    run = await fetch_run(request, run_id)
-    return json_ok(analyze(run, await fetch_steps(request, run_id)))
+    run, stored_id = await fetch_run(request, request.match_info["run_id"])
+    return json_ok(analyze(run, await fetch_steps(request, stored_id, run["id"])))
 
 
 def scoped_query(request: web.Request) -> MultiMapping[str]:
@@ -117,28 +117,53 @@ def hide_foreign_fields(run: dict[str, Any]) -> None:
     run["inputs"] = run["outputs"] = run["error"] = None
 
 
-async def fetch_run(request: web.Request, run_id: uuid.UUID) -> dict[str, Any]:
-    """One run as the API shows it, as this request's key may see it; 404 when unknown."""
-    row = await request.app[STORE].pool.fetchrow(sql.GET_RUN, run_id)
-    if row is None:
+async def find_run(request: web.Request, text: str) -> tuple[asyncpg.Record, bool]:
+    """The stored run a path's run id names for this request's key, and whether its run fields came
+    from another project's span; 404 when unknown or not this key's to see.
+
+    With a project-bound key, the trace id names the project's own run (mapping.project_run_id)
+    first; any run id names a run of that project, or one written by a key bound to no project
+    that holds spans of it. A run another project wrote is a 404, as an unknown one.
+    """
+    run_id = _run_id(text)
+    pool = request.app[STORE].pool
+    project = request.get(PROJECT)
+    if project is not None:
+        row = await pool.fetchrow(sql.GET_RUN, project_run_id(project, run_id))
+        if row is not None:
+            return row, False
+    row = await pool.fetchrow(sql.GET_RUN, run_id)
+    if row is None or (project is not None and row["project"] not in (None, project)):
         raise QueryError(404, f"run {run_id} not found")
-    foreign = await check_project(request, run_id, row["service"])
-    run = run_summary(row)
+    return row, await check_project(request, run_id, row["service"])
+
+
+async def fetch_run(request: web.Request, text: str) -> tuple[dict[str, Any], uuid.UUID]:
+    """One run as the API shows it, as this request's key may see it, and its stored id; 404 when unknown."""
+    row, foreign = await find_run(request, text)
+    run = run_summary(row, request)
     run["inputs"], run["outputs"] = _json(row["inputs"]), _json(row["outputs"])
     if foreign:
         hide_foreign_fields(run)
-    return run
+    return run, row["id"]
 
 
-async def fetch_steps(request: web.Request, run_id: uuid.UUID) -> list[dict[str, Any]]:
+async def fetch_steps(request: web.Request, stored_id: uuid.UUID, shown_id: str) -> list[dict[str, Any]]:
     """A run's steps in tree order, as this request's key may see them."""
-    rows = project_steps(request, await request.app[STORE].pool.fetch(sql.RUN_STEPS, run_id))
-    return tree_order([_step(r, run_id) for r in rows])
+    rows = project_steps(request, await request.app[STORE].pool.fetch(sql.RUN_STEPS, stored_id))
+    return tree_order([_step(r, shown_id) for r in rows])
 
 
-def run_summary(row: asyncpg.Record) -> dict[str, Any]:
+def shown_run_id(request: web.Request, run_id: uuid.UUID, trace_id: uuid.UUID | None) -> str:
+    """The id a run is shown by. A project-bound key sees its project's runs by their trace ids (each is
+    its project's part of that trace); a key bound to no project sees their own ids, which tell the parts
+    of one trace apart (``trace_id`` and ``project`` say whose)."""
+    return str(trace_id if trace_id is not None and request.get(PROJECT) is not None else run_id)
+
+
+def run_summary(row: asyncpg.Record, request: web.Request) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
+        "id": shown_run_id(request, row["id"], row["trace_id"]),
         "name": row["name"],
         "status": row["status"],
         "service": row["service"],
@@ -149,13 +174,15 @@ def run_summary(row: asyncpg.Record) -> dict[str, Any]:
         "completed_at": row["completed_at"],
         "duration_ms": _duration_ms(row["started_at"], row["completed_at"]),
         "error": row["error"],
+        "project": row["project"],
+        "trace_id": str(row["trace_id"] or row["id"]),
     }
 
 
-def _step(row: asyncpg.Record, run_id: uuid.UUID) -> dict[str, Any]:
+def _step(row: asyncpg.Record, run_id: str) -> dict[str, Any]:
     return {
         "id": row["span_id"],
-        "run_id": str(run_id),
+        "run_id": run_id,
         "parent_id": row["parent_span_id"],
         "name": row["name"],
         "type": row["type"],

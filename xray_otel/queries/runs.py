@@ -82,4 +82,4 @@ async def list_runs(request: web.Request) -> web.Response:
     if len(rows) == p["limit"]:
         last = rows[-1]
         headers = link_headers(request.rel_url, encode_cursor(sort, [last[column], last["id"]]))
-    return json_ok([run_summary(r) for r in rows], headers=headers)
+    return json_ok([run_summary(r, request) for r in rows], headers=headers)

@@ -20,7 +20,7 @@ RUN_COST = "(r.total_cost::double precision)"
 
 _RUN_COLUMNS = f"""
     r.id, r.name, r.status, r.service, r.tags, r.error, r.started_at, r.completed_at,
-    r.step_count, {RUN_COST} AS total_cost
+    r.step_count, {RUN_COST} AS total_cost, r.project, r.trace_id
 """
 
 GET_RUN = f"""
@@ -107,7 +107,6 @@ def tag_clause(where: Where, key: str, value: str) -> None:
     where.add("(" + " OR ".join(["r.tags @> {}::jsonb"] * len(alternatives)) + ")",
               *(json.dumps({key: v}) for v in alternatives))
 
-RUN_EXISTS = "SELECT r.id, r.name, r.status, r.service FROM runs r WHERE r.id = $1"
 RUN_HAS_SERVICE = "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND service = $2)"
 
 # A run's recorded decisions, one row per decision, in step time order. `decisions` is a

@@ -12,7 +12,7 @@ from aiohttp import web
 from . import sql
 from .params import CURSOR, SINCE, TAG, UNTIL, Param, decode_cursor, encode_cursor, limit_param, link_headers, parse
 from .responses import json_ok
-from .routes import STORE, _json, scoped_query
+from .routes import STORE, _json, scoped_query, shown_run_id
 
 # sort name → (SQL expression, Python type of its value). A sort by a value a step may lack
 # (drop rate, duration, input count) lists only the steps that have it.
@@ -49,7 +49,7 @@ PARAMS = (
 )
 
 _SELECT = f"""
-SELECT s.run_id, r.name AS run_name, s.span_id, s.parent_span_id, s.name, s.type, s.status, s.service,
+SELECT s.run_id, r.trace_id, r.name AS run_name, s.span_id, s.parent_span_id, s.name, s.type, s.status, s.service,
        s.cost, s.cost_source, s.model, s.input_count, s.output_count, s.rejections, s.reasoning, s.started_at,
        s.completed_at, s.error, {{key}} AS sort_key
 FROM steps s
@@ -109,16 +109,16 @@ async def search_steps(request: web.Request) -> web.Response:
         last = rows[-1]
         headers = link_headers(request.rel_url, encode_cursor(p["sort"], [last["sort_key"], last["run_id"],
                                                                           last["span_id"]]))
-    return json_ok([step_hit(r) for r in rows], headers=headers)
+    return json_ok([step_hit(r, shown_run_id(request, r["run_id"], r["trace_id"])) for r in rows], headers=headers)
 
 
-def step_hit(row: asyncpg.Record) -> dict[str, Any]:
+def step_hit(row: asyncpg.Record, run_id: str) -> dict[str, Any]:
     n_in, n_out = row["input_count"], row["output_count"]
     dropped = n_in - n_out if n_in is not None and n_out is not None else None
     start, end = row["started_at"], row["completed_at"]
     return {
         "id": row["span_id"],
-        "run_id": str(row["run_id"]),
+        "run_id": run_id,
         "run_name": row["run_name"],
         "parent_id": row["parent_span_id"],
         "name": row["name"],

@@ -27,13 +27,16 @@ CREATE TEMP TABLE IF NOT EXISTS steps_in (LIKE steps INCLUDING DEFAULTS) ON COMM
 ALTER TABLE steps_in {MICROS_COLUMNS}
 """
 
-_RUN_COLUMNS = "id, source, span_id, name, status, service, tags, inputs, outputs, error, started_at, completed_at"
+# In mapping.RunRow's order.
+_RUN_COLUMNS = ("id, source, span_id, name, status, service, tags, inputs, outputs, error, started_at, completed_at,"
+                " project, trace_id")
 _RUN_ARRAYS = """unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::text[], $11::bigint[],
-                     $12::bigint[])"""
+                     $12::bigint[], $13::text[], $14::uuid[])"""
 # The run rows of the arrays, times converted.
 _RUNS_IN = f"""SELECT id, source, span_id, name, status, service, tags, inputs, outputs, error,
-       {from_micros('started_at')} AS started_at, {from_micros('completed_at')} AS completed_at
+       {from_micros('started_at')} AS started_at, {from_micros('completed_at')} AS completed_at,
+       project, trace_id
 FROM {_RUN_ARRAYS} AS u({_RUN_COLUMNS})"""
 # Among copies of one span in a batch, the one stored (INSERT_STEPS) is the one counted here.
 _ONE_COPY = "DISTINCT ON (run_id, span_id)"

@@ -1,0 +1,162 @@
+"""Project-bound keys cannot touch each other's runs (issue 16 §1), over OTLP/HTTP and OTLP/gRPC.
+
+Two projects, shopA and shopB, each with an `ingest+read@project` key. What shopA writes into
+shopB's trace id must neither change shopB's run, nor reveal anything of it to shopA, nor swallow
+a span shopB sends later with the same span id. A cross-project trace stays readable to each project
+as its own part, and to a key bound to no project as one run per project.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Callable, Iterator
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from conftest import ServerThread, serve
+from helpers import call, export_request, make_span, new_ids
+from xray_otel.mapping import project_run_id
+
+KEYS = "ingest+read@shopA:key-a,ingest+read@shopB:key-b,ingest+read:admin"
+PB = {"Content-Type": "application/x-protobuf"}
+_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@pytest.fixture(scope="module")
+def server(pg_dsn: str) -> Iterator[ServerThread]:
+    with serve(pg_dsn, api_keys=KEYS) as running:
+        yield running
+
+
+def _http(server: ServerThread, spans: list, service: str, key: str) -> None:
+    reply = call("POST", server.url + "/v1/traces", export_request(spans, service=service).SerializeToString(),
+                 {**PB, "x-api-key": key})
+    assert reply.status == 200, reply.body
+    answer = ExportTraceServiceResponse.FromString(reply.body)
+    assert answer.partial_success.rejected_spans == 0, answer.partial_success.error_message
+
+
+def _grpc(server: ServerThread, spans: list, service: str, key: str) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.settings.grpc_port}") as channel:
+        export = channel.unary_unary(_EXPORT)
+        answer = ExportTraceServiceResponse.FromString(
+            export(export_request(spans, service=service).SerializeToString(), timeout=10,
+                   metadata=(("authorization", f"Bearer {key}"),)))
+    assert answer.partial_success.rejected_spans == 0, answer.partial_success.error_message
+
+
+SENDERS: dict[str, Callable[..., None]] = {"http": _http, "grpc": _grpc}
+
+
+def _get(server: ServerThread, path: str, key: str):
+    return call("GET", server.url + path, headers={"x-api-key": key})
+
+
+def _pipeline_b(trace_id: bytes, base: int, t0: int) -> list:
+    """shopB's run: a run span with inputs and tags, and one costed step with a secret input."""
+    return [
+        make_span(trace_id, base, "pipeB", start=t0 + 5_000_000,
+                  attrs={"xray.kind": "run", "xray.run.name": "pipeB", "xray.run.inputs": {"order": 7},
+                         "xray.tag.owner": "META_B_TAG"}),
+        make_span(trace_id, base + 1, "charge_card", parent=base, start=t0 + 6_000_000,
+                  attrs={"xray.step.inputs": {"card": "4111-1111-1111-1111"}, "xray.step.cost": 0.25}),
+    ]
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+def test_another_project_cannot_rewrite_a_run(server: ServerThread, transport: str) -> None:
+    send = SENDERS[transport]
+    trace_id, base = new_ids()
+    t0 = time.time_ns()
+    run_id = uuid.UUID(bytes=trace_id)
+    send(server, _pipeline_b(trace_id, base, t0), "shopB", "key-b")
+    before = _get(server, f"/runs/{run_id}", "key-b").json()
+
+    # shopA writes a better (earlier) run span into shopB's trace id.
+    send(server, [make_span(trace_id, base + 99, "pipeHIJACKED", start=t0,
+                            attrs={"xray.kind": "run", "xray.run.name": "pipeHIJACKED", "xray.tag.owner": "A"})],
+         "shopA", "key-a")
+
+    after = _get(server, f"/runs/{run_id}", "key-b").json()
+    assert after == before
+    assert after["name"] == "pipeB" and after["service"] == "shopB" and after["inputs"] == {"order": 7}
+    assert after["tags"] == {"owner": "META_B_TAG"} and after["project"] == "shopB"
+    assert after["trace_id"] == str(run_id)
+    listed_b = [r for r in _get(server, "/runs?limit=1000", "key-b").json() if r["trace_id"] == str(run_id)]
+    assert [r["name"] for r in listed_b] == ["pipeB"]
+    # shopA's part is a run of its own, listed for shopA only.
+    listed_a = [r for r in _get(server, "/runs?limit=1000", "key-a").json() if r["trace_id"] == str(run_id)]
+    assert [(r["name"], r["service"]) for r in listed_a] == [("pipeHIJACKED", "shopA")]
+    # A key bound to no project sees both parts, one run each, under different ids.
+    both = [r for r in _get(server, "/runs?limit=1000", "admin").json() if r["trace_id"] == str(run_id)]
+    assert sorted(r["project"] for r in both) == ["shopA", "shopB"] and len({r["id"] for r in both}) == 2
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+def test_another_project_reads_nothing_of_a_run(server: ServerThread, transport: str) -> None:
+    send = SENDERS[transport]
+    trace_id, base = new_ids()
+    t0 = time.time_ns()
+    run_id = uuid.UUID(bytes=trace_id)
+    send(server, _pipeline_b(trace_id, base, t0), "shopB", "key-b")
+    send(server, [make_span(trace_id, base + 50, "probe", parent=base, start=t0 + 7_000_000)], "shopA", "key-a")
+
+    bodies = b""
+    for path in (f"/runs/{run_id}", f"/runs/{run_id}/steps", f"/analyze/{run_id}", f"/runs/{run_id}/candidates",
+                 f"/compare?base={run_id}&other={run_id}", "/runs?limit=1000", "/steps?limit=1000",
+                 "/pipelines"):
+        reply = _get(server, path, "key-a")
+        assert reply.status == 200, (path, reply.status, reply.body[:200])
+        bodies += reply.body
+    for secret in (b"pipeB", b"META_B_TAG", b"shopB", b"4111", b"charge_card", b'"order"'):
+        assert secret not in bodies, secret
+    run = _get(server, f"/runs/{run_id}", "key-a").json()
+    assert run["step_count"] == 1 and run["total_cost"] == 0 and run["service"] == "shopA"
+    # shopB's run, asked for by the id the admin sees, is a 404 for shopA as an unknown run is.
+    b_run = str(project_run_id("shopB", run_id))
+    for path in (f"/runs/{b_run}", f"/runs/{b_run}/steps", f"/analyze/{b_run}", f"/runs/{b_run}/candidates"):
+        assert _get(server, path, "key-a").status == 404, path
+    # shopB still sees its run whole, and nothing of shopA's probe.
+    steps_b = _get(server, f"/runs/{run_id}/steps", "key-b").json()
+    assert [s["name"] for s in steps_b] == ["charge_card"]
+    assert _get(server, f"/runs/{run_id}", "key-b").json()["total_cost"] == 0.25
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+def test_another_project_cannot_swallow_a_span_sent_later(server: ServerThread, transport: str) -> None:
+    """A downstream service sees its caller's span id in `traceparent`; writing it first must not make the
+    caller's own span, sent later and acknowledged, disappear."""
+    send = SENDERS[transport]
+    trace_id, base = new_ids()
+    t0 = time.time_ns()
+    run_id = uuid.UUID(bytes=trace_id)
+    send(server, [make_span(trace_id, base + 1, "squatter", parent=base, start=t0, attrs={"xray.step.cost": 9.0})],
+         "shopA", "key-a")
+    send(server, _pipeline_b(trace_id, base, t0), "shopB", "key-b")
+
+    steps_b = _get(server, f"/runs/{run_id}/steps", "key-b").json()
+    assert [(s["id"], s["name"], s["service"]) for s in steps_b] == [(span_hex(base + 1), "charge_card", "shopB")]
+    assert steps_b[0]["inputs"] == {"card": "4111-1111-1111-1111"}
+    run_b = _get(server, f"/runs/{run_id}", "key-b").json()
+    assert run_b["step_count"] == 1 and run_b["total_cost"] == 0.25
+    # shopA's span with the same id is stored too, in shopA's own run.
+    assert [s["name"] for s in _get(server, f"/runs/{run_id}/steps", "key-a").json()] == ["squatter"]
+
+
+def test_keys_bound_to_no_project_keep_one_run_per_trace(server: ServerThread) -> None:
+    """Without project-bound writers nothing changes: a trace across services is one run, id = trace id."""
+    trace_id, base = new_ids()
+    t0 = time.time_ns()
+    _http(server, [make_span(trace_id, base, "checkout", start=t0, attrs={"xray.kind": "run"})], "front", "admin")
+    _http(server, [make_span(trace_id, base + 1, "charge", parent=base, start=t0 + 1000)], "billing", "admin")
+    run_id = uuid.UUID(bytes=trace_id)
+    run = _get(server, f"/runs/{run_id}", "admin").json()
+    assert run["id"] == run["trace_id"] == str(run_id) and run["project"] is None and run["step_count"] == 1
+    assert [s["service"] for s in _get(server, f"/runs/{run_id}/steps", "admin").json()] == ["billing"]
+
+
+def span_hex(n: int) -> str:
+    return n.to_bytes(8, "big").hex()
