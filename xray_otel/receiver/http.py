@@ -3,12 +3,18 @@
 Bodies are decompressed here, not by aiohttp, so the size limit applies to the
 decompressed bytes as they are produced: a gzip bomb is cut off at the limit
 instead of being inflated into memory.
+
+A body is read before the request takes a slot (ingest.Ingester.slot), so slow uploads hold no slot
+that decoding, mapping and writing need; the bytes bodies hold, as they arrive, are counted against
+the ingester's body budget (ingest.BodyBudget) until the request is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -22,7 +28,7 @@ from .errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from .ingest import Ingester
+from .ingest import BodyHold, Ingester
 
 INGESTER = web.AppKey("ingester", Ingester)
 MAX_BODY = web.AppKey("max_body_bytes", int)
@@ -43,8 +49,7 @@ async def handle_traces(request: web.Request) -> web.Response:
                 raise UnsupportedMediaType(
                     f"unsupported Content-Type {request.content_type!r}; use application/x-protobuf or application/json"
                 )
-            async with ingester.slot():
-                body = await read_body(request)
+            async with received_body(request) as body, ingester.slot():
                 decoded = codec.decode(body)
                 if codec.content_type == JSON:
                     ingester.metrics.json_bodies.labels(json_decoder(decoded)).inc()
@@ -64,15 +69,24 @@ def error_response(exc: ReceiverError, body: bytes, content_type: str) -> web.Re
     return web.Response(status=exc.http_status, body=body, content_type=content_type, headers=headers)
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The body, decompressed, at most MAX_BODY bytes (413 beyond), within BODY_TIMEOUT seconds (408)."""
+@asynccontextmanager
+async def received_body(request: web.Request) -> AsyncIterator[bytes]:
+    """The body (read_body), counted against the ingester's body budget until the block exits."""
+    budget = request.app[INGESTER].body_budget(request.app[MAX_BODY])
+    async with budget.holding() as hold:
+        yield await read_body(request, hold)
+
+
+async def read_body(request: web.Request, hold: BodyHold) -> bytes:
+    """The body, decompressed, at most MAX_BODY bytes (413 beyond), within BODY_TIMEOUT seconds (408),
+    taking room in ``hold`` for each piece before keeping it (503 when the budget has none)."""
     try:
-        return await asyncio.wait_for(_read_body(request, request.app[MAX_BODY]), request.app[BODY_TIMEOUT])
+        return await asyncio.wait_for(_read_body(request, request.app[MAX_BODY], hold), request.app[BODY_TIMEOUT])
     except asyncio.TimeoutError:
         raise RequestTimeout(f"the request body did not arrive within {request.app[BODY_TIMEOUT]:.0f} s") from None
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, hold: BodyHold) -> bytes:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         inflater = None
@@ -82,19 +96,19 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
     out = bytearray()
     while chunk := await request.content.read(_CHUNK):
-        if inflater is None:
-            out += chunk
-        else:
-            inflater.feed(chunk, out)
-        if len(out) > limit:
-            raise PayloadTooLarge(_too_large(limit))
+        for piece in (chunk,) if inflater is None else inflater.pieces(chunk, out):
+            if len(out) + len(piece) > limit:
+                raise PayloadTooLarge(_too_large(limit))
+            await hold.take(len(piece))
+            out += piece
     if inflater is not None and not inflater.done:
         raise BadRequest("gzip body is truncated")
     return bytes(out)
 
 
 class _Inflater:
-    """gzip (or zlib) of one or more members, inflated never past the limit.
+    """gzip (or zlib) of one or more members, inflated never past the limit, in pieces of at most _CHUNK
+    bytes (so each piece's room in the body budget is taken before it is kept).
 
     A body may hold several gzip members back to back (RFC 1952); each is inflated in turn,
     so none is silently dropped.
@@ -108,15 +122,23 @@ class _Inflater:
     def done(self) -> bool:
         return self._member.eof
 
-    def feed(self, chunk: bytes, out: bytearray) -> None:
+    def pieces(self, chunk: bytes, out: bytearray) -> Iterator[bytes]:
+        """``chunk`` inflated, piece by piece; the caller appends each piece to ``out`` before the next."""
         try:
-            while chunk:
-                if self._member.eof:  # the next member starts here
-                    self._member = zlib.decompressobj(zlib.MAX_WBITS | 32)
-                out += self._member.decompress(chunk, self._limit + 1 - len(out))
-                if len(out) > self._limit:
+            while True:
+                if self._member.eof:
+                    if not chunk:
+                        return
+                    self._member = zlib.decompressobj(zlib.MAX_WBITS | 32)  # the next member starts here
+                most = min(_CHUNK, self._limit + 1 - len(out))
+                piece = self._member.decompress(chunk, most)
+                if len(out) + len(piece) > self._limit:
                     raise PayloadTooLarge(_too_large(self._limit))
                 chunk = self._member.unconsumed_tail or self._member.unused_data
+                if piece:
+                    yield piece
+                if not chunk and len(piece) < most:  # all input used, and no output left behind
+                    return
         except zlib.error as exc:
             raise BadRequest(f"body is not valid gzip: {exc}") from None
 

@@ -1,14 +1,16 @@
 """The one path every transport feeds: map a decoded request, store it, report what was refused.
 
-It also bounds in-flight work: past ``max_inflight`` concurrent requests being mapped
-or written, a request waits up to ``queue_timeout`` seconds for a slot, then gets a
-retryable error, so a slow database makes exporters back off instead of piling
-mapped rows up in memory.
+It also bounds in-flight work: past ``max_inflight`` concurrent requests being decoded,
+mapped or written, a request waits up to ``queue_timeout`` seconds for a slot, then gets
+a retryable error, so a slow database makes exporters back off instead of piling
+mapped rows up in memory. HTTP bodies are read before a slot is taken, so slow uploads
+cannot hold the slots; what the bodies hold is bounded by a BodyBudget instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterator
 
@@ -27,7 +29,8 @@ class Ingester:
         self.metrics = metrics
         self._max_spans, self._max_value_chars = max_spans, max_value_chars
         self._slots = asyncio.Semaphore(max_inflight)
-        self._queue_timeout = queue_timeout
+        self._max_inflight, self._queue_timeout = max_inflight, queue_timeout
+        self._bodies: BodyBudget | None = None
 
     async def export(self, request: Any, project: str | None = None) -> tuple[int, str]:
         """Store an ExportTraceServiceRequest (or otlp_json_typed's structs); returns (rejected spans, message)
@@ -51,10 +54,19 @@ class Ingester:
             await asyncio.sleep(0)
         return await self._store(batch)
 
+    def body_budget(self, max_body_bytes: int) -> BodyBudget:
+        """The budget of request-body bytes held at once: ``max_inflight`` bodies of the largest size
+        (``max_body_bytes``, given by the first caller), the most that slots held when bodies were read
+        inside them. Made on first use."""
+        if self._bodies is None:
+            self._bodies = BodyBudget(self._max_inflight * max_body_bytes, self._queue_timeout)
+        return self._bodies
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Hold one of ``max_inflight`` slots while a request is read, decoded, mapped and stored,
-        so the limit bounds the memory of requests in progress; past the wait, Unavailable."""
+        """Hold one of ``max_inflight`` slots while a request is decoded, mapped and stored, so the limit
+        bounds the memory of requests in progress; past the wait, Unavailable. Take it once the body is
+        in (a slow upload must not hold a slot), and the body is counted by ``body_budget`` meanwhile."""
         try:
             await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
         except asyncio.TimeoutError:
@@ -72,3 +84,61 @@ class Ingester:
             raise Unavailable(str(exc)) from None
         self.metrics.stored(len(batch.steps) - refused, batch.rejected + refused)
         return batch.rejected + refused, "; ".join(batch.errors + errors + batch.warnings(self._max_value_chars))
+
+
+class BodyBudget:
+    """At most ``capacity`` bytes of request bodies held at once, across requests, counted as they arrive.
+
+    A request takes room for each piece of its body before keeping it (``BodyHold.take``) and gives all of
+    it back when done. A slow upload holds only what it has sent so far, so hundreds dribbling a byte at a
+    time hold next to nothing; a body that would take the total past the capacity waits for room, up to
+    ``wait`` seconds over the whole request, then gets Unavailable (503 + Retry-After).
+    """
+
+    def __init__(self, capacity: int, wait: float) -> None:
+        self.capacity, self.held = capacity, 0
+        self._wait = wait
+        self._freed = asyncio.Event()  # set (and replaced) whenever room is given back
+
+    @asynccontextmanager
+    async def holding(self) -> AsyncIterator[BodyHold]:
+        """A hold for one request's body; everything it took is given back when the block exits."""
+        hold = BodyHold(self)
+        try:
+            yield hold
+        finally:
+            self._give_back(hold.bytes)
+
+    async def _take(self, hold: BodyHold, n: int) -> None:
+        while self.held + n > self.capacity:
+            left = self._wait - hold.waited
+            if left <= 0:
+                raise Unavailable("receiver is at capacity (too many request bodies arriving at once); "
+                                  "retry later")
+            started, freed = time.monotonic(), self._freed
+            try:
+                await asyncio.wait_for(freed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+            hold.waited += time.monotonic() - started
+        self.held += n
+        hold.bytes += n
+
+    def _give_back(self, n: int) -> None:
+        if n:
+            self.held -= n
+            self._freed.set()  # wakes every waiter; each checks for room again
+            self._freed = asyncio.Event()
+
+
+class BodyHold:
+    """One request's share of a BodyBudget."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self._budget = budget
+        self.bytes = 0
+        self.waited = 0.0
+
+    async def take(self, n: int) -> None:
+        """Room for ``n`` more bytes of this body; waits for it, or raises Unavailable."""
+        await self._budget._take(self, n)

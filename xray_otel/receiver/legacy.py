@@ -32,7 +32,7 @@ from ..queries.responses import json_error, json_ok
 from ..values import clean_text, to_json
 from .codec import parse_json
 from .errors import PermissionDenied, ReceiverError
-from .http import INGESTER, PROJECT, read_body
+from .http import INGESTER, PROJECT, received_body
 
 _RUN_EVENTS = {"run_complete": c.STATUS_COMPLETED, "run_failed": c.STATUS_FAILED}
 _STEP_EVENTS = {"step_complete": c.STATUS_COMPLETED, "step_failed": c.STATUS_FAILED}
@@ -57,8 +57,7 @@ async def handle_legacy_ingest(request: web.Request) -> web.Response:
             if request.get(PROJECT) is not None:
                 raise PermissionDenied("/ingest events carry no service.name, so a project-bound API key "
                                        "cannot write them; use a key that is not bound to a project")
-            async with ingester.slot():
-                body = await read_body(request)
+            async with received_body(request) as body, ingester.slot():
                 document, batch = _parse(body), Batch()
                 refused, message = await ingester.store_mapped(batch, map_events_in_parts(document, batch))
                 processed = len(document["events"])
