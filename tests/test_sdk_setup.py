@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import socket
@@ -103,7 +104,7 @@ def test_an_outage_is_one_warning_and_fast_drops_until_the_receiver_is_back(capl
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.name for r in warnings] == ["xray_otel"]
     assert "http://receiver/v1/traces" in warnings[0].getMessage()
-    assert "code: 503" in warnings[0].getMessage()  # the exporter's own reason, logged once by us
+    assert "(HTTP 503 Service Unavailable)" in warnings[0].getMessage()  # the exporter's reason, logged once by us
 
     time.sleep(0.35)  # past the retry pause: the next batch is tried again
     inner.ok = True
@@ -205,3 +206,79 @@ def test_first_use_without_configure_installs_the_default_provider_and_exits_pro
     """, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_SERVICE_NAME="from-env")
     assert got == {"target": f"http://127.0.0.1:{port}/v1/traces", "service": "from-env"}
     assert time.monotonic() - started < 15  # interpreter start + the 2 s exit bound, on a busy machine
+
+
+SECRET = "sekrit-ingest-key-4711"
+
+
+def exit_log(endpoint: str) -> str:
+    """stderr of a script that records one run to ``endpoint`` (with an API key header) and exits."""
+    code = f"""
+        import xray_otel
+        xray_otel.configure(endpoint={endpoint!r}, headers={{"authorization": "Bearer {SECRET}"}})
+        with xray_otel.start_run("r"):
+            pass
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=60, env={"PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def answering() -> Any:
+    """An HTTP server answering every export with the given status (503s ask to retry after 1 s)."""
+    servers = []
+
+    def start(status: int) -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.send_response(status)
+                if status == 503:
+                    self.send_header("Retry-After", "1")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_giving_up_at_exit_names_the_endpoint_and_the_cause(answering):
+    port = closed_port()
+    stderr = exit_log(f"http://127.0.0.1:{port}")
+    assert (f"gave up sending the last spans to http://127.0.0.1:{port}/v1/traces after 2.0 s at exit "
+            "(connection refused)") in stderr
+
+    url = answering(503)  # retried until exit gives up
+    stderr = exit_log(url)
+    assert f"gave up sending the last spans to {url}/v1/traces after 2.0 s at exit (HTTP 503 Service Unavailable)" \
+        in stderr
+
+
+def test_a_refusal_at_exit_names_the_endpoint_and_the_status(answering):
+    for status, phrase in ((401, "Unauthorized"), (404, "Not Found")):  # not retried: said at once, no wait
+        url = answering(status)
+        started = time.monotonic()
+        stderr = exit_log(url)
+        assert f"cannot send spans to {url}/v1/traces (HTTP {status} {phrase})" in stderr
+        assert "gave up" not in stderr
+        assert time.monotonic() - started < 10
+
+
+def test_messages_show_no_credentials_of_the_endpoint():
+    exporter = FailSafeExporter(FlakyExporter(), "http://user:pa55@receiver:4318/v1/traces?api_key=k1")
+    assert exporter.endpoint == "http://receiver:4318/v1/traces"
+    exporter._note("POST http://user:pa55@receiver:4318/v1/traces?api_key=k1 failed", True)
+    assert "pa55" not in exporter.last_cause and "k1" not in exporter.last_cause

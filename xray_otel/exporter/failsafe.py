@@ -9,9 +9,12 @@ exit. :class:`FailSafeExporter` turns an outage into one warning and fast drops,
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -30,18 +33,83 @@ _exporting = threading.local()
 
 
 class _QuietWhileExporting(logging.Filter):
-    """Swallow the inner exporter's records on our export thread, keeping the last as the reason."""
+    """Swallow the inner exporter's records on our export thread, keeping the cause they tell."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(_exporting, "active", False):
+        owner = getattr(_exporting, "owner", None)
+        if owner is None:
             return True
-        _exporting.reason = record.getMessage()
+        owner._note(*_cause(record))
         return False
 
 
 _QUIET = _QuietWhileExporting()
 for _name in _EXPORTER_LOGGERS:
     logging.getLogger(_name).addFilter(_QUIET)
+
+_PHRASES = {status.phrase.lower(): status for status in HTTPStatus}
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\"\])\]]+)")
+_STATUS_CODE = re.compile(r"\bcode: (\d{3})\b")
+# Records that say an export ended, not why: an earlier record's cause is kept over these.
+_NO_CAUSE = ("due to timeout, max retries or shutdown", "Shutdown in progress")
+
+
+def _cause(record: logging.LogRecord) -> tuple[str, bool]:
+    """Why an export failed, in a few words, from an OTLP exporter's log record; and whether it says why.
+
+    Built from the record's status code, errno text or gRPC code, never from request headers.
+    """
+    args = record.args if isinstance(record.args, tuple) else ()
+    message = record.getMessage()
+    for i, arg in enumerate(args):
+        if type(arg).__name__ == "StatusCode":  # gRPC: the code, then (last) the details
+            details = args[-1] if i < len(args) - 1 and isinstance(args[-1], str) else ""
+            return _short(f"gRPC {arg.name}" + (f": {details}" if details.strip() else "")), True
+    if "code" in str(record.msg):  # HTTP: "... batch code: %s, reason: %s"
+        code = next((a for a in args if type(a) is int), None) or _int(_STATUS_CODE.search(message))
+        if code is not None:
+            return _http_status(code), True
+    texts = [str(a) for a in args if isinstance(a, (str, BaseException))]
+    for text in texts:
+        errno_text = _ERRNO_TEXT.search(text)
+        if errno_text:  # connection refused, name or service not known, ...
+            return errno_text.group(1).strip().lower(), True
+        if "timed out" in text.lower():
+            return "timed out waiting for an answer", True
+        status = _PHRASES.get(text.strip().lower())
+        if status is not None:  # a retried status arrives as its reason phrase: "Service Unavailable"
+            return _http_status(status.value), True
+    if any(marker in message for marker in _NO_CAUSE):
+        return "no answer in time", False
+    if "already shutdown" in message:
+        return "the exporter was already shut down", True
+    return _short(message), True
+
+
+def _int(match: re.Match[str] | None) -> int | None:
+    return int(match.group(1)) if match else None
+
+
+def _http_status(code: int) -> str:
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_url(url: str) -> str:
+    """The URL without credentials, query or fragment: what a log message may show of an endpoint."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable endpoint>"
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) or url.partition("?")[0]
 
 
 class FailSafeExporter(SpanExporter):
@@ -50,28 +118,51 @@ class FailSafeExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, target: str) -> None:
         self._inner = inner
         self._target = target
+        self._shown = shown_url(target)
+        self._secrets = _url_secrets(target)
         self._lock = threading.Lock()
         self._failing = False
         self._retry_at = 0.0
         self._dropped = 0
         self._closed = False
+        self._cause: str | None = None  # of the export in progress or the last failed one
+        self._cause_known = False
+
+    @property
+    def endpoint(self) -> str:
+        """Where spans go, as messages show it (no credentials or query)."""
+        return self._shown
+
+    @property
+    def last_cause(self) -> str | None:
+        """Why the export in progress (or the last one) is failing, if the exporter said; read from any thread."""
+        return self._cause
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._failing and time.monotonic() < self._retry_at:
             self._dropped += len(spans)
             return SpanExportResult.FAILURE
-        _exporting.active, _exporting.reason = True, None
+        self._cause, self._cause_known = None, False
+        _exporting.owner = self
         try:
             result = self._inner.export(spans)
         except Exception as exc:  # an exporter bug must not reach the BatchSpanProcessor's thread
-            result, _exporting.reason = SpanExportResult.FAILURE, repr(exc)
+            result = SpanExportResult.FAILURE
+            self._note(_short(repr(exc)), True)
         finally:
-            _exporting.active = False
+            _exporting.owner = None
         if result is SpanExportResult.SUCCESS:
             self._recovered()
         else:
-            self._failed(len(spans), _exporting.reason or "export failed")
+            self._failed(len(spans), self._cause or "export failed")
         return result
+
+    def _note(self, cause: str, known: bool) -> None:
+        """Keep the most telling cause: a record that says why beats one that only says it ended."""
+        if known or not self._cause_known:
+            for secret in self._secrets:
+                cause = cause.replace(secret, "…")
+            self._cause, self._cause_known = cause, known
 
     def _failed(self, count: int, reason: str) -> None:
         self._dropped += count
@@ -81,14 +172,15 @@ class FailSafeExporter(SpanExporter):
             log.warning(
                 "xray-otel: cannot send spans to %s (%s). The application is unaffected; spans are "
                 "dropped until it is reachable again. Logged once per outage.",
-                self._target,
+                self._shown,
                 reason,
             )
 
     def _recovered(self) -> None:
         if self._failing:
-            log.info("xray-otel: sending spans to %s again; %d spans were dropped.", self._target, self._dropped)
+            log.info("xray-otel: sending spans to %s again; %d spans were dropped.", self._shown, self._dropped)
             self._failing, self._dropped = False, 0
+        self._cause, self._cause_known = None, False
 
     def shutdown(self) -> None:
         """Stop the inner exporter once; also interrupts a retry back-off in progress."""
@@ -103,6 +195,16 @@ class FailSafeExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # nothing is buffered here; the BatchSpanProcessor holds the queue
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of an endpoint URL that may carry a credential, to be kept out of messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    userinfo = parts.netloc.rpartition("@")[0]
+    return [secret for secret in (userinfo, parts.query) if secret]
 
 
 def run_within(fn: Callable[[], object], timeout_s: float, name: str) -> bool:

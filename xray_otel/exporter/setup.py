@@ -80,9 +80,10 @@ def configure(
             if service_name or endpoint or protocol or headers or timeout is not None:
                 log.warning("xray-otel: a TracerProvider is already installed; using it, export arguments ignored")
             return _use(existing)
-        provider = build_provider(service_name, endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout)
+        provider, exporter = _build(service_name, endpoint=endpoint, protocol=protocol, headers=headers,
+                                    timeout=timeout)
         trace.set_tracer_provider(provider)
-        atexit.register(_shutdown_at_exit, provider, exit_timeout)
+        atexit.register(_shutdown_at_exit, provider, exit_timeout, exporter)
         return _use(trace.get_tracer_provider())
 
 
@@ -95,13 +96,24 @@ def build_provider(
     timeout: float | None = None,
 ) -> TracerProvider:
     """The provider configure() installs (batching, fail-safe OTLP export), without installing it."""
+    return _build(service_name, endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout)[0]
+
+
+def _build(
+    service_name: str | None,
+    *,
+    endpoint: str | None,
+    protocol: str | None,
+    headers: Mapping[str, str] | None,
+    timeout: float | None,
+) -> tuple[TracerProvider, FailSafeExporter]:
     resource = Resource.create({SERVICE_NAME: service_name} if service_name else {})
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     protocol = resolve_protocol(protocol)
     url = resolve_endpoint(endpoint, protocol)
     exporter = FailSafeExporter(_otlp_exporter(protocol, url, headers, timeout), url)
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
+    return provider, exporter
 
 
 def resolve_protocol(protocol: str | None) -> str:
@@ -171,6 +183,8 @@ def flush(timeout: float = FLUSH_TIMEOUT_S) -> bool:
     return force_flush is None or run_within(force_flush, timeout, "flush")
 
 
-def _shutdown_at_exit(provider: TracerProvider, timeout_s: float) -> None:
+def _shutdown_at_exit(provider: TracerProvider, timeout_s: float, exporter: FailSafeExporter) -> None:
     if not run_within(provider.shutdown, timeout_s, "exit"):
-        log.warning("xray-otel: gave up sending the last spans after %.1f s at exit", timeout_s)
+        cause = exporter.last_cause or "no answer yet"
+        log.warning("xray-otel: gave up sending the last spans to %s after %.1f s at exit (%s); they are dropped",
+                    exporter.endpoint, timeout_s, cause)
