@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
-from . import compare, lineage, pipelines, runs, steps
+from . import compare, lineage, pipelines, run_steps, runs, steps
 from .params import Param
 
 
@@ -48,7 +48,11 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "string", "format": "uuid"}, "name": _STR, "status": {"type": "string",
         "enum": ["RUNNING", "COMPLETED", "FAILED"]}, "service": _STR, "tags": {"type": "object"},
         "total_cost": {"type": "number"}, "step_count": {"type": "integer"}, "started_at": _TIME,
-        "completed_at": _TIME, "duration_ms": _NUM, "error": _STR}},
+        "completed_at": _TIME, "duration_ms": _NUM, "error": _STR,
+        "project": {"type": "string", "nullable": True,
+                    "description": "the project whose key wrote this run (its part of the trace); null: a key bound to no project"},
+        "trace_id": {"type": "string", "format": "uuid", "description": "the trace id; the run id too, but for "
+                     "a project's run seen with a key bound to no project"}}},
     "StepHit": {"type": "object", "properties": {
         "id": {"type": "string"}, "run_id": {"type": "string", "format": "uuid"}, "run_name": _STR,
         "parent_id": _STR, "name": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string"},
@@ -92,8 +96,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("get", "/runs", "Runs, newest first, with filters and a sort", runs.PARAMS, _array("Run"), paged=True),
     Endpoint("get", "/runs/{run_id}", "One run, with inputs and outputs", (_RUN_ID,), _ref("Run"),
              errors=(400, 404, 503)),
-    Endpoint("get", "/runs/{run_id}/steps", "A run's steps in tree order", (_RUN_ID,),
-             {"type": "array", "items": {"type": "object"}}, errors=(400, 404, 503)),
+    Endpoint("get", "/runs/{run_id}/steps", "A run's steps in tree order, a page at a time", (_RUN_ID,) + run_steps.PARAMS,
+             {"type": "array", "items": {"type": "object"}}, paged=True, errors=(400, 404, 503)),
     Endpoint("get", "/runs/{run_id}/candidates", "A run's recorded per-candidate decisions, in step time order",
              (_RUN_ID,) + lineage.DECISION_PARAMS, _array("Decision"), paged=True, errors=(400, 404, 503)),
     Endpoint("get", "/runs/{run_id}/candidates/{candidate_id}",

@@ -24,18 +24,39 @@ _RUN_COLUMNS = f"""
 """
 
 GET_RUN = f"""
-SELECT {_RUN_COLUMNS}, r.inputs, r.outputs
+SELECT {_RUN_COLUMNS}, r.inputs, r.outputs, r.steps_run_span
 FROM runs r
 WHERE r.id = $1
 """
 
-RUN_STEPS = f"""
-SELECT s.span_id, s.parent_span_id, s.name, s.type, s.status, s.inputs, s.outputs, s.metadata,
-       s.reasoning, s.cost, s.cost_source, s.model, s.input_tokens, s.output_tokens, s.input_count, s.output_count,
-       s.rejections, s.decisions, s.started_at, s.completed_at, s.error, s.service, s.attributes
+_STEP_FIGURES = """s.span_id, s.parent_span_id, s.name, s.type, s.status, s.reasoning, s.cost, s.cost_source, s.model,
+       s.input_tokens, s.output_tokens, s.input_count, s.output_count, s.rejections, s.started_at, s.completed_at,
+       s.error, s.service"""
+# What a step carries beyond its figures, and may be megabytes of: left out where only figures are read.
+_STEP_PAYLOAD = "s.inputs, s.outputs, s.metadata, s.decisions, s.attributes"
+_NO_PAYLOAD = ("NULL::jsonb AS inputs, NULL::jsonb AS outputs, NULL::jsonb AS metadata, NULL::jsonb AS decisions,"
+               " NULL::jsonb AS attributes")
+_RUN_STEPS = f"""
+SELECT {_STEP_FIGURES}, {{payload}}
 FROM steps s
 WHERE s.run_id = $1 AND {_IS_STEP}
 ORDER BY s.started_at NULLS LAST, s.span_id
+"""
+RUN_STEPS = _RUN_STEPS.format(payload=_STEP_PAYLOAD)
+# The same without the payload: the funnel (/analyze) reads figures only.
+RUN_STEP_FIGURES = _RUN_STEPS.format(payload=_NO_PAYLOAD)
+# What a run's step tree is built from, for paging it (GET /runs/{id}/steps): small however large the run.
+RUN_STEP_TREE = f"""
+SELECT s.span_id, s.parent_span_id, s.service
+FROM steps s
+WHERE s.run_id = $1 AND {_IS_STEP}
+ORDER BY s.started_at NULLS LAST, s.span_id
+"""
+# One page of that tree: the steps $2 of run $1, whole.
+RUN_STEPS_BY_ID = f"""
+SELECT {_STEP_FIGURES}, {_STEP_PAYLOAD}
+FROM steps s
+WHERE s.run_id = $1 AND s.span_id = ANY($2::text[]) AND {_IS_STEP}
 """
 
 

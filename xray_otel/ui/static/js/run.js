@@ -13,7 +13,7 @@ const TREE_PAGE = 200;
 export async function showRun(runId, query) {
   const [analysis, steps] = await Promise.all([
     get(`/analyze/${seg(runId)}`).then((r) => r.data),
-    get(`/runs/${seg(runId)}/steps`).then((r) => r.data),
+    allSteps(runId),
   ]);
   const run = analysis.run;
   const detail = h("div", {class: "step-detail", id: "step-detail"});
@@ -43,6 +43,18 @@ export async function showRun(runId, query) {
       h("div", {}, h("h2", {id: "steps-h"}, `Steps (${fmt.count(steps.length)})`),
         tree ? tree.element : h("p", {class: "muted"}, "No step spans have arrived for this run (yet).")),
       detail));
+}
+
+/** Every step of the run, a page (1,000 steps) at a time: the server never builds a 100,000-step answer. */
+async function allSteps(runId) {
+  const steps = [];
+  let cursor = null;
+  do {
+    const page = await get(`/runs/${seg(runId)}/steps`, {limit: 1000, cursor});
+    steps.push(...page.data);
+    cursor = page.next;
+  } while (cursor);
+  return steps;
 }
 
 /** The run's answer in one line: where most candidates went, and the reasons recorded for it. */
