@@ -160,3 +160,40 @@ def test_keys_bound_to_no_project_keep_one_run_per_trace(server: ServerThread) -
 
 def span_hex(n: int) -> str:
     return n.to_bytes(8, "big").hex()
+
+
+def test_a_downstream_projects_part_starts_at_its_remote_parent(server: ServerThread) -> None:
+    """Real OTel SDKs: shopB calls shopA, which continues the trace from the `traceparent` it was sent.
+    shopA's part is a run of its own, named and finished by its first local span, not a nameless
+    RUNNING placeholder."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.propagate import extract, inject
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    def tracer(service: str, key: str) -> tuple[TracerProvider, trace.Tracer]:
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+            endpoint=server.url + "/v1/traces", headers={"x-api-key": key})))
+        return provider, provider.get_tracer("test")
+
+    provider_b, caller = tracer("shopB", "key-b")
+    provider_a, callee = tracer("shopA", "key-a")
+    carrier: dict[str, str] = {}
+    with caller.start_as_current_span("checkout") as root:
+        inject(carrier)
+        with callee.start_as_current_span("price_lookup", context=extract(carrier)) as served:
+            with callee.start_as_current_span("db_query"):
+                pass
+    provider_a.shutdown()
+    provider_b.shutdown()
+    trace_id = uuid.UUID(int=root.get_span_context().trace_id)
+    assert served.get_span_context().trace_id == root.get_span_context().trace_id
+
+    run_a = _get(server, f"/runs/{trace_id}", "key-a").json()
+    assert (run_a["name"], run_a["status"], run_a["step_count"]) == ("price_lookup", "COMPLETED", 1)
+    assert [s["name"] for s in _get(server, f"/runs/{trace_id}/steps", "key-a").json()] == ["db_query"]
+    run_b = _get(server, f"/runs/{trace_id}", "key-b").json()
+    assert (run_b["name"], run_b["status"], run_b["step_count"]) == ("checkout", "COMPLETED", 0)

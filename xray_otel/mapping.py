@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 _MAX_INT32 = 2**31 - 1
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+# Span.flags: the parent is known to be in another process (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | _IS_REMOTE).
+# Such a span is where a project's part of a trace starts: its run span, as the root is the trace's.
+_REMOTE_PARENT = 0x300
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 
 SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN = 0, 1, 2
@@ -287,7 +290,8 @@ def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow, i
     found = semconv.read(attrs, span.kind)  # OpenInference / OpenLLMetry / GenAI; xray.* below wins
     error = _error_text(span)
     kind = attrs.get(c.KIND)
-    is_run = kind == c.KIND_RUN or (parent is None and kind != c.KIND_STEP)
+    is_run = kind == c.KIND_RUN or (kind != c.KIND_STEP and (parent is None or (
+        context.project is not None and span.flags & _REMOTE_PARENT == _REMOTE_PARENT)))
     run = _run_row(run_id, trace, span, span_id, attrs, found, kind, started, completed, error, context) \
         if is_run else None
     step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, is_run)
