@@ -197,3 +197,68 @@ def test_a_downstream_projects_part_starts_at_its_remote_parent(server: ServerTh
     assert [s["name"] for s in _get(server, f"/runs/{trace_id}/steps", "key-a").json()] == ["db_query"]
     run_b = _get(server, f"/runs/{trace_id}", "key-b").json()
     assert (run_b["name"], run_b["status"], run_b["step_count"]) == ("checkout", "COMPLETED", 0)
+
+
+def test_a_key_bound_to_no_project_finds_the_parts_by_trace_id(server: ServerThread) -> None:
+    trace_id, base = new_ids()
+    run_id = uuid.UUID(bytes=trace_id)
+    _http(server, [make_span(trace_id, base, "only_a", attrs={"xray.kind": "run"})], "shopA", "key-a")
+    one = _get(server, f"/runs/{run_id}", "admin")
+    assert one.status == 200 and one.json()["id"] == str(project_run_id("shopA", run_id))
+    assert one.json()["trace_id"] == str(run_id) and one.json()["project"] == "shopA"
+    _http(server, [make_span(trace_id, base + 1, "only_b", attrs={"xray.kind": "run"})], "shopB", "key-b")
+    both = _get(server, f"/runs/{run_id}", "admin")
+    assert both.status == 404
+    message = both.json()["error"]["message"]
+    assert str(project_run_id("shopA", run_id)) in message and str(project_run_id("shopB", run_id)) in message
+
+
+def test_runs_stored_before_projects_stay_readable_after_the_migration(pg_dsn: str) -> None:
+    """A database at schema 7 with a run a project-bound key wrote (id = trace id, as then): migration 8
+    keeps it, and both kinds of key read it as before."""
+    import asyncio
+
+    import asyncpg
+
+    from conftest import _with_database
+    from xray_otel.store.migrate import migrations
+
+    name = f"xray_scratch_{uuid.uuid4().hex[:10]}"
+    run_id = uuid.uuid4()
+
+    async def at_version_7() -> None:
+        admin = await asyncpg.connect(pg_dsn)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        conn = await asyncpg.connect(_with_database(pg_dsn, name))
+        await conn.execute("CREATE TABLE xray_schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+                           " applied_at timestamptz NOT NULL DEFAULT now())")
+        for version, file, text in migrations():
+            if version <= 7:
+                await conn.execute(text)
+                await conn.execute("INSERT INTO xray_schema_version (version, name) VALUES ($1, $2)", version, file)
+        await conn.execute("""INSERT INTO runs (id, source, span_id, name, status, service, started_at, step_count,
+                                                 total_cost, steps_run_span)
+                              VALUES ($1, 2, 'aa', 'old_run', 'COMPLETED', 'shopA', now(), 1, 0.5, 'aa')""", run_id)
+        await conn.execute("""INSERT INTO steps (run_id, span_id, parent_span_id, name, type, status, cost, service,
+                                                  run_span)
+                              VALUES ($1, 'aa', NULL, 'old_run', 'run', 'COMPLETED', 0, 'shopA', true),
+                                     ($1, 'bb', 'aa', 'old_step', 'llm', 'COMPLETED', 0.5, 'shopA', false)""", run_id)
+        await conn.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(pg_dsn)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+    asyncio.run(at_version_7())
+    try:
+        with serve(_with_database(pg_dsn, name), api_keys=KEYS) as migrated:
+            for key in ("key-a", "admin"):
+                run = _get(migrated, f"/runs/{run_id}", key).json()
+                assert (run["name"], run["id"], run["trace_id"], run["project"]) == \
+                    ("old_run", str(run_id), str(run_id), None)
+                assert [s["name"] for s in _get(migrated, f"/runs/{run_id}/steps", key).json()] == ["old_step"]
+            assert _get(migrated, f"/runs/{run_id}", "key-b").status == 404
+    finally:
+        asyncio.run(drop())

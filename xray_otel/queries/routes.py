@@ -132,9 +132,23 @@ async def find_run(request: web.Request, text: str) -> tuple[asyncpg.Record, boo
         if row is not None:
             return row, False
     row = await pool.fetchrow(sql.GET_RUN, run_id)
+    if row is None and project is None:
+        row = await _trace_part(pool, run_id)
     if row is None or (project is not None and row["project"] not in (None, project)):
         raise QueryError(404, f"run {run_id} not found")
     return row, await check_project(request, run_id, row["service"])
+
+
+async def _trace_part(pool: asyncpg.Pool, trace_id: uuid.UUID) -> asyncpg.Record | None:
+    """For a key bound to no project, a trace id that only projects wrote into: its one part, or a 404
+    naming every part (choosing one would answer for a part the reader did not ask about)."""
+    parts = await pool.fetch(sql.TRACE_PARTS, trace_id)
+    if len(parts) == 1:
+        return await pool.fetchrow(sql.GET_RUN, parts[0]["id"])
+    if parts:
+        raise QueryError(404, f"trace {trace_id} is one run per project that wrote into it: " + ", ".join(
+            f"{part['id']} ({part['project']})" for part in parts))
+    return None
 
 
 async def fetch_run(request: web.Request, text: str) -> tuple[dict[str, Any], uuid.UUID]:

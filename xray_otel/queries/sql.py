@@ -128,6 +128,8 @@ def tag_clause(where: Where, key: str, value: str) -> None:
     where.add("(" + " OR ".join(["r.tags @> {}::jsonb"] * len(alternatives)) + ")",
               *(json.dumps({key: v}) for v in alternatives))
 
+# The projects' parts of trace $1 (runs written with project-bound keys), for a key bound to no project.
+TRACE_PARTS = "SELECT r.id, r.project FROM runs r WHERE r.trace_id = $1 AND r.trace_id IS NOT NULL ORDER BY r.project"
 RUN_HAS_SERVICE = "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND service = $2)"
 
 # A run's recorded decisions, one row per decision, in step time order. `decisions` is a
