@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import _admin, _with_database, serve
-from helpers import export_request, get_json, make_span, new_ids, post_otlp
+from helpers import export_request, get_json, make_span, new_ids, post_otlp, span_id
 from query_data import accessory_run
 from test_sdk_demo import EXPECTED_FUNNEL
 
@@ -356,6 +356,52 @@ def test_a_large_run_renders_pages_not_everything(page, receiver_url) -> None:
     page.get_by_role("button", name="Show 200 more of 200").click()
     expect(tree).to_have_count(1000)
     expect(page.locator('#step-tree tr[aria-selected="true"]')).to_have_count(1)
+
+
+# Words of each element's text that the browser split over two lines.
+SPLIT_WORDS = """(els) => els.flatMap((el) => {
+  const text = el.firstChild, split = [];
+  let at = 0;
+  for (const word of text.data.split(" ")) {
+    const range = document.createRange();
+    range.setStart(text, at);
+    range.setEnd(text, at + word.length);
+    if (range.getClientRects().length > 1) split.push(word);
+    at += word.length + 1;
+  }
+  return split;
+})"""
+# Funnel texts drawn (partly) outside the figure, which cuts off what overflows it.
+CUT_OFF = """(texts) => texts.filter((t) => {
+  const box = t.getBoundingClientRect(), fig = t.closest("figure").getBoundingClientRect();
+  return box.left < fig.left || box.right > fig.right;
+}).map((t) => t.textContent)"""
+
+
+def test_long_labels_wrap_between_words_and_nothing_is_cut_off(page, receiver_url, demo_run) -> None:
+    reasons = {"banned_word:best": 300, "banned_word:bestseller_guaranteed": 250,
+               "price_above_competitor_median_by_more_than_20_percent": 200,
+               "category_mismatch:Sports & Outdoors > Water Bottles > Insulated": 150}
+    trace_id, base = new_ids()
+    post_otlp(receiver_url, export_request([
+        make_span(trace_id, base, "long_labels", attrs={"xray.kind": "run"}),
+        make_span(trace_id, base + 1, "filter_by_banned_words_and_price_rules", parent=base, attrs={
+            "xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": 5000,
+            "xray.step.output_count": 4100, "xray.step.rejections": reasons})]))
+    run_id = str(uuid.UUID(bytes=trace_id))
+    page.goto(receiver_url + f"/ui/#/runs/{run_id}?step={span_id(base + 1).hex()}")
+    labels = page.locator("#rejections .reason")
+    expect(labels).to_have_count(len(reasons))
+    assert labels.evaluate_all(SPLIT_WORDS) == []
+    assert labels.evaluate_all("(els) => els.filter((el) => el.scrollWidth > el.clientWidth).length") == 0
+    shot(page, "step-long-reasons")
+
+    page.goto(receiver_url + f"/ui/#/compare?base={demo_run}&other={run_id}")
+    biggest = page.locator("#compare-funnels .funnel-row.biggest .figure")
+    expect(biggest).to_have_count(2)
+    expect(biggest.first).to_contain_text("◀ biggest drop")
+    assert page.locator("#compare-funnels .funnel-row text").evaluate_all(CUT_OFF) == []
+    shot(page, "compare-long-labels")
 
 
 def test_odd_figures_are_shown_for_what_they_are(page, receiver_url) -> None:
