@@ -11,6 +11,9 @@ from typing import Any, Iterable
 from aiohttp import web
 
 
+_CHUNK = 1 << 16  # bytes a streamed answer is written in
+
+
 def iso(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with a Z, as every timestamp in the API is shown."""
     if value is None:
@@ -34,33 +37,37 @@ def json_ok(data: Any, *, status: int = 200, headers: dict[str, str] | None = No
     return web.json_response(data, status=status, headers=headers, dumps=dumps)
 
 
-async def json_big(data: Any, *, headers: dict[str, str] | None = None) -> web.Response:
-    """json_ok for an answer that may run to megabytes: encoded in a thread, so the event loop (and
-    /health) keeps answering meanwhile."""
-    body = await asyncio.to_thread(lambda: dumps(data).encode())
-    return web.Response(body=body, headers=headers, content_type="application/json")
-
-
 async def json_stream(request: web.Request, items: Iterable[Any], headers: dict[str, str] | None = None,
-                      chunk: int = 1 << 16) -> web.StreamResponse:
-    """A JSON array written as it is encoded, about ``chunk`` bytes at a time: memory stays at one chunk
-    and one item, a slow reader holds back only its own response, and the loop runs between chunks."""
+                      *, around: tuple[str, str] = ("[", "]")) -> web.StreamResponse:
+    """A JSON array written as it is encoded, about 64 kB at a time: memory stays at one chunk and one
+    item, a slow reader holds back only its own response, and the loop runs between chunks (one
+    json.dumps of a whole large answer holds the GIL, even in a thread). ``around`` is the JSON text
+    before and after the array's items, for an array inside an object."""
     response = web.StreamResponse(headers=headers)
     response.content_type = "application/json"
     await response.prepare(request)
-    buffer = bytearray(b"[")
+    buffer = bytearray(around[0].encode())
     for index, item in enumerate(items):
         if index:
             buffer += b","
         buffer += dumps(item).encode()
-        if len(buffer) >= chunk:
+        if len(buffer) >= _CHUNK:
             await response.write(bytes(buffer))
             buffer.clear()
             await asyncio.sleep(0)  # write() yields only when the socket is backed up
-    buffer += b"]"
+    buffer += around[1].encode()
     await response.write(bytes(buffer))
     await response.write_eof()
     return response
+
+
+async def json_stream_field(request: web.Request, data: dict[str, Any], field: str) -> web.StreamResponse:
+    """``data`` as JSON, its list ``field`` streamed item by item (json_stream), keys in their order."""
+    keys = list(data)
+    at = keys.index(field)
+    before = "{" + "".join(f"{dumps(k)}:{dumps(data[k])}," for k in keys[:at]) + f"{dumps(field)}:["
+    after = "]" + "".join(f",{dumps(k)}:{dumps(data[k])}" for k in keys[at + 1:]) + "}"
+    return await json_stream(request, data[field], around=(before, after))
 
 
 def json_error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:

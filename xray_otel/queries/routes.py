@@ -17,7 +17,7 @@ from ..receiver.http import PROJECT
 from ..store.store import UNAVAILABLE_ERRORS, Store
 from . import sql
 from .analysis import analyze, tree_order
-from .responses import json_big, json_error, json_ok
+from .responses import json_error, json_ok, json_stream_field
 
 STORE = web.AppKey("store", Store)
 
@@ -73,9 +73,10 @@ async def get_run(request: web.Request) -> web.Response:
 async def get_analysis(request: web.Request) -> web.Response:
     run, stored_id = await fetch_run(request, request.match_info["run_id"])
     rows = project_steps(request, await request.app[STORE].pool.fetch(sql.RUN_STEP_FIGURES, stored_id))
-    # A run of 100,000 steps takes a while to order and encode: in a thread, so the loop keeps answering.
-    return await json_big(await asyncio.to_thread(
-        lambda: analyze(run, tree_order([_step(r, run["id"]) for r in rows]))))
+    # A run of 100,000 steps takes a while to order (in a thread, so the loop keeps answering) and to
+    # encode (streamed a funnel entry at a time).
+    answer = await asyncio.to_thread(lambda: analyze(run, tree_order([_step(r, run["id"]) for r in rows])))
+    return await json_stream_field(request, answer, "funnel")
 
 
 def scoped_query(request: web.Request) -> MultiMapping[str]:
