@@ -21,6 +21,7 @@ from multidict import MultiMapping
 from .routes import QueryError
 
 MAX_TEXT = 512  # characters: longer than any stored name (mapping caps names at 512)
+MAX_TAG_NESTING = 100  # brackets a tag value may open: queries/sql.py json-parses it, and Python's parser recurses
 _RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -80,6 +81,8 @@ def parse(query: MultiMapping[str], params: tuple[Param, ...]) -> dict[str, Any]
 
 
 def convert(p: Param, text: str) -> Any:
+    if p.type == "cursor":
+        return text  # decode_cursor checks all of it, and says the one thing to do about a bad one
     text = _text(p.name, text)
     if p.enum is not None:
         if text.lower() not in p.enum:
@@ -117,6 +120,8 @@ def convert(p: Param, text: str) -> Any:
         key, sep, value = text.partition(":")
         if not sep or not key:
             raise BadParameter(f"{p.name} must be key:value, got {_show(text)}")
+        if _json_nesting(value) > MAX_TAG_NESTING:  # deeper would make json.loads raise RecursionError
+            raise BadParameter(f"{p.name} value nests brackets more than {MAX_TAG_NESTING} deep")
         return key, value
     return text
 
@@ -141,43 +146,109 @@ def parse_time(name: str, text: str, *, now: datetime | None = None) -> datetime
 def encode_cursor(sort: str, key: list[Any]) -> str:
     """An opaque cursor: the sort it belongs to and the last row's sort key."""
     plain = [v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v for v in key]
-    return base64.urlsafe_b64encode(json.dumps([sort, plain]).encode()).decode().rstrip("=")
+    return _encode_plain([sort, plain])
+
+
+def _encode_plain(document: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")  # the urlsafe base64 alphabet, unpadded: what encode_cursor writes
+_SORT_NAME = re.compile(r"-?[a-z_]{1,32}")
+MALFORMED_CURSOR = ("malformed cursor: not one this server issued; start again without it, "
+                    "then pass each page's X-Next-Cursor as it is")
 
 
 def decode_cursor(text: str | None, sort: str, types: tuple[type, ...]) -> list[Any] | None:
-    """The key encoded by ``encode_cursor``, each value converted to ``types``; None without a cursor."""
+    """The key encoded by ``encode_cursor``, each value converted to ``types``; None without a cursor.
+
+    A cursor is client input like any other, so anything but exactly what ``encode_cursor`` writes is a
+    400: the same base64 and JSON text byte for byte, ``[sort, key]`` with one value per type, each of
+    that type's exact JSON type, in range (finite numbers, 64-bit integers, canonical UUIDs, UTC times
+    as ``isoformat`` writes them, text PostgreSQL takes). Nothing of a forged cursor reaches SQL.
+    """
     if not text:
         return None
     try:
-        got_sort, plain = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        if got_sort != sort:
-            raise BadParameter(f"cursor belongs to sort={got_sort}, not sort={sort}")
-        if len(plain) != len(types):
+        if len(text) > 4 * MAX_TEXT or not _CURSOR_TEXT.fullmatch(text):
             raise ValueError
+        document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), parse_constant=_no_constant)
+        if not (isinstance(document, list) and len(document) == 2 and isinstance(document[0], str)
+                and isinstance(document[1], list)):
+            raise ValueError
+        if _encode_plain(document) != text:  # not as encode_cursor writes it: altered, or made by hand
+            raise ValueError
+        got_sort, plain = document
+    except (ValueError, TypeError, RecursionError, OverflowError):  # UnicodeDecodeError and binascii.Error too
+        raise BadParameter(MALFORMED_CURSOR) from None
+    if got_sort != sort:
+        if _SORT_NAME.fullmatch(got_sort):
+            raise BadParameter(f"cursor belongs to sort={got_sort}, not sort={sort}: start again without it")
+        raise BadParameter(MALFORMED_CURSOR)
+    if len(plain) != len(types):
+        raise BadParameter(MALFORMED_CURSOR)
+    try:
         return [_cursor_value(t, v) for t, v in zip(types, plain)]
-    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
-        raise BadParameter("malformed cursor: pass the X-Next-Cursor value of the previous page") from None
+    except (ValueError, TypeError, OverflowError):
+        raise BadParameter(MALFORMED_CURSOR) from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # json.loads would otherwise take NaN, Infinity, -Infinity
 
 
 def _cursor_value(kind: type, value: Any) -> Any:
-    if kind is datetime:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
+    """``value`` as ``encode_cursor`` wrote a value of ``kind``, converted back; ValueError otherwise."""
+    if kind is float:  # keys from double precision columns: json.dumps writes them with a . or an e
+        if not isinstance(value, float) or not math.isfinite(value):  # 1e999 parses as inf
             raise ValueError
-        return parsed
-    if kind is uuid.UUID:
-        return uuid.UUID(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError
-        return float(value)
+        return value
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**62:
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:  # bigint
             raise ValueError
         return value
     if not isinstance(value, str):
         raise ValueError
-    return _text("cursor", value)
+    if kind is datetime:
+        parsed = datetime.fromisoformat(value)  # keys come from timestamptz columns: UTC, as asyncpg gives them
+        if parsed.utcoffset() != timedelta(0) or parsed.isoformat() != value:
+            raise ValueError
+        return parsed
+    if kind is uuid.UUID:
+        parsed_id = uuid.UUID(value)
+        if str(parsed_id) != value:
+            raise ValueError
+        return parsed_id
+    if kind is not str or "\x00" in value or len(value) > 4 * MAX_TEXT:
+        raise ValueError
+    value.encode("utf-8")  # a lone surrogate (JSON allows \ud800) is UnicodeEncodeError, a ValueError
+    return value
+
+
+def _json_nesting(text: str) -> int:
+    """The deepest nesting of [ and { in ``text`` outside JSON strings: an upper bound on how deep
+    json.loads recurses on it (it stops where the text stops being JSON; up to there this agrees)."""
+    openers = text.count("[") + text.count("{")
+    if openers <= MAX_TAG_NESTING:
+        return openers  # a bound good enough for the common case, without a loop over the text
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _text(name: str, text: str) -> str:
