@@ -29,8 +29,9 @@ from typing import Any, Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
 from conftest import free_port
-from helpers import call, get_json
+from helpers import call, export_request, get_json, make_span, new_ids, post_otlp
 from query_data import Sent, send_all
 
 EXAMPLES = 50  # per (endpoint, parameter); a cursor gets twice as many
@@ -422,3 +423,16 @@ def test_only_a_cursor_the_server_issued_is_taken(server: Server, sent: Sent) ->
     finally:
         client.close()
     assert checked > 300
+
+
+@pytest.mark.parametrize("path", ["/runs", "/steps"])
+def test_a_tag_value_nested_past_the_json_parser_is_a_plain_string(receiver_url: str, path: str) -> None:
+    """It was a 500 (RecursionError in the number/boolean check); it is a string like any other."""
+    trace_id, base = new_ids()
+    deep = "[" * 1500  # past json's recursion limit (1000), within the request line (8190 bytes)
+    assert post_otlp(receiver_url, export_request([make_span(trace_id, base, "deep_tag", attrs={
+        "xray.kind": "run", "xray.tag.shape": deep})])).status == 200
+    reply = call("GET", f"{receiver_url}{path}?tag=shape:{urllib.parse.quote(deep)}")
+    assert reply.status == 200, reply.body[:200]
+    if path == "/runs":
+        assert [r["id"] for r in reply.json()] == [str(uuid.UUID(bytes=trace_id))]

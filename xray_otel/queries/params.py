@@ -21,7 +21,6 @@ from multidict import MultiMapping
 from .routes import QueryError
 
 MAX_TEXT = 512  # characters: longer than any stored name (mapping caps names at 512)
-MAX_TAG_NESTING = 100  # brackets a tag value may open: queries/sql.py json-parses it, and Python's parser recurses
 _RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -120,8 +119,6 @@ def convert(p: Param, text: str) -> Any:
         key, sep, value = text.partition(":")
         if not sep or not key:
             raise BadParameter(f"{p.name} must be key:value, got {_show(text)}")
-        if _json_nesting(value) > MAX_TAG_NESTING:  # deeper would make json.loads raise RecursionError
-            raise BadParameter(f"{p.name} value nests brackets more than {MAX_TAG_NESTING} deep")
         return key, value
     return text
 
@@ -223,32 +220,6 @@ def _cursor_value(kind: type, value: Any) -> Any:
         raise ValueError
     value.encode("utf-8")  # a lone surrogate (JSON allows \ud800) is UnicodeEncodeError, a ValueError
     return value
-
-
-def _json_nesting(text: str) -> int:
-    """The deepest nesting of [ and { in ``text`` outside JSON strings: an upper bound on how deep
-    json.loads recurses on it (it stops where the text stops being JSON; up to there this agrees)."""
-    openers = text.count("[") + text.count("{")
-    if openers <= MAX_TAG_NESTING:
-        return openers  # a bound good enough for the common case, without a loop over the text
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth = max(depth - 1, 0)
-    return deepest
 
 
 def _text(name: str, text: str) -> str:

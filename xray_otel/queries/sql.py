@@ -121,7 +121,7 @@ def tag_clause(where: Where, key: str, value: str) -> None:
     alternatives: list[object] = [value]
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser: a plain string
         parsed = None
     if isinstance(parsed, bool) or (isinstance(parsed, (int, float)) and math.isfinite(parsed)):
         alternatives.append(parsed)
