@@ -360,13 +360,21 @@ def test_no_parameter_value_gives_a_5xx(server: Server, sent: Sent) -> None:
 INF = "__inf__"  # stands for the JSON number 1e999, which json.loads takes as inf
 
 
-def _bad_values(value: Any) -> list[Any]:
-    """Values of the wrong type, form or range for the part of a real cursor that holds ``value``."""
+# Cursor parts that hold a span id: text of any form (a legacy step's id looks like a UUID, yet a
+# different case of it is another id, not a malformed one).
+_TEXT_PARTS = {"/steps": 2, "/runs/{run_id}/candidates": 1, "/runs/{run_id}/steps": 1}
+
+
+def _bad_values(value: Any, text: bool = False) -> list[Any]:
+    """Values of the wrong type, form or range for the part of a real cursor that holds ``value``
+    (``text``: a part that takes any text)."""
     wrong_type: list[Any] = [None, [value], {"v": value}, True, [[[[[]]]]]]
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return wrong_type
     if isinstance(value, (int, float)):
         return wrong_type + [str(value), float("nan"), INF, 2**64, -(2**64), 1.5 if isinstance(value, int) else []]
+    if text:
+        return wrong_type + ["\x00", "a\ud800", "x" * 3000, 1, 1.5]
     try:
         uuid.UUID(value)
         return wrong_type + [value.upper(), "{" + value + "}", "urn:uuid:" + value, value.replace("-", ""), 1]
@@ -379,8 +387,8 @@ def _bad_values(value: Any) -> list[Any]:
     return wrong_type + ["\x00", "a\ud800", "x" * 3000, 1, 1.5]
 
 
-def _forgeries(text: str) -> list[str]:
-    """Cursors that are not the one the server issued, nor any it could issue."""
+def _forgeries(text: str, path: str) -> list[str]:
+    """Cursors that are not the one the server issued for ``path``, nor any it could issue."""
     sort, key = decode(text)
     out = [b64(("[" * 1100).encode()), b64(b"\xff\xfe"), cursor_of([sort]), cursor_of([sort, key, key]),
            cursor_of([sort, key + [1]]), cursor_of([sort, key[:-1]]), cursor_of({"sort": sort, "key": key}),
@@ -390,7 +398,7 @@ def _forgeries(text: str) -> list[str]:
            b64(json.dumps([sort, key], indent=1).encode()), b64((json.dumps([sort, key]) + " ").encode()),
            base64.b64encode(json.dumps([sort, key]).encode()).decode()]  # the standard alphabet, padded
     for i, value in enumerate(key):
-        for bad in _bad_values(value):
+        for bad in _bad_values(value, text=_TEXT_PARTS.get(path) == i):
             forged = json.dumps([sort, key[:i] + [bad] + key[i + 1:]]).replace(f'"{INF}"', "1e999")
             out.append(b64(forged.encode()))
     return [f for f in out if f != text]
@@ -412,7 +420,7 @@ def test_only_a_cursor_the_server_issued_is_taken(server: Server, sent: Sent) ->
             assert real, f"{path} issued no cursor at limit=1: page through more data"
             for text in real:
                 sort = decode(text)[0]
-                for forged in _forgeries(text):
+                for forged in _forgeries(text, path):
                     query = ([("sort", sort)] if has_sort else []) + [("cursor", forged)]
                     url = target(path, {"run_id": sent.runs["good"]}, query)
                     status, body = client.get(url)

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from .conventions import TRUNCATION_MARKER
+from ..conventions import TRUNCATION_MARKER
 
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -193,3 +193,13 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v, depth + 1) for v in value]
     return value
+
+
+MAX_NAME = 512  # characters of a name, a type or a service.name: they are indexed
+
+
+def cap_name(text: str) -> str:
+    """A run or step name, type or service name, capped: they are indexed, and a btree entry must stay
+    under ~2.7 kB."""
+    text = clean_text(text)
+    return text if len(text) <= MAX_NAME else text[:MAX_NAME] + TRUNCATION_MARKER
