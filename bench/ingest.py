@@ -44,7 +44,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 import xray_otel
 from xray_otel import conventions as c
 from xray_otel.config import Settings
-from xray_otel.mapping import Batch, StepRow, map_request
+from xray_otel.mapping.rows import Batch, StepRow
+from xray_otel.mapping.spans import map_request
 from xray_otel.store import sql
 from xray_otel.store.store import Store
 from xray_otel.receiver.grpc import SERVICE

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ingest import build_requests  # noqa: E402  (the same workload as bench/ingest.py)
 
-from xray_otel.mapping import map_request  # noqa: E402
+from xray_otel.mapping.spans import map_request  # noqa: E402
 from xray_otel.store.embedded import given_or_embedded  # noqa: E402
 from xray_otel.store.store import Store  # noqa: E402
 

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from helpers import otlp_json_document
-from xray_otel.mapping import map_request
+from xray_otel.mapping.spans import map_request
 from xray_otel.receiver.codec import (
     JSON,
     PROTOBUF,

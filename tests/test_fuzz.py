@@ -19,11 +19,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from helpers import call, export_request, otlp_json_body
 from xray_otel import conventions as c
-from xray_otel.mapping import map_request
+from xray_otel.mapping.spans import map_request
 from xray_otel.receiver import otlp_json_typed
 from xray_otel.receiver.codec import JsonCodec, ProtobufCodec, decode_json_messages
 from xray_otel.receiver.errors import BadRequest
-from xray_otel.receiver.legacy import LegacyEventError, map_events
+from xray_otel.mapping.legacy import LegacyEventError, map_events
 
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIVE = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,

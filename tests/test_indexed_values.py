@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from helpers import export_request, get_json, make_span, new_ids, post_otlp
 from xray_otel.conventions import TRUNCATION_MARKER
-from xray_otel.mapping import MAX_NAME
+from xray_otel.mapping.values import MAX_NAME
 
 _EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from xray_otel import conventions as c
-from xray_otel.mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow
-from xray_otel.receiver.legacy import LegacyEventError, map_events, map_events_in_parts
+from xray_otel.mapping.rows import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow
+from xray_otel.mapping.legacy import LegacyEventError, map_events, map_events_in_parts
 
 RUN = "0b0f3a8e-6f4e-4d1a-9c55-2a4f6f0d1e21"
 STEP = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"

@@ -14,10 +14,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from conftest import serve
 from helpers import export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.conventions import TRUNCATION_MARKER
-from xray_otel.mapping import PART_SPANS, Batch, map_in_parts
+from xray_otel.mapping.rows import Batch
+from xray_otel.mapping.spans import PART_SPANS, map_in_parts
 from xray_otel.metrics import Metrics
 from xray_otel.receiver.ingest import Ingester
-from xray_otel.receiver.legacy import map_events_in_parts
+from xray_otel.mapping.legacy import map_events_in_parts
 from xray_otel.store.store import Store
 
 

@@ -24,18 +24,8 @@ from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from xray_otel import conventions as c
 from xray_otel import pricing
-from xray_otel.mapping import (
-    SOURCE_PLACEHOLDER,
-    SOURCE_ROOT,
-    SOURCE_RUN_SPAN,
-    Batch,
-    RunRow,
-    StepRow,
-    map_in_parts,
-    map_request,
-    nanos_to_micros,
-    step_type,
-)
+from xray_otel.mapping.rows import SOURCE_PLACEHOLDER, SOURCE_ROOT, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from xray_otel.mapping.spans import map_in_parts, map_request, nanos_to_micros, step_type
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 RUN_ID = uuid.UUID(bytes=TRACE)

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
 from helpers import otlp_json_document
-from xray_otel.mapping import map_request
+from xray_otel.mapping.spans import map_request
 from xray_otel.receiver.codec import JsonCodec, ProtobufCodec, decode_json_messages
 from xray_otel.receiver.errors import BadRequest
 from xray_otel.receiver.otlp_json import MAX_DEPTH, decode_request

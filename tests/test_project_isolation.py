@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from conftest import ServerThread, serve
 from helpers import call, export_request, make_span, new_ids
-from xray_otel.mapping import project_run_id
+from xray_otel.mapping.rows import project_run_id
 
 KEYS = "ingest+read@shopA:key-a,ingest+read@shopB:key-b,ingest+read:admin"
 PB = {"Content-Type": "application/x-protobuf"}

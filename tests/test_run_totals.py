@@ -25,7 +25,7 @@ from conftest import scratch_database
 from helpers import call, db, deliver_chaotically, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
 from xray_otel.queries import sql
 from xray_otel.queries.steps import build_query
-from xray_otel.mapping import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from xray_otel.mapping.rows import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
 from xray_otel.store.migrate import migrate, migrations
 from xray_otel.store.store import Store
 

@@ -13,7 +13,7 @@ from opentelemetry.trace import StatusCode
 
 from xray_otel import configure, process_candidates, rank_candidates, start_run, step
 from xray_otel import conventions as c
-from xray_otel.exporter import candidates as cand
+from xray_otel.sdk import candidates as cand
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from xray_otel.conventions import TRUNCATION_MARKER
-from xray_otel.exporter.serialize import MAX_ATTRIBUTE_CHARS, to_json, truncate
+from xray_otel.sdk.serialize import MAX_ATTRIBUTE_CHARS, to_json, truncate
 
 
 class Color(enum.Enum):

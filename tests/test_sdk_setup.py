@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from xray_otel import configure, start_run
-from xray_otel.exporter import build_provider, failsafe, flush
-from xray_otel.exporter.failsafe import FailSafeExporter, run_within
-from xray_otel.exporter.setup import resolve_endpoint, resolve_protocol
+from xray_otel.sdk import build_provider, export, flush
+from xray_otel.sdk.export import FailSafeExporter, run_within
+from xray_otel.sdk.configure import resolve_endpoint, resolve_protocol
 
 OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
              "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
@@ -86,7 +86,7 @@ class FlakyExporter(SpanExporter):
             raise ConnectionError("exporter bug")
         if self.ok:
             return SpanExportResult.SUCCESS
-        logging.getLogger(failsafe._EXPORTER_LOGGERS[0]).error("Failed to export spans batch code: 503")
+        logging.getLogger(export._EXPORTER_LOGGERS[0]).error("Failed to export spans batch code: 503")
         return SpanExportResult.FAILURE
 
     def shutdown(self):
@@ -94,7 +94,7 @@ class FlakyExporter(SpanExporter):
 
 
 def test_an_outage_is_one_warning_and_fast_drops_until_the_receiver_is_back(caplog, monkeypatch):
-    monkeypatch.setattr(failsafe, "RETRY_AFTER_S", 0.3)
+    monkeypatch.setattr(export, "RETRY_AFTER_S", 0.3)
     caplog.set_level(logging.INFO, logger="xray_otel")
     inner = FlakyExporter()
     exporter = FailSafeExporter(inner, "http://receiver/v1/traces")

@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 
 from xray_otel import configure, start_run, step
 from xray_otel import conventions as c
-from xray_otel.exporter import current_step
+from xray_otel.sdk import current_step
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Spans from other instrumentation (xray_otel.semconv), pure: attributes in, step fields out.
+"""Spans from other instrumentation (xray_otel.mapping.semconv), pure: attributes in, step fields out.
 
 The tables are checked against the libraries that define the names (OpenInference's and
 OpenLLMetry's semantic-convention packages, the OTel GenAI constants), and every rule of
@@ -21,9 +21,11 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv_ai import LLMRequestTypeValues, SpanAttributes as Llmetry, TraceloopSpanKindValues
 from opentelemetry.trace import SpanKind
 
-from xray_otel import pricing, semconv
-from xray_otel.mapping import Batch, map_request, step_type
-from xray_otel.semconv import NOTHING, read
+from xray_otel import pricing
+from xray_otel.mapping import semconv
+from xray_otel.mapping.rows import Batch
+from xray_otel.mapping.spans import map_request, step_type
+from xray_otel.mapping.semconv import NOTHING, read
 
 CLIENT, SERVER, INTERNAL = semconv.SPAN_KIND_CLIENT, semconv.SPAN_KIND_SERVER, 1
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import pytest
 
-from xray_otel.mapping import SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from xray_otel.mapping.rows import SOURCE_RUN_SPAN, Batch, RunRow, StepRow
 from xray_otel.store.store import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""OTLP AnyValue conversion and text/JSON cleaning for PostgreSQL (xray_otel.values).
+"""OTLP AnyValue conversion and text/JSON cleaning for PostgreSQL (xray_otel.mapping.values).
 
 PostgreSQL refuses NUL in text and jsonb, ``\\u0000`` escapes and lone UTF-16
 surrogates in jsonb, and NaN/Infinity in JSON; everything these functions return
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from xray_otel import values
-from xray_otel.values import (
+from xray_otel.mapping import values
+from xray_otel.mapping.values import (
     any_value,
     attributes_to_dict,
     cap_strings,

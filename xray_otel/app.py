@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
 from .queries import openapi
-from .queries.responses import json_error, json_ok
+from .web import json_error, json_ok
 from .queries.routes import STORE, add_routes, query_errors
 from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, handle_traces
 from .receiver.ingest import Ingester

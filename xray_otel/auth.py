@@ -14,7 +14,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from .mapping import MAX_NAME
+from .mapping.values import MAX_NAME
 
 INGEST, READ = "ingest", "read"
 SCOPES = (INGEST, READ)

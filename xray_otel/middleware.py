@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from .auth import INGEST, READ, AuthError, KeyRing, presented_key
-from .queries.responses import json_error
+from .web import json_error
 from .receiver.codec import PROTOBUF, codec_for
 from .receiver.errors import AUTH_ERRORS
-from .receiver.http import PROJECT, error_response
+from .receiver.http import error_response
+from .web import PROJECT
 from .ui.routes import is_ui_path, wants_html
 
 KEYS = web.AppKey("keys", KeyRing)

@@ -1,4 +1,5 @@
-"""JSON responses for the REST API: one encoder, one error shape."""
+"""The neutral HTTP edge the receiver and the queries share: the request's project, and JSON answers
+(one encoder, one error shape, streaming for large ones)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any, Iterable
 from aiohttp import web
 
 
+PROJECT = web.RequestKey("project", str)
+"""Set by the API-key middleware: the project a bound key limits this request to (absent or None: all)."""
 _CHUNK = 1 << 16  # bytes a streamed answer is written in
 
 

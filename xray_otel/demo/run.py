@@ -16,7 +16,7 @@ import urllib.request
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ..exporter import configure, flush
+from ..sdk import configure, flush
 from .competitor_selection import STEP_NAMES, run_pipeline
 
 DEFAULT_URL = "http://127.0.0.1:4318"

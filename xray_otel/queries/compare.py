@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .analysis import analyze
 from .params import Param, parse
-from .responses import json_ok
+from ..web import json_ok
 from .routes import fetch_run, fetch_steps
 
 PARAMS = (

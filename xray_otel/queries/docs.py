@@ -12,7 +12,7 @@ from importlib import resources
 from aiohttp import web
 
 from .openapi import document
-from .responses import json_ok
+from ..web import json_ok
 
 
 @lru_cache(maxsize=1)

@@ -13,10 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..receiver.http import PROJECT
 from . import sql
 from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
-from .responses import json_ok
+from ..web import PROJECT, json_ok
 from .routes import STORE, QueryError, find_run, shown_run_id
 
 _CANDIDATE = Param("candidate_id", "string", "the candidate's id as the SDK recorded it (`id_fn`)")

@@ -9,10 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..receiver.http import PROJECT
 from . import pipeline_days, pipeline_stats, sql
 from .params import Param, convert, parse
-from .responses import json_ok
+from ..web import PROJECT, json_ok
 from .routes import STORE, QueryError, scoped_query
 
 DEFAULT_WINDOW = timedelta(hours=24)

@@ -12,12 +12,11 @@ import asyncpg
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from ..mapping import project_run_id
-from ..receiver.http import PROJECT
+from ..mapping.rows import project_run_id
 from ..store.store import UNAVAILABLE_ERRORS, Store
 from . import sql
 from .analysis import analyze, tree_order
-from .responses import json_error, json_ok, json_stream_field
+from ..web import PROJECT, json_error, json_ok, json_stream_field
 
 STORE = web.AppKey("store", Store)
 

@@ -13,11 +13,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from ..receiver.http import PROJECT
 from . import sql
 from .analysis import tree_order
 from .params import CURSOR, decode_cursor, encode_cursor, limit_param, link_headers, parse
-from .responses import json_stream
+from ..web import PROJECT, json_stream
 from .routes import STORE, QueryError, _step, find_run, project_steps, shown_run_id
 
 PARAMS = (limit_param(default=1000, maximum=1000), CURSOR)

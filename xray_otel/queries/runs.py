@@ -9,7 +9,7 @@ from aiohttp import web
 
 from . import sql
 from .params import CURSOR, SINCE, TAG, UNTIL, Param, decode_cursor, encode_cursor, limit_param, link_headers, parse
-from .responses import json_ok
+from ..web import json_ok
 from .routes import STORE, run_summary, scoped_query
 
 # sort name → (SQL expression, Python type of its value, column of the row holding it)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from . import sql
 from .params import CURSOR, SINCE, TAG, UNTIL, Param, decode_cursor, encode_cursor, limit_param, link_headers, parse
-from .responses import json_ok
+from ..web import json_ok
 from .routes import STORE, _json, scoped_query, shown_run_id
 
 # sort name → (SQL expression, Python type of its value). A sort by a value a step may lack

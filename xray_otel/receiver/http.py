@@ -19,6 +19,7 @@ from typing import AsyncIterator, Iterator
 from aiohttp import web
 
 from ..metrics import outcome_of
+from ..web import PROJECT
 from .codec import JSON, PROTOBUF, codec_for, json_decoder
 from .errors import (
     BadRequest,
@@ -33,8 +34,6 @@ from .ingest import BodyHold, Ingester
 INGESTER = web.AppKey("ingester", Ingester)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
-PROJECT = web.RequestKey("project", str)
-"""Set by the API-key middleware: the project a bound key limits this request to (absent or None: all)."""
 _CHUNK = 64 * 1024
 
 

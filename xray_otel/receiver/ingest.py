@@ -14,7 +14,8 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterator
 
-from ..mapping import MAX_VALUE_CHARS, Batch, map_in_parts
+from ..mapping.rows import Batch
+from ..mapping.spans import MAX_VALUE_CHARS, map_in_parts
 from ..metrics import Metrics
 from ..store.store import Store, StoreUnavailable
 from .errors import PayloadTooLarge, Unavailable

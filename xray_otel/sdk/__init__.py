@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .candidates import process_candidates, rank_candidates
-from .sdk import Run, Step, current_step, start_run, step
-from .setup import build_provider, configure, flush
+from .configure import build_provider, configure, flush
+from .runs import Run, Step, current_step, start_run, step
 
 __all__ = [
     "Run",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .. import conventions as c
-from .sdk import Step, current_step, step
+from .runs import Step, current_step, step
 
 log = logging.getLogger("xray_otel")
 

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from .. import __version__, pricing
-from .failsafe import FailSafeExporter, run_within
+from .export import FailSafeExporter, run_within
 
 log = logging.getLogger("xray_otel")
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 import asyncpg
 
-from ..mapping import Batch, RunRow, StepRow
+from ..mapping.rows import Batch, RunRow, StepRow
 from . import sql
 from .migrate import migrate
 
