@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from .. import conventions as c
 from ..pricing import cost_of
@@ -30,6 +30,7 @@ from . import semconv
 from .rows import (COST_EXPLICIT, COST_NONE, COST_PRICE_TABLE, SOURCE_ROOT, SOURCE_RUN_SPAN, Batch, RunRow,
                    StepRow, project_run_id)
 from .semconv import as_count, as_usd
+from .shapes import ExportRequest
 from .values import MAX_NAME, attributes_to_dict, cap_name, capped_attributes, clean_text, json_column, to_json
 
 log = logging.getLogger(__name__)
@@ -58,35 +59,41 @@ class SpanError(ValueError):
     """A span that cannot be stored; the message tells the sender why."""
 
 
-def map_request(request: Any, max_value_chars: int = MAX_VALUE_CHARS, project: str | None = None) -> Batch:
-    """Map an ExportTraceServiceRequest (the protobuf message, or receiver/otlp_json_typed's structs of the
-    same shape) to a Batch.
+def map_request(request: ExportRequest, max_value_chars: int = MAX_VALUE_CHARS, project: str | None = None,
+                admit: Admit | None = None) -> Batch:
+    """Map an ExportTraceServiceRequest (protobuf, or the OTLP/JSON decoder's structs of the same shape) to a
+    Batch.
 
-    String attribute values longer than ``max_value_chars`` are cut (with the truncation
-    marker) and counted in ``Batch.truncated`` rather than failing the span. With a
-    ``project`` (a project-bound API key), spans of any other ``service.name`` are rejected.
+    String attribute values longer than ``max_value_chars`` are cut (with the truncation marker) and
+    counted in ``Batch.truncated`` rather than failing the span. ``project``: the spans were written with
+    a key bound to it, and make that project's runs (rows.project_run_id). ``admit``: the caller's rule
+    for a resource's ``service.name``, a reason to reject its spans or None (ingest's project rule).
     """
     batch = Batch()
-    for _ in map_in_parts(request, batch, max_value_chars, project):
+    for _ in map_in_parts(request, batch, max_value_chars, project, admit):
         pass
     return batch
 
 
-def map_in_parts(request: Any, batch: Batch, max_value_chars: int = MAX_VALUE_CHARS, project: str | None = None,
-                 part: int = PART_SPANS) -> Iterator[None]:
+# A rule on a resource's service.name: None to map its spans, else why they are rejected.
+Admit = Callable[[Optional[str]], Optional[str]]
+
+
+def map_in_parts(request: ExportRequest, batch: Batch, max_value_chars: int = MAX_VALUE_CHARS,
+                 project: str | None = None, admit: Admit | None = None, part: int = PART_SPANS) -> Iterator[None]:
     """map_request into ``batch``, pausing (a bare yield) after every ``part`` spans, so that a caller on an
     event loop lets other work run between parts: a 100,000-span request maps for over a second."""
     mapped = 0
     for resource_spans in request.resource_spans:
         resource = attributes_to_dict(resource_spans.resource.attributes)
         context = _ResourceContext(resource, max_value_chars, project)
-        batch.services_cut += context.service_cut
-        if project is not None and context.service != project:
+        refusal = admit(context.service) if admit is not None else None
+        if refusal is not None:
             for scope_spans in resource_spans.scope_spans:
                 for _ in scope_spans.spans:
-                    batch.reject(f"this API key may only write project {project!r}, "
-                                 f"not service.name {context.service!r}")
+                    batch.reject(refusal)
             continue
+        batch.services_cut += context.service_cut
         for scope_spans in resource_spans.scope_spans:
             scope = _ScopeContext(_scope_label(scope_spans.scope), context)
             for span in scope_spans.spans:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterator
 
 from ..mapping.rows import Batch
-from ..mapping.spans import MAX_VALUE_CHARS, map_in_parts
+from ..mapping.spans import MAX_VALUE_CHARS, Admit, map_in_parts
 from ..metrics import Metrics
 from ..store.store import Store, StoreUnavailable
 from .errors import PayloadTooLarge, Unavailable
@@ -45,7 +45,8 @@ class Ingester:
             raise PayloadTooLarge(f"{spans} spans in one request exceed the limit of {self._max_spans}; "
                                   "send smaller batches")
         batch = Batch()
-        return await self.store_mapped(batch, map_in_parts(request, batch, self._max_value_chars, project))
+        return await self.store_mapped(batch, map_in_parts(request, batch, self._max_value_chars, project,
+                                                           None if project is None else _only(project)))
 
     async def store_mapped(self, batch: Batch, parts: Iterator[None]) -> tuple[int, str]:
         """Run ``parts``, a generator that maps into ``batch`` and pauses now and then (map_in_parts,
@@ -85,6 +86,15 @@ class Ingester:
             raise Unavailable(str(exc)) from None
         self.metrics.stored(len(batch.steps) - refused, batch.rejected + refused)
         return batch.rejected + refused, "; ".join(batch.errors + errors + batch.warnings(self._max_value_chars))
+
+
+def _only(project: str) -> Admit:
+    """The rule of a key bound to ``project``: it writes that service.name's spans, no other's."""
+    def admit(service: str | None) -> str | None:
+        if service == project:
+            return None
+        return f"this API key may only write project {project!r}, not service.name {service!r}"
+    return admit
 
 
 class BodyBudget:
