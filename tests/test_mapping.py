@@ -631,6 +631,26 @@ def test_cost_from_price_table() -> None:
     assert step.cost == pricing.cost_of("gpt-4o-mini", 1_000_000, 500_000)
 
 
+def test_the_sdks_prices_do_not_change_what_the_receiver_prices() -> None:
+    """configure(prices=) in an app that also runs the receiver (tests, the demo) prices the SDK's own
+    steps; the mapper keeps the shipped table, which nothing in the process can edit."""
+    from xray_otel.sdk import provider
+
+    before = provider.price_table()
+    try:
+        provider.set_prices({"gpt-4o-mini": (100.0, 100.0), "my-finetune": (1.0, 2.0)})
+        assert provider.price_table().cost_of("gpt-4o-mini", 1_000_000, 0) == 100.0
+        step = one_step(span(2, parent=1, gen_ai__request__model="gpt-4o-mini",
+                             gen_ai__usage__input_tokens=1_000_000, gen_ai__usage__output_tokens=500_000))
+        assert step.cost == pytest.approx(0.15 + 0.30)
+        unknown = one_step(span(3, parent=1, gen_ai__request__model="my-finetune", gen_ai__usage__input_tokens=10))
+        assert (unknown.cost, unknown.cost_source) == (0.0, "none")
+    finally:
+        provider._prices = before
+    with pytest.raises(TypeError):
+        pricing.DEFAULT._prices["gpt-4o"] = (0.0, 0.0)  # type: ignore[index]
+
+
 def test_cost_uses_response_model_before_request_model() -> None:
     step = one_step(span(2, parent=1, gen_ai__request__model="gpt-4o", gen_ai__response__model="gpt-4o-mini-2024-07-18",
                          gen_ai__usage__input_tokens=1_000_000))

@@ -23,7 +23,7 @@ from test_sdk_demo import EXPECTED_FUNNEL, SELECTED
 from xray_otel import configure
 from xray_otel.demo.competitor_selection import MODEL, STEP_NAMES, run_pipeline
 from xray_otel.sdk import build_provider, flush
-from xray_otel.sdk.configure import EXIT_TIMEOUT_S
+from xray_otel.sdk.provider import EXIT_TIMEOUT_S
 from xray_otel.pricing import cost_of
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "competitor_selection.py"

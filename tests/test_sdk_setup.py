@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from xray_otel import configure, start_run
 from xray_otel.sdk import build_provider, export, flush
 from xray_otel.sdk.export import FailSafeExporter, run_within
-from xray_otel.sdk.configure import resolve_endpoint, resolve_protocol
+from xray_otel.sdk.provider import resolve_endpoint, resolve_protocol
 
 OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
              "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")

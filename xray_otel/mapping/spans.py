@@ -25,7 +25,7 @@ import uuid
 from typing import Any, Callable, Iterator, Optional
 
 from .. import conventions as c
-from ..pricing import cost_of
+from ..pricing import DEFAULT as PRICES
 from . import semconv
 from .rows import (COST_EXPLICIT, COST_NONE, COST_PRICE_TABLE, SOURCE_ROOT, SOURCE_RUN_SPAN, Batch, RunRow,
                    StepRow, project_run_id)
@@ -360,7 +360,7 @@ def _cost(attrs: dict[str, Any], found: semconv.Found) -> tuple[float, str]:
     if found.cost is not None:
         return found.cost, COST_EXPLICIT
     if found.input_tokens is not None or found.output_tokens is not None:
-        priced = cost_of(found.model, found.input_tokens, found.output_tokens)
+        priced = PRICES.cost_of(found.model, found.input_tokens, found.output_tokens)
         if priced is not None:
             return min(priced, semconv.MAX_USD), COST_PRICE_TABLE
     return 0.0, COST_NONE

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from .. import conventions as c
-from ..pricing import cost_of
+from .provider import price_table
 from .serialize import to_json, truncate
 
 log = logging.getLogger("xray_otel")
@@ -157,7 +157,7 @@ class Step(_Handle):
             c.GEN_AI_OUTPUT_TOKENS: self._output_tokens,
         })
         if cost is None:
-            cost = cost_of(model, input_tokens, output_tokens)
+            cost = price_table().cost_of(model, input_tokens, output_tokens)
             if cost is None:
                 _warn_unpriced(model)
                 return
@@ -210,5 +210,5 @@ def tag_text(value: Any) -> str:
 def _warn_unpriced(model: str) -> None:
     if model not in _unpriced_models:
         _unpriced_models.add(model)
-        log.warning("xray-otel: no price for model %r; pass cost= or add it with xray_otel.pricing.set_price()", model)
+        log.warning("xray-otel: no price for model %r; pass cost= or add its price with configure(prices={...})", model)
 

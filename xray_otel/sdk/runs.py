@@ -16,7 +16,7 @@ from .. import conventions as c
 from .decorate import wrap
 from .handles import Run, Step, tag_text
 from .serialize import to_json
-from .configure import tracer
+from .provider import tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SCOPE = context.create_key("xray_otel.scope")

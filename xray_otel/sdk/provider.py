@@ -39,6 +39,19 @@ _TRACES_PATH = "/v1/traces"
 _lock = threading.Lock()
 _provider: trace.TracerProvider | None = None
 _tracer: trace.Tracer | None = None
+_prices: pricing.PriceTable = pricing.DEFAULT  # the SDK's own: configure(prices=) replaces it, never edits it
+
+
+def set_prices(prices: Mapping[str, tuple[float, float]]) -> None:
+    """Add or replace models' prices ``{model: (usd_per_million_input, usd_per_million_output)}`` in the
+    table the SDK prices steps with (``configure(prices=)`` does the same)."""
+    global _prices
+    _prices = _prices.with_prices(prices)
+
+
+def price_table() -> pricing.PriceTable:
+    """The table the SDK prices LLM calls with: the default one, with what configure(prices=) added."""
+    return _prices
 
 
 def configure(
@@ -70,8 +83,8 @@ def configure(
     """
     if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    for model, (input_price, output_price) in (prices or {}).items():
-        pricing.set_price(model, input_price, output_price)
+    if prices:
+        set_prices(prices)
     with _lock:
         if tracer_provider is not None:
             return _use(tracer_provider)
