@@ -8,9 +8,10 @@ The SDK itself never imports the server's dependencies (aiohttp, asyncpg: the ``
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = version("xray-otel")  # one place: pyproject.toml
 __all__ = ["__version__", "configure", "process_candidates", "rank_candidates", "start_run", "step"]
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ import atexit
 import logging
 import os
 import threading
+from importlib.metadata import version
 from collections.abc import Mapping
 
 from opentelemetry import trace
@@ -23,7 +24,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from .. import __version__, pricing
+from .. import pricing
 from .export import FailSafeExporter, run_within
 
 log = logging.getLogger("xray_otel")
@@ -170,7 +171,7 @@ def _otlp_exporter(protocol: str, url: str, headers: Mapping[str, str] | None, t
 
 def _use(provider: trace.TracerProvider) -> trace.TracerProvider:
     global _provider, _tracer
-    _provider, _tracer = provider, provider.get_tracer("xray_otel", __version__)
+    _provider, _tracer = provider, provider.get_tracer("xray_otel", version("xray-otel"))
     return provider
 
 
