@@ -116,7 +116,7 @@ async def _serve(settings: Settings, dsn: str, reuse_port: bool = False) -> None
 def _tune_gc() -> None:
     """A decoded request body is tens of thousands of short-lived containers. At the default threshold
     they outlive young collections while the request is mapped, and older collections then walk them
-    and the whole start-up heap again and again (5-12 µs per JSON span in-process). Start-up objects
+    and the whole start-up heap again and again (bench/ingest.py measures what it costs). Start-up objects
     live as long as the process: freeze them out of collection; and collect the young less often."""
     gc.collect()
     gc.freeze()

@@ -111,7 +111,7 @@ def _uuid(data: dict[str, Any], key: str) -> uuid.UUID:
 
 
 def _run_id(data: dict[str, Any], key: str, known: dict[str, uuid.UUID]) -> uuid.UUID:
-    """A run id, parsed once per request (~1 µs each): a run's events mostly travel together."""
+    """A run id, parsed once per request: a run's events mostly travel together."""
     text = data.get(key)
     run_id = known.get(text) if type(text) is str else None
     if run_id is None:

@@ -281,8 +281,8 @@ def _span_id(raw: bytes, name: str) -> str:
 
 
 def nanos_to_micros(nanos: int) -> int | None:
-    """Unix nanoseconds to the rows' microseconds (an int: asyncpg encodes it ~1.7 µs faster than a
-    datetime, which also cost ~0.5 µs to build); 0 means unset."""
+    """Unix nanoseconds to the rows' microseconds (an int: asyncpg encodes one faster than a datetime,
+    which also costs time to build); 0 means unset."""
     return nanos // 1000 if nanos else None
 
 

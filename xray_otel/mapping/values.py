@@ -52,8 +52,8 @@ def _jsonb_float(text: str) -> float:
     return float(text)
 
 
-# Built once: json.loads/dumps with keyword arguments build a new coder per call (~1.3 µs each), and
-# JSONDecoder.decode / JSONEncoder.encode wrap the C scanner and encoder in ~0.7 µs of Python per value.
+# Built once: json.loads/dumps with keyword arguments build a new coder per call, and
+# JSONDecoder.decode / JSONEncoder.encode wrap the C scanner and encoder in a layer of Python per value.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_jsonb_float)
 _SCAN = c_make_scanner(_DECODER)
 # json_column's first try: msgspec validates a value in a third of the scanner's time, with the same float
