@@ -36,7 +36,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import Receiver  # noqa: E402  (bench/ingest.py: the receiver as its own process)
 
-from xray_otel.queries.steps import build_query  # noqa: E402
+from xray_otel.queries.steps import step_query  # noqa: E402
+from xray_otel.store import filters  # noqa: E402
 from xray_otel.store.embedded import given_or_embedded  # noqa: E402
 
 PIPELINES = [f"pipeline_{i}" for i in range(10)]
@@ -261,7 +262,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
             await time_endpoints(receiver.url, paths, args.repeat)
             await first_reads(receiver.url, PIPELINES[1:4])
 
-            statement, values, _ = build_query(MultiDict(type="filter", min_drop_rate="0.9", sort="-drop_rate"))
+            statement, values = filters.search_steps(*step_query(MultiDict(type="filter", min_drop_rate="0.9",
+                                                                          sort="-drop_rate")))
             plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *values)
             text = "\n".join(r[0] for r in plan)
             print("\nEXPLAIN (ANALYZE, BUFFERS) GET /steps?type=filter&min_drop_rate=0.9&sort=-drop_rate\n" + text)

@@ -1,4 +1,4 @@
-"""Step tree order and the decision funnel (xray_otel.queries.analysis), over rows shaped like routes._step."""
+"""Step tree order and the decision funnel (xray_otel.queries.analysis), over rows shaped like common.step."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ import pytest
 
 from conftest import scratch_database
 from helpers import call, db, export_request, get_json, make_span, new_ids, post_otlp
-from xray_otel.queries import pipeline_days, pipeline_stats, sql
-from xray_otel.queries.pipeline_stats import (DROP_SCALE, GAMMA, drop_key_sql, drop_value, duration_key_sql,
-                                              duration_value, histogram, percentile)
+from xray_otel.store import pipeline_days, pipeline_stats
+from xray_otel.store.pipeline_stats import (DROP_SCALE, GAMMA, drop_key_sql, drop_value, duration_key_sql,
+                                            duration_value, histogram, percentile)
 from xray_otel.store.migrate import migrate
 from xray_otel.store.retention import sweep
 from xray_otel.store.store import Store
@@ -143,7 +143,7 @@ def stored_eventually(dsn: str, name: str, days: list[Any]) -> None:
         if stored_days(dsn, name) != days:
             return False
         start = datetime.combine(days[0], datetime.min.time(), timezone.utc) if days else None
-        return not days or not db(dsn, sql.STALE_PIPELINE_DAYS, name, start,
+        return not days or not db(dsn, pipeline_days.STALE_PIPELINE_DAYS, name, start,
                                   datetime.combine(days[-1], datetime.min.time(), timezone.utc) + DAY)
 
     deadline = time.monotonic() + 30
@@ -252,7 +252,7 @@ def test_reads_never_wait_for_a_refresh(receiver_url: str, pg_dsn: str) -> None:
         holder = await asyncpg.connect(pg_dsn)
         try:
             async with holder.transaction():
-                assert await holder.fetchval(sql.TRY_LOCK_PIPELINE, name)
+                assert await holder.fetchval(pipeline_days.TRY_LOCK_PIPELINE, name)
                 got = await asyncio.to_thread(pipeline, receiver_url, name, since, until)
                 await asyncio.sleep(0.5)  # the refresher's turn came and went
                 assert await asyncio.to_thread(stored_days, pg_dsn, name) == []
@@ -303,7 +303,7 @@ def test_a_refresh_stores_the_days_asked_for_not_those_between(receiver_url: str
     async def store() -> int:
         conn = await asyncpg.connect(pg_dsn)
         try:
-            return await pipeline_days._store(conn, name, [days[0].date(), days[2].date()])
+            return await pipeline_days.store_days(conn, name, [days[0].date(), days[2].date()])
         finally:
             await conn.close()
 
@@ -349,7 +349,7 @@ def test_day_signature_is_read_from_the_runs_index_alone(pg_dsn: str) -> None:
             await conn.execute("VACUUM (ANALYZE) runs")
             await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
             return "\n".join(r[0] for r in await conn.fetch(
-                "EXPLAIN " + sql.STALE_PIPELINE_DAYS, "p3", first, first + 7 * DAY))
+                "EXPLAIN " + pipeline_days.STALE_PIPELINE_DAYS, "p3", first, first + 7 * DAY))
 
     text = asyncio.run(plan())
     assert "Index Only Scan using runs_name_started_idx on runs" in text, text

@@ -23,8 +23,9 @@ from multidict import MultiDict
 
 from conftest import scratch_database
 from helpers import call, db, deliver_chaotically, export_request, get_json, make_span, new_ids, pipeline_spans, post_otlp
-from xray_otel.queries import sql
-from xray_otel.queries.steps import build_query
+from xray_otel.queries.steps import step_query
+from xray_otel.store import filters
+from xray_otel.store.filters import Page, RunFilters
 from xray_otel.mapping.rows import SOURCE_PLACEHOLDER, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
 from xray_otel.store.migrate import migrate, migrations
 from xray_otel.store.store import Store
@@ -422,20 +423,18 @@ def test_every_stored_run_keeps_its_totals(pg_dsn: str) -> None:
 
 
 @pytest.mark.parametrize("statement, hide, index", [
-    (lambda: build_query(MultiDict(sort="-duration"))[:2], None, "steps_duration_idx"),
+    (lambda: filters.search_steps(*step_query(MultiDict(sort="-duration"))), None, "steps_duration_idx"),
     # steps_time_idx serves the window too, and on some statistics the planner prefers it; the
     # window must be in the index condition, not only the type (the index's first column)
-    (lambda: build_query(MultiDict(type="llm", since="1d", sort="-cost"))[:2], "steps_time_idx",
+    (lambda: filters.search_steps(*step_query(MultiDict(type="llm", since="1d", sort="-cost"))), "steps_time_idx",
      "Index Cond: ((type = 'llm'::text) AND (COALESCE(started_at, created_at) >="),
-    (lambda: (sql.LIST_RUNS_FILTERED.format(where="TRUE", order=f"{sql.RUN_COST} DESC, r.id DESC", limit="10"),
-              []), None, "runs_cost_idx"),
-    (lambda: (sql.LIST_RUNS_FILTERED.format(where="TRUE", order="r.step_count DESC, r.id DESC", limit="10"),
-              []), None, "runs_step_count_idx"),
+    (lambda: filters.list_runs(RunFilters(), Page("-cost", None, 10)), None, "runs_cost_idx"),
+    (lambda: filters.list_runs(RunFilters(), Page("-step_count", None, 10)), None, "runs_step_count_idx"),
 ])
 def test_queries_match_their_index_expressions(receiver_url: str, pg_dsn: str, statement: Any, hide: str | None,
                                                index: str) -> None:
     """With sequential scans and sorts priced out, a query whose expression no longer matches its
-    index (spelt differently in queries/sql.py and the migration) would show a Sort, not the index."""
+    index (spelt differently in store/read_sql.py and the migration) would show a Sort, not the index."""
     query, values = statement()
 
     async def plan() -> str:

@@ -11,7 +11,8 @@ from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
 from .queries import openapi
 from .web import json_error, json_ok
-from .queries.routes import STORE, add_routes, query_errors
+from .queries.common import STORE, query_errors
+from .queries.routes import add_routes
 from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, handle_traces
 from .receiver.ingest import Ingester
 from .receiver.legacy import handle_legacy_ingest

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .analysis import analyze
-from .params import Param, parse
 from ..web import json_ok
-from .routes import fetch_run, fetch_steps
+from .analysis import analyze
+from .common import fetch_run, fetch_steps
+from .params import Param, parse
 
 PARAMS = (
     Param("base", "string", "run id of the reference run (e.g. yesterday's good one)", required=True),

@@ -11,8 +11,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from .openapi import document
 from ..web import json_ok
+from .openapi import document
 
 
 @lru_cache(maxsize=1)

@@ -7,16 +7,15 @@ step captured in full), so a candidate may be missing from a step that did see i
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from . import sql
-from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
+from ..store.filters import DECISION_KEY, DecisionFilters
+from ..store.reads import Row
 from ..web import PROJECT, json_ok
-from .routes import STORE, QueryError, find_run, shown_run_id
+from .common import QueryError, find_run, reads, shown_run_id
+from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
 
 _CANDIDATE = Param("candidate_id", "string", "the candidate's id as the SDK recorded it (`id_fn`)")
 MAX_PATH = 10_000  # decisions for one candidate in one run; more is a loop, and the first ones tell the story
@@ -35,10 +34,9 @@ async def candidate_path(request: web.Request) -> web.Response:
     run = await _run(request)
     parse(request.query, ())
     candidate = request.match_info["candidate_id"]
-    where = _run_where(request, run["id"])
-    where.add("d.elem ->> 'id' = {}", convert(_CANDIDATE, candidate))
-    rows = await request.app[STORE].pool.fetch(
-        sql.RUN_DECISIONS.format(where=where.sql(), limit=MAX_PATH), *where.args)
+    rows = await reads(request).decisions(
+        run["id"], DecisionFilters(service=request.get(PROJECT), candidate=convert(_CANDIDATE, candidate)),
+        None, MAX_PATH)
     if not rows:
         raise QueryError(404, f"no decision recorded for candidate {candidate[:64]!r} in run {shown_run_id(request, run['id'], run['trace_id'])} "
                               "(decisions are sampled unless a step captures in full)")
@@ -64,20 +62,11 @@ async def list_decisions(request: web.Request) -> web.Response:
     """A JSON array of recorded decisions in step time order; next page in Link / X-Next-Cursor."""
     run = await _run(request)
     p = parse(request.query, DECISION_PARAMS)
-    where = _run_where(request, run["id"])
-    if p["step"] is not None:
-        where.add("(s.name = {} OR s.span_id = {})", p["step"], p["step"])
-    if p["accepted"] is not None:
-        where.add("d.elem -> 'accepted' = {}::jsonb", json.dumps(p["accepted"]))
-    if p["reason"] is not None:
-        where.add("d.elem ->> 'reason' = {}", p["reason"])
-    if p["candidate"] is not None:
-        where.add("d.elem ->> 'id' = {}", p["candidate"])
-    after = decode_cursor(p["cursor"], "decisions", (datetime, str, int))
-    if after:
-        where.add(f"({sql.STEP_TIME}, s.span_id, d.ord) > ({{}}, {{}}, {{}})", *after)
-    rows = await request.app[STORE].pool.fetch(
-        sql.RUN_DECISIONS.format(where=where.sql(), limit=where.arg(p["limit"])), *where.args)
+    # A project-bound key sees only its own project's steps' decisions.
+    filters = DecisionFilters(service=request.get(PROJECT), step=p["step"], accepted=p["accepted"],
+                              reason=p["reason"], candidate=p["candidate"])
+    after = decode_cursor(p["cursor"], "decisions", DECISION_KEY)
+    rows = await reads(request).decisions(run["id"], filters, after, p["limit"])
     headers = {}
     if len(rows) == p["limit"]:
         last = rows[-1]
@@ -86,21 +75,12 @@ async def list_decisions(request: web.Request) -> web.Response:
     return json_ok([_decision(r) for r in rows], headers=headers)
 
 
-def _run_where(request: web.Request, run_id: uuid.UUID) -> sql.Where:
-    """$1 is the run; a project-bound key sees only its own project's steps' decisions."""
-    where = sql.Where()
-    where.arg(run_id)
-    if request.get(PROJECT) is not None:
-        where.add("s.service = {}", request[PROJECT])
-    return where
-
-
-async def _run(request: web.Request) -> Any:
+async def _run(request: web.Request) -> Row:
     row, _ = await find_run(request, request.match_info["run_id"])
     return row
 
 
-def _decision(row: Any) -> dict[str, Any]:
+def _decision(row: Row) -> dict[str, Any]:
     elem = json.loads(row["elem"])
     accepted = elem.get("accepted")
     candidate = elem.get("id")

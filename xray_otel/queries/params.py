@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from multidict import MultiMapping
 
-from .routes import QueryError
+from .common import QueryError
 
 MAX_TEXT = 512  # characters: longer than any stored name (mapping caps names at 512)
 _RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
@@ -207,7 +207,7 @@ def _cursor_value(kind: type, value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError
     if kind is datetime:
-        parsed = datetime.fromisoformat(value)  # keys come from timestamptz columns: UTC, as asyncpg gives them
+        parsed = datetime.fromisoformat(value)  # keys come from timestamptz columns: UTC, as the store gives them
         if parsed.utcoffset() != timedelta(0) or parsed.isoformat() != value:
             raise ValueError
         return parsed

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 
-from . import pipeline_days, pipeline_stats, sql
-from .params import Param, convert, parse
+from ..store.reads import Row
 from ..web import PROJECT, json_ok
-from .routes import STORE, QueryError, scoped_query
+from .common import QueryError, reads, scoped_query
+from .params import Param, convert, parse
 
 DEFAULT_WINDOW = timedelta(hours=24)
 TOP_REASONS = 5
@@ -29,18 +27,12 @@ LIST_PARAMS = _WINDOW + (
 )
 GET_PARAMS = _WINDOW
 NAME = Param("name", "string", "run (pipeline) name", required=True)
-REFRESHER = web.AppKey("pipeline_refresher", pipeline_days.Refresher)
 
 
 async def list_pipelines(request: web.Request) -> web.Response:
     p = parse(scoped_query(request), LIST_PARAMS)
     since, until = _window(p)
-    where = sql.Where()
-    where.args += [since, until]
-    if p["service"] is not None:
-        where.add("r.service = {}", p["service"])
-    rows = await request.app[STORE].pool.fetch(
-        sql.PIPELINE_RUNS.format(where=where.sql(), limit=where.arg(p["limit"])), *where.args)
+    rows = await reads(request).pipelines(since, until, p["service"], p["limit"])
     return json_ok({"window": {"since": since, "until": until}, "pipelines": [_pipeline(r) for r in rows]})
 
 
@@ -50,27 +42,16 @@ async def get_pipeline(request: web.Request) -> web.Response:
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, GET_PARAMS)
     since, until = _window(p)
-    async with request.app[STORE].pool.acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot for all figures
-        runs = await conn.fetch(sql.PIPELINE_RUNS.format(where="r.name = $3", limit=1), since, until, name)
-        if not runs and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1)", name):
-            raise QueryError(404, f"no run named {name[:64]!r}")
-        steps, stale = await pipeline_days.step_figures(conn, name, since, until, TOP_REASONS, MAX_STEPS)
-    if stale:
-        request.app[REFRESHER].request(name, stale)
-    summary = _pipeline(runs[0]) if runs else {"name": name, "run_count": 0, "failed_count": 0,
-                                               "failure_rate": None, "duration_ms": {"p50": None, "p95": None},
-                                               "avg_cost": None, "last_run_at": None}
-    # Decoding a long window's histograms takes a while: off the event loop, so ingest goes on.
-    figures = await asyncio.to_thread(lambda: [_step(row) for row in steps])
+    # One snapshot for all figures; days whose stored summaries were out of date are stored again
+    # in the background.
+    found = await reads(request).pipeline(name, since, until, top_reasons=TOP_REASONS, max_steps=MAX_STEPS)
+    if found is None:
+        raise QueryError(404, f"no run named {name[:64]!r}")
+    summary = _pipeline(found.runs) if found.runs is not None else {"name": name, "run_count": 0, "failed_count": 0,
+                                                        "failure_rate": None, "duration_ms": {"p50": None, "p95": None},
+                                                        "avg_cost": None, "last_run_at": None}
+    figures = [_step(figure) for figure in found.steps]
     return json_ok({"window": {"since": since, "until": until}, **summary, "steps": figures})
-
-
-async def refresher(app: web.Application) -> AsyncIterator[None]:
-    """The background refresher of per-day summaries, for the app's lifetime (cleanup_ctx)."""
-    app[REFRESHER] = pipeline_days.Refresher(app[STORE].pool)
-    yield
-    await app[REFRESHER].close()
 
 
 def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -81,7 +62,7 @@ def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
     return since, until
 
 
-def _pipeline(row: Any) -> dict[str, Any]:
+def _pipeline(row: Row) -> dict[str, Any]:
     return {
         "name": row["name"],
         "run_count": row["run_count"],
@@ -93,8 +74,8 @@ def _pipeline(row: Any) -> dict[str, Any]:
     }
 
 
-def _step(row: Any) -> dict[str, Any]:
-    figures = pipeline_stats.step_figures(row)
+def _step(figures: dict[str, Any]) -> dict[str, Any]:
+    """A step's figures (store/pipeline_stats.py step_figures) as the API shows them: rounded."""
     figures["avg_drop_rate"], figures["p95_drop_rate"] = _round(figures["avg_drop_rate"]), _round(figures["p95_drop_rate"])
     figures["duration_ms"] = _percentiles((figures["duration_ms"]["p50"], figures["duration_ms"]["p95"]))
     return figures

@@ -10,14 +10,13 @@ import asyncio
 from collections import OrderedDict
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from . import sql
-from .analysis import tree_order
-from .params import CURSOR, decode_cursor, encode_cursor, limit_param, link_headers, parse
+from ..store.reads import Row
 from ..web import PROJECT, json_stream
-from .routes import STORE, QueryError, _step, find_run, project_steps, shown_run_id
+from .analysis import tree_order
+from .common import QueryError, find_run, project_steps, reads, shown_run_id, step
+from .params import CURSOR, decode_cursor, encode_cursor, limit_param, link_headers, parse
 
 PARAMS = (limit_param(default=1000, maximum=1000), CURSOR)
 
@@ -30,12 +29,12 @@ async def get_steps(request: web.Request) -> web.StreamResponse:
     order = await _step_tree(request, row)
     start = _tree_position(order, decode_cursor(p["cursor"], "tree", (int, str)))
     page = order[start:start + p["limit"]]
-    rows = await request.app[STORE].pool.fetch(sql.RUN_STEPS_BY_ID, row["id"], [span for span, _ in page])
+    rows = await reads(request).steps_by_id(row["id"], [span for span, _ in page])
     by_id = {r["span_id"]: r for r in rows}
     headers = {}
     if start + len(page) < len(order):
         headers = dict(link_headers(request.rel_url, encode_cursor("tree", [start + len(page), page[-1][0]])))
-    return await json_stream(request, ({**_step(by_id[span], shown), "depth": depth}
+    return await json_stream(request, ({**step(by_id[span], shown), "depth": depth}
                                        for span, depth in page if span in by_id), headers)
 
 
@@ -45,12 +44,12 @@ _TREES: OrderedDict[tuple[Any, ...], list[tuple[str, int]]] = OrderedDict()
 _TREES_KEPT = 8
 
 
-async def _step_tree(request: web.Request, run: asyncpg.Record) -> list[tuple[str, int]]:
+async def _step_tree(request: web.Request, run: Row) -> list[tuple[str, int]]:
     """(span id, depth) of the run's steps in tree order, as this request's key may see them."""
     key = (run["id"], run["step_count"], run["steps_run_span"], request.get(PROJECT))
     order = _TREES.get(key)
     if order is None:
-        rows = project_steps(request, await request.app[STORE].pool.fetch(sql.RUN_STEP_TREE, run["id"]))
+        rows = project_steps(request, await reads(request).step_tree(run["id"]))
         order = await asyncio.to_thread(
             lambda: [(s["id"], s["depth"]) for s in tree_order(
                 [{"id": r["span_id"], "parent_id": r["parent_span_id"]} for r in rows])])

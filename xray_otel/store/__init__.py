@@ -1,1 +1,1 @@
-"""PostgreSQL storage: schema migrations, the connection pool, batch writes."""
+"""PostgreSQL storage: schema migrations, the connection pool, batch writes, the named reads, retention."""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+from .pipeline_days import forget_days_before
 from .store import Store, StoreUnavailable, UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -27,19 +28,6 @@ FOR UPDATE SKIP LOCKED
 """
 DELETE_STEPS = "DELETE FROM steps WHERE run_id = ANY($1::uuid[])"
 DELETE_RUNS = "DELETE FROM runs WHERE id = ANY($1::uuid[])"
-# Per-day summaries (migrations/0007) of UTC days wholly before the cutoff: their runs are gone.
-# A summary of the cutoff's own day is found out of date by its next read. Rows are locked in key
-# order, skipping those a refresh holds (queries/sql.py LOCK_PIPELINE_DAYS; the next sweep
-# takes them).
-FORGET_DAYS = """
-WITH doomed AS (
-    SELECT name, day FROM pipeline_days WHERE day < ($1 AT TIME ZONE 'UTC')::date
-    ORDER BY name, day FOR UPDATE SKIP LOCKED
-), steps AS (
-    DELETE FROM pipeline_step_days s USING doomed d WHERE s.name = d.name AND s.day = d.day
-)
-DELETE FROM pipeline_days p USING doomed d WHERE p.name = d.name AND p.day = d.day
-"""
 
 
 async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
@@ -63,8 +51,9 @@ async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
 
 
 async def _forget_days(store: Store, cutoff: datetime) -> None:
+    """The per-day pipeline summaries of the days now emptied (pipeline_days.py)."""
     try:
-        await store.pool.execute(FORGET_DAYS, cutoff)
+        await forget_days_before(store.pool, cutoff)
     except UNAVAILABLE_ERRORS as exc:
         raise StoreUnavailable(f"retention sweep: database unavailable: {exc}") from exc
 

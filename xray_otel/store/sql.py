@@ -1,4 +1,4 @@
-"""SQL for writing spans. Parameterised always; queries for reading live in queries/sql.py."""
+"""SQL for writing spans. Parameterised always; SQL for reading lives in read_sql.py and filters.py."""
 
 from __future__ import annotations
 

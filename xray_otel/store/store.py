@@ -1,4 +1,5 @@
-"""Store: the PostgreSQL pool, schema set-up, and writing one batch in one transaction.
+"""Store: the PostgreSQL pool, schema set-up, writing one batch in one transaction, and the reads
+(``Store.reads``, reads.py).
 
 A batch costs the same round trips whatever its size: BEGIN, upsert runs (one
 statement over arrays), COPY the steps into a per-connection staging table, move
@@ -18,6 +19,7 @@ import asyncpg
 from ..mapping.rows import Batch, RunRow, StepRow
 from . import sql
 from .migrate import migrate
+from .reads import Reads
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Store:
 
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
         self.pool = pool
+        self.reads = Reads(pool)
         self._acquire_timeout = acquire_timeout
 
     @classmethod
@@ -77,6 +80,7 @@ class Store:
         return cls(pool, acquire_timeout)
 
     async def close(self) -> None:
+        await self.reads.close()
         await self.pool.close()
 
     async def ready(self) -> bool:

@@ -1,169 +1,37 @@
-"""SQL for reading runs and steps, and for the per-day pipeline summaries reads keep (the one
-thing the query side writes). Parameterised always.
+"""The per-day step summaries of pipelines (migrations/0007_pipeline_days.sql), a cache of figures the
+step rows hold: all of its SQL, and reading, storing, locking and forgetting it.
 
-The run span is stored as a step row too (nothing is thrown away); these queries
-leave it out wherever a run's steps are listed, counted or summed. The store flags that
-row (``steps.run_span``) and keeps each run's step count and cost total on the run row
-(``runs.step_count``, ``runs.total_cost``) as it writes; see store/sql.py INSERT_STEPS.
+Read in one snapshot, refreshed in the background. A read splits its window into whole UTC days
+and the part-days at either end. In one REPEATABLE READ snapshot it finds the stored days whose
+runs changed since they were summarised (a signature of the runs, read from an index), then adds
+up the other stored days and what it summarises from the step rows for everything else
+(part-days, changed or missing days): the answer is that snapshot's and never waits for a writer.
+The changed days are handed to a background refresher, so the next read finds them stored.
+Retention forgets the days whose runs it deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time as clock
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from . import read_sql as sql
 from .pipeline_stats import drop_key_sql, duration_key_sql
 
-# A step row that is not the run's own span (the row whose span_id is runs.span_id of a run
-# with source > 0; the store keeps the flag in step with that rule).
-_IS_STEP = "NOT s.run_span"
-
-# The run's cost total as the API shows it; spelt as in migrations/0005_run_totals.sql runs_cost_idx.
-RUN_COST = "(r.total_cost::double precision)"
-
-_RUN_COLUMNS = f"""
-    r.id, r.name, r.status, r.service, r.tags, r.error, r.started_at, r.completed_at,
-    r.step_count, {RUN_COST} AS total_cost, r.project, r.trace_id
-"""
-
-GET_RUN = f"""
-SELECT {_RUN_COLUMNS}, r.inputs, r.outputs, r.steps_run_span
-FROM runs r
-WHERE r.id = $1
-"""
-
-_STEP_FIGURES = """s.span_id, s.parent_span_id, s.name, s.type, s.status, s.reasoning, s.cost, s.cost_source, s.model,
-       s.input_tokens, s.output_tokens, s.input_count, s.output_count, s.rejections, s.started_at, s.completed_at,
-       s.error, s.service"""
-# What a step carries beyond its figures, and may be megabytes of: left out where only figures are read.
-_STEP_PAYLOAD = "s.inputs, s.outputs, s.metadata, s.decisions, s.attributes"
-_NO_PAYLOAD = ("NULL::jsonb AS inputs, NULL::jsonb AS outputs, NULL::jsonb AS metadata, NULL::jsonb AS decisions,"
-               " NULL::jsonb AS attributes")
-_RUN_STEPS = f"""
-SELECT {_STEP_FIGURES}, {{payload}}
-FROM steps s
-WHERE s.run_id = $1 AND {_IS_STEP}
-ORDER BY s.started_at NULLS LAST, s.span_id
-"""
-RUN_STEPS = _RUN_STEPS.format(payload=_STEP_PAYLOAD)
-# The same without the payload: the funnel (/analyze) reads figures only.
-RUN_STEP_FIGURES = _RUN_STEPS.format(payload=_NO_PAYLOAD)
-# What a run's step tree is built from, for paging it (GET /runs/{id}/steps): small however large the run.
-RUN_STEP_TREE = f"""
-SELECT s.span_id, s.parent_span_id, s.service
-FROM steps s
-WHERE s.run_id = $1 AND {_IS_STEP}
-ORDER BY s.started_at NULLS LAST, s.span_id
-"""
-# One page of that tree: the steps $2 of run $1, whole.
-RUN_STEPS_BY_ID = f"""
-SELECT {_STEP_FIGURES}, {_STEP_PAYLOAD}
-FROM steps s
-WHERE s.run_id = $1 AND s.span_id = ANY($2::text[]) AND {_IS_STEP}
-"""
-
-
-# --- cross-run queries (GET /steps, /runs filters, lineage, /pipelines) ------------------------
-# Expressions spelt exactly as in migrations/0003_query_indexes.sql and 0005_run_totals.sql, so the
-# planner uses those indexes.
-DROP_RATE = "((s.input_count::double precision - s.output_count) / nullif(s.input_count, 0))"
-HAS_DROP_RATE = "s.input_count > 0 AND s.output_count IS NOT NULL"
-STEP_TIME = "coalesce(s.started_at, s.created_at)"
-STEP_DURATION_MS = "(extract(epoch FROM s.completed_at - s.started_at) * 1000)::double precision"
-STEP_HAS_ERROR = "(s.status = 'FAILED' OR s.error IS NOT NULL)"
-# Uncorrelated, so PostgreSQL reads the failed steps once (steps_failed_idx, migration 0004)
-# into a hash and checks each run against it, instead of probing every run's steps.
-RUN_HAS_ERROR = f"""(r.status = 'FAILED' OR r.error IS NOT NULL OR r.id IN (
-    SELECT s.run_id FROM steps s WHERE {STEP_HAS_ERROR}))"""
-STEP_FINISHED = "s.completed_at IS NOT NULL AND s.started_at IS NOT NULL"
-# date_part is double precision throughout; extract's numeric costs /pipelines a third of its time.
-RUN_DURATION_MS = "(date_part('epoch', r.completed_at - r.started_at) * 1000)"
-
-
-class Where:
-    """WHERE clauses with their values as numbered parameters: values never enter the SQL text."""
-
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.args: list[object] = []
-
-    def arg(self, value: object) -> str:
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-    def add(self, clause: str, *values: object) -> None:
-        """``clause`` with ``{}`` for each value, e.g. ``add("r.name = {}", name)``."""
-        self.clauses.append(clause.format(*(self.arg(v) for v in values)))
-
-    def sql(self) -> str:
-        return " AND ".join(self.clauses) or "TRUE"
-
-
-def like_pattern(text: str) -> str:
-    """``%text%`` for ILIKE with the user's own % _ and \\ matched literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-# Runs listed with filters and a sort; {where}, {order} and {limit} are filled by queries/runs.py
-# from a fixed set of clauses, values are parameters.
-LIST_RUNS_FILTERED = f"""
-SELECT {_RUN_COLUMNS}
-FROM runs r
-WHERE {{where}}
-ORDER BY {{order}}
-LIMIT {{limit}}
-"""
-
-
-def tag_clause(where: Where, key: str, value: str) -> None:
-    """Run tag ``key`` equals ``value``: as sent (a string), or as the number/boolean it spells,
-    since tags set from code keep their JSON type. Containment, so the GIN index serves it."""
-    import json
-    import math
-
-    alternatives: list[object] = [value]
-    try:
-        parsed = json.loads(value)
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser: a plain string
-        parsed = None
-    if isinstance(parsed, bool) or (isinstance(parsed, (int, float)) and math.isfinite(parsed)):
-        alternatives.append(parsed)
-    where.add("(" + " OR ".join(["r.tags @> {}::jsonb"] * len(alternatives)) + ")",
-              *(json.dumps({key: v}) for v in alternatives))
-
-# The projects' parts of trace $1 (runs written with project-bound keys), for a key bound to no project.
-TRACE_PARTS = "SELECT r.id, r.project FROM runs r WHERE r.trace_id = $1 AND r.trace_id IS NOT NULL ORDER BY r.project"
-RUN_HAS_SERVICE = "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND service = $2)"
-
-# A run's recorded decisions, one row per decision, in step time order. `decisions` is a
-# JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.
-# {where} adds filters on s (steps) and d.elem (one decision); values are parameters.
-RUN_DECISIONS = f"""
-SELECT s.span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
-       {STEP_TIME} AS step_time, d.ord, d.elem
-FROM steps s
-CROSS JOIN LATERAL jsonb_array_elements(
-    CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN s.decisions ELSE '[]'::jsonb END
-) WITH ORDINALITY AS d(elem, ord)
-WHERE s.run_id = $1 AND {_IS_STEP} AND jsonb_typeof(d.elem) = 'object' AND {{where}}
-ORDER BY {STEP_TIME}, s.span_id, d.ord
-LIMIT {{limit}}
-"""
-
-# Per pipeline (run name) over a time window [$1, $2): runs, failures, duration percentiles, cost.
-# {where} narrows further (one name); percentile_cont skips runs still running (NULL duration).
-# Everything it reads is in runs_name_started_idx (migration 0005), so it scans that index only.
-PIPELINE_RUNS = f"""
-SELECT r.name,
-       count(*) AS run_count,
-       count(*) FILTER (WHERE r.status = 'FAILED') AS failed,
-       count(*) FILTER (WHERE r.status <> 'RUNNING') AS finished,
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY {RUN_DURATION_MS}) AS duration_ms,
-       avg(r.total_cost)::double precision AS avg_cost,
-       max(r.started_at) AS last_run_at
-FROM runs r
-WHERE r.started_at >= $1 AND r.started_at < $2 AND r.name IS NOT NULL AND {{where}}
-GROUP BY r.name
-ORDER BY run_count DESC, r.name
-LIMIT {{limit}}
-"""
+log = logging.getLogger(__name__)
+_DAY = timedelta(days=1)
+# Days are stored a week per transaction: short transactions, and work done is kept if a later
+# week fails.
+DAYS_PER_TRANSACTION = 7
+# A database the server may read but not write (a replica, a read-only role): reads still answer
+# (from the step rows for days not stored), and storing is retried this much later.
+_CANNOT_WRITE = (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)
+_WRITE_RETRY_S = 600.0
 
 # --- /pipelines/{name}: step figures from per-day summaries (migrations/0007_pipeline_days.sql) ---
 # A run's UTC day, as the summaries key it, and a UTC day from a timestamptz parameter.
@@ -225,10 +93,10 @@ r AS MATERIALIZED (
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}
 ), s AS MATERIALIZED (
-    SELECT r.day, s.name AS step, s.type, s.cost, s.rejections, {STEP_HAS_ERROR} AS failed,
-           {DROP_RATE} AS drop_rate, {STEP_DURATION_MS} AS duration_ms,
+    SELECT r.day, s.name AS step, s.type, s.cost, s.rejections, {sql.STEP_HAS_ERROR} AS failed,
+           {sql.DROP_RATE} AS drop_rate, {sql.STEP_DURATION_MS} AS duration_ms,
            extract(epoch FROM s.started_at - r.started_at)::double precision AS offset_s
-    FROM r JOIN steps s ON s.run_id = r.id AND {_IS_STEP}
+    FROM r JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP}
 ), day_totals AS (
     SELECT day, step, count(*) AS count, count(*) FILTER (WHERE failed) AS failed,
            sum(cost::numeric) AS cost_sum, count(drop_rate) AS drop_n, sum(drop_rate) AS drop_sum,
@@ -321,7 +189,7 @@ INSERT INTO pipeline_step_days (name, {_SUMMARY_COLUMNS})
 SELECT $1, {_SUMMARY_COLUMNS} FROM summary
 """
 # The days' pipeline_days rows are locked first (LOCK_PIPELINE_DAYS), in key order, as retention
-# (store/retention.py) locks them, so the two never wait for each other in a cycle.
+# locks them (FORGET_DAYS_BEFORE), so the two never wait for each other in a cycle.
 LOCK_PIPELINE_DAYS = "SELECT day FROM pipeline_days WHERE name = $1 AND day = ANY($2::date[]) ORDER BY day FOR UPDATE"
 FORGET_PIPELINE_DAYS = """
 WITH steps AS (DELETE FROM pipeline_step_days WHERE name = $1 AND day = ANY($2::date[]))
@@ -329,3 +197,117 @@ DELETE FROM pipeline_days WHERE name = $1 AND day = ANY($2::date[])
 """
 # One refresher per pipeline at a time, across processes; a second one leaves it to the first.
 TRY_LOCK_PIPELINE = "SELECT pg_try_advisory_xact_lock(hashtextextended('xray.pipeline_days:' || $1, 0))"
+
+# Per-day summaries of UTC days wholly before the cutoff $1, for retention (retention.py) once their
+# runs are gone. A summary of the cutoff's own day is found out of date by its next read. Rows are
+# locked in key order, as LOCK_PIPELINE_DAYS locks them, skipping those a refresh holds (the next
+# sweep takes them).
+FORGET_DAYS_BEFORE = """
+WITH doomed AS (
+    SELECT name, day FROM pipeline_days WHERE day < ($1 AT TIME ZONE 'UTC')::date
+    ORDER BY name, day FOR UPDATE SKIP LOCKED
+), steps AS (
+    DELETE FROM pipeline_step_days s USING doomed d WHERE s.name = d.name AND s.day = d.day
+)
+DELETE FROM pipeline_days p USING doomed d WHERE p.name = d.name AND p.day = d.day
+"""
+
+
+def whole_days(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """[first, last): the UTC midnights bounding the whole days inside [since, until); first ==
+    last when there are none."""
+    first = _midnight(since)
+    if first < since:
+        first += _DAY
+    last = _midnight(until)
+    return (first, last) if first < last else (since, since)
+
+
+def _midnight(moment: datetime) -> datetime:
+    return datetime.combine(moment.astimezone(timezone.utc).date(), time(), timezone.utc)
+
+
+async def step_figures(conn: asyncpg.Connection, name: str, since: datetime, until: datetime,
+                       top_reasons: int, limit: int) -> tuple[list[Any], list[date]]:
+    """Per step name of pipeline ``name``, over runs that started in [since, until), its figures
+    added up (PIPELINE_STEP_FIGURES; pipeline_stats.py reads them), and the whole
+    days that need storing again. Call inside a REPEATABLE READ transaction, so both statements
+    read one snapshot."""
+    # A day still going on is never whole: it would be out of date at every read during ingest.
+    first, last = whole_days(since, min(until, datetime.now(timezone.utc)))
+    try:
+        async with conn.transaction():  # a savepoint: a role that cannot read the summaries
+            stale = [row["day"] for row in await conn.fetch(STALE_PIPELINE_DAYS, name, first, last)]
+            rows = await conn.fetch(PIPELINE_STEP_FIGURES, name, since, until, first, last, stale,
+                                    top_reasons, limit)
+    except asyncpg.InsufficientPrivilegeError as exc:  # ...is answered from the step rows alone
+        log.warning("pipeline day summaries not readable; reading step rows",
+                    extra={"pipeline": name[:64], "error": str(exc)[:200]})
+        return await conn.fetch(PIPELINE_ROW_FIGURES, name, since, until, top_reasons, limit), []
+    return rows, stale
+
+
+class Refresher:
+    """Stores the summaries of days reads found missing or out of date, one pipeline and one pool
+    connection at a time, so ingest and reads never wait for it. A pipeline another process is
+    refreshing (its advisory lock taken) is left to that process."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._pending: dict[str, set[date]] = {}
+        self._task: asyncio.Task | None = None
+        self._write_after = 0.0
+
+    def request(self, name: str, days: list[date]) -> None:
+        if clock.monotonic() < self._write_after:
+            return
+        self._pending.setdefault(name, set()).update(days)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            name = next(iter(self._pending))
+            days = sorted(self._pending.pop(name))
+            try:
+                stored = 0
+                for i in range(0, len(days), DAYS_PER_TRANSACTION):
+                    async with self._pool.acquire() as conn:  # given back between weeks, for ingest
+                        stored += await store_days(conn, name, days[i:i + DAYS_PER_TRANSACTION])
+                if stored:
+                    log.info("pipeline days summarised", extra={"pipeline": name[:64], "days": stored})
+            except _CANNOT_WRITE as exc:
+                log.warning("pipeline day summaries cannot be stored; reads use step rows meanwhile",
+                            extra={"error": str(exc)[:200], "retry_in_s": _WRITE_RETRY_S})
+                self._write_after = clock.monotonic() + _WRITE_RETRY_S
+                self._pending.clear()
+            except Exception:  # the next read that needs these days asks again
+                log.exception("storing pipeline day summaries failed", extra={"pipeline": name[:64]})
+
+
+async def store_days(conn: asyncpg.Connection, name: str, days: list[date]) -> int:
+    """Summarise those of ``days`` still out of date, in one transaction under the pipeline's lock;
+    returns how many it stored."""
+    start = datetime.combine(days[0], time(), timezone.utc)
+    end = datetime.combine(days[-1], time(), timezone.utc) + _DAY
+    async with conn.transaction():
+        if not await conn.fetchval(TRY_LOCK_PIPELINE, name):
+            return 0
+        wanted = set(days)  # not the other stale days between them: a week at most
+        days = [row["day"] for row in await conn.fetch(STALE_PIPELINE_DAYS, name, start, end)
+                if row["day"] in wanted]
+        if days:
+            await conn.execute(LOCK_PIPELINE_DAYS, name, days)
+            await conn.execute(FORGET_PIPELINE_DAYS, name, days)
+            await conn.execute(STORE_PIPELINE_DAYS, name, start, end, days)
+    return len(days)
+
+
+async def forget_days_before(conn: asyncpg.Connection | asyncpg.Pool, cutoff: datetime) -> None:
+    """Drop the summaries of the UTC days wholly before ``cutoff``: retention deleted their runs."""
+    await conn.execute(FORGET_DAYS_BEFORE, cutoff)

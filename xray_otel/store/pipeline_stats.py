@@ -55,7 +55,7 @@ def duration_value(key: int) -> float:
 
 def histogram(packed: bytes | None) -> tuple[list[int], list[int]]:
     """Sorted keys and cumulative counts of packed (key, count) int8 pairs in network byte order
-    (queries/sql.py _histogram), from any number of concatenated histograms."""
+    (pipeline_days.py _histogram), from any number of concatenated histograms."""
     pairs = array("q", packed or b"")
     if sys.byteorder == "little":
         pairs.byteswap()
@@ -80,7 +80,7 @@ def percentile(keys: Sequence[int], cumulative: Sequence[int], q: float,
 
 
 def step_figures(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The API's figures for one step name from its added-up row (queries/sql.py _step_figures)."""
+    """The API's figures for one step name from its added-up row (pipeline_days.py _step_figures)."""
     drops, durations = histogram(row["drop_histogram"]), histogram(row["duration_histogram"])
     return {
         "name": row["step"],

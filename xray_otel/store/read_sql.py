@@ -1,0 +1,138 @@
+"""SQL for reading runs and steps: named statements, and the expressions filters and sorts are
+spelt with. Parameterised always; SQL for writing lives in sql.py, for the per-day pipeline
+summaries in pipeline_days.py, and the statements built from a request's filters in filters.py.
+
+The run span is stored as a step row too (nothing is thrown away); these queries
+leave it out wherever a run's steps are listed, counted or summed. The store flags that
+row (``steps.run_span``) and keeps each run's step count and cost total on the run row
+(``runs.step_count``, ``runs.total_cost``) as it writes; see sql.py INSERT_STEPS.
+"""
+
+from __future__ import annotations
+
+# A step row that is not the run's own span (the row whose span_id is runs.span_id of a run
+# with source > 0; the store keeps the flag in step with that rule).
+IS_STEP = "NOT s.run_span"
+
+# The run's cost total as the API shows it; spelt as in migrations/0005_run_totals.sql runs_cost_idx.
+RUN_COST = "(r.total_cost::double precision)"
+
+RUN_COLUMNS = f"""
+    r.id, r.name, r.status, r.service, r.tags, r.error, r.started_at, r.completed_at,
+    r.step_count, {RUN_COST} AS total_cost, r.project, r.trace_id
+"""
+
+GET_RUN = f"""
+SELECT {RUN_COLUMNS}, r.inputs, r.outputs, r.steps_run_span
+FROM runs r
+WHERE r.id = $1
+"""
+
+_STEP_FIGURES = """s.span_id, s.parent_span_id, s.name, s.type, s.status, s.reasoning, s.cost, s.cost_source, s.model,
+       s.input_tokens, s.output_tokens, s.input_count, s.output_count, s.rejections, s.started_at, s.completed_at,
+       s.error, s.service"""
+# What a step carries beyond its figures, and may be megabytes of: left out where only figures are read.
+_STEP_PAYLOAD = "s.inputs, s.outputs, s.metadata, s.decisions, s.attributes"
+_NO_PAYLOAD = ("NULL::jsonb AS inputs, NULL::jsonb AS outputs, NULL::jsonb AS metadata, NULL::jsonb AS decisions,"
+               " NULL::jsonb AS attributes")
+_RUN_STEPS = f"""
+SELECT {_STEP_FIGURES}, {{payload}}
+FROM steps s
+WHERE s.run_id = $1 AND {IS_STEP}
+ORDER BY s.started_at NULLS LAST, s.span_id
+"""
+RUN_STEPS = _RUN_STEPS.format(payload=_STEP_PAYLOAD)
+# The same without the payload: the funnel (/analyze) reads figures only.
+RUN_STEP_FIGURES = _RUN_STEPS.format(payload=_NO_PAYLOAD)
+# What a run's step tree is built from, for paging it (GET /runs/{id}/steps): small however large the run.
+RUN_STEP_TREE = f"""
+SELECT s.span_id, s.parent_span_id, s.service
+FROM steps s
+WHERE s.run_id = $1 AND {IS_STEP}
+ORDER BY s.started_at NULLS LAST, s.span_id
+"""
+# One page of that tree: the steps $2 of run $1, whole.
+RUN_STEPS_BY_ID = f"""
+SELECT {_STEP_FIGURES}, {_STEP_PAYLOAD}
+FROM steps s
+WHERE s.run_id = $1 AND s.span_id = ANY($2::text[]) AND {IS_STEP}
+"""
+
+# The projects' parts of trace $1 (runs written with project-bound keys), for a key bound to no project.
+TRACE_PARTS = "SELECT r.id, r.project FROM runs r WHERE r.trace_id = $1 AND r.trace_id IS NOT NULL ORDER BY r.project"
+RUN_HAS_SERVICE = "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND service = $2)"
+RUN_NAME_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1)"
+
+
+# --- cross-run queries (GET /steps, /runs filters, lineage, /pipelines) ------------------------
+# Expressions spelt exactly as in migrations/0003_query_indexes.sql and 0005_run_totals.sql, so the
+# planner uses those indexes.
+DROP_RATE = "((s.input_count::double precision - s.output_count) / nullif(s.input_count, 0))"
+HAS_DROP_RATE = "s.input_count > 0 AND s.output_count IS NOT NULL"
+STEP_TIME = "coalesce(s.started_at, s.created_at)"
+STEP_DURATION_MS = "(extract(epoch FROM s.completed_at - s.started_at) * 1000)::double precision"
+STEP_HAS_ERROR = "(s.status = 'FAILED' OR s.error IS NOT NULL)"
+# Uncorrelated, so PostgreSQL reads the failed steps once (steps_failed_idx, migration 0004)
+# into a hash and checks each run against it, instead of probing every run's steps.
+RUN_HAS_ERROR = f"""(r.status = 'FAILED' OR r.error IS NOT NULL OR r.id IN (
+    SELECT s.run_id FROM steps s WHERE {STEP_HAS_ERROR}))"""
+STEP_FINISHED = "s.completed_at IS NOT NULL AND s.started_at IS NOT NULL"
+# date_part is double precision throughout; extract's numeric costs /pipelines a third of its time.
+RUN_DURATION_MS = "(date_part('epoch', r.completed_at - r.started_at) * 1000)"
+
+# Runs listed with filters and a sort; {where}, {order} and {limit} are filled by filters.py
+# from a fixed set of clauses, values are parameters.
+LIST_RUNS_FILTERED = f"""
+SELECT {{key}} AS sort_key, {RUN_COLUMNS}
+FROM runs r
+WHERE {{where}}
+ORDER BY {{order}}
+LIMIT {{limit}}
+"""
+
+# Steps across runs, with their run's id, trace and name; filled by filters.py as LIST_RUNS_FILTERED.
+SEARCH_STEPS = f"""
+SELECT s.run_id, r.trace_id, r.name AS run_name, s.span_id, s.parent_span_id, s.name, s.type, s.status, s.service,
+       s.cost, s.cost_source, s.model, s.input_count, s.output_count, s.rejections, s.reasoning, s.started_at,
+       s.completed_at, s.error, {{key}} AS sort_key
+FROM steps s
+JOIN runs r ON r.id = s.run_id
+WHERE {IS_STEP} AND {{where}}
+ORDER BY {{key}} {{direction}}, s.run_id {{direction}}, s.span_id {{direction}}
+LIMIT {{limit}}
+"""
+
+# A run's recorded decisions, one row per decision, in step time order. `decisions` is a
+# JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.
+# {where} adds filters on s (steps) and d.elem (one decision); values are parameters.
+RUN_DECISIONS = f"""
+SELECT s.span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
+       {STEP_TIME} AS step_time, d.ord, d.elem
+FROM steps s
+CROSS JOIN LATERAL jsonb_array_elements(
+    CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN s.decisions ELSE '[]'::jsonb END
+) WITH ORDINALITY AS d(elem, ord)
+WHERE s.run_id = $1 AND {IS_STEP} AND jsonb_typeof(d.elem) = 'object' AND {{where}}
+ORDER BY {STEP_TIME}, s.span_id, d.ord
+LIMIT {{limit}}
+"""
+
+# Per pipeline (run name) over a time window [$1, $2): runs, failures, duration percentiles, cost.
+# {where} narrows further (one name); percentile_cont skips runs still running (NULL duration).
+# Everything it reads is in runs_name_started_idx (migration 0005), so it scans that index only.
+PIPELINE_RUNS = f"""
+SELECT r.name,
+       count(*) AS run_count,
+       count(*) FILTER (WHERE r.status = 'FAILED') AS failed,
+       count(*) FILTER (WHERE r.status <> 'RUNNING') AS finished,
+       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY {RUN_DURATION_MS}) AS duration_ms,
+       avg(r.total_cost)::double precision AS avg_cost,
+       max(r.started_at) AS last_run_at
+FROM runs r
+WHERE r.started_at >= $1 AND r.started_at < $2 AND r.name IS NOT NULL AND {{where}}
+GROUP BY r.name
+ORDER BY run_count DESC, r.name
+LIMIT {{limit}}
+"""
+# One pipeline's figures over [$1, $2): PIPELINE_RUNS for the name $3.
+ONE_PIPELINE_RUNS = PIPELINE_RUNS.format(where="r.name = $3", limit=1)

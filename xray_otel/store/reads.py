@@ -1,0 +1,118 @@
+"""The named reads the queries call: one method per thing asked of the stored runs and steps.
+
+The SQL is in read_sql.py (named statements), filters.py (statements built from filters) and
+pipeline_days.py (the per-day summaries). Rows come back as read-only mappings
+(``row["name"]``; asyncpg Records), so asyncpg stays inside store/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from . import filters, pipeline_days, read_sql as sql
+from .filters import DecisionFilters, Page, RunFilters, StepFilters
+from .pipeline_stats import step_figures
+
+Row = Mapping[str, Any]
+
+# A value PostgreSQL cannot take as a read's parameter (e.g. a date out of its range): the asker's mistake.
+REFUSED_VALUE_ERRORS = (asyncpg.DataError,)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One pipeline's figures over a window, read from one snapshot."""
+    runs: Row | None  # read_sql.PIPELINE_RUNS's row; None when no run of it started in the window
+    steps: list[dict[str, Any]]  # per step name, as pipeline_stats.step_figures reads them
+
+
+class Reads:
+    """The reads, over the store's pool; ``Store.reads`` is the one to use."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        # Stores the per-day summaries reads found missing or out of date, in the background.
+        self._refresher = pipeline_days.Refresher(pool)
+
+    async def close(self) -> None:
+        await self._refresher.close()
+
+    # --- one run ---------------------------------------------------------------------------
+
+    async def run(self, run_id: uuid.UUID) -> Row | None:
+        """The run row (with inputs, outputs and steps_run_span), or None."""
+        return await self._pool.fetchrow(sql.GET_RUN, run_id)
+
+    async def trace_parts(self, trace_id: uuid.UUID) -> list[Row]:
+        """The runs (id, project) the projects wrote into one trace, by project."""
+        return await self._pool.fetch(sql.TRACE_PARTS, trace_id)
+
+    async def run_has_service(self, run_id: uuid.UUID, service: str) -> bool:
+        """Whether any span of the run came from ``service``."""
+        return await self._pool.fetchval(sql.RUN_HAS_SERVICE, run_id, service)
+
+    async def run_steps(self, run_id: uuid.UUID) -> list[Row]:
+        """The run's steps, whole, in start order."""
+        return await self._pool.fetch(sql.RUN_STEPS, run_id)
+
+    async def run_step_figures(self, run_id: uuid.UUID) -> list[Row]:
+        """The run's steps in start order without their payload (inputs, outputs, ... are None)."""
+        return await self._pool.fetch(sql.RUN_STEP_FIGURES, run_id)
+
+    async def step_tree(self, run_id: uuid.UUID) -> list[Row]:
+        """(span_id, parent_span_id, service) of the run's steps, in start order."""
+        return await self._pool.fetch(sql.RUN_STEP_TREE, run_id)
+
+    async def steps_by_id(self, run_id: uuid.UUID, span_ids: Sequence[str]) -> list[Row]:
+        """The run's steps of those span ids, whole, in no order."""
+        return await self._pool.fetch(sql.RUN_STEPS_BY_ID, run_id, list(span_ids))
+
+    async def decisions(self, run_id: uuid.UUID, f: DecisionFilters, after: list[Any] | None,
+                        limit: int) -> list[Row]:
+        """The run's recorded decisions in step time order, after the key ``after`` (filters.DECISION_KEY)."""
+        query, args = filters.decisions(run_id, f, after, limit)
+        return await self._pool.fetch(query, *args)
+
+    # --- across runs -----------------------------------------------------------------------
+
+    async def list_runs(self, f: RunFilters, page: Page) -> list[Row]:
+        """Runs passing ``f``, a page of them in ``page.sort`` order (filters.RUN_SORTS), each with ``sort_key``."""
+        query, args = filters.list_runs(f, page)
+        return await self._pool.fetch(query, *args)
+
+    async def search_steps(self, f: StepFilters, page: Page) -> list[Row]:
+        """Steps passing ``f`` with their run's trace_id and name (run_name), a page in ``page.sort``
+        order (filters.STEP_SORTS), each with ``sort_key``."""
+        query, args = filters.search_steps(f, page)
+        return await self._pool.fetch(query, *args)
+
+    async def pipelines(self, since: datetime, until: datetime, service: str | None, limit: int) -> list[Row]:
+        """Per run name, its runs that started in [since, until): counts, durations, cost."""
+        query, args = filters.pipelines(since, until, service, limit)
+        return await self._pool.fetch(query, *args)
+
+    async def pipeline(self, name: str, since: datetime, until: datetime, *, top_reasons: int,
+                       max_steps: int) -> Pipeline | None:
+        """Pipeline ``name``'s figures over runs that started in [since, until), and per step name
+        (at most ``max_steps``, with the ``top_reasons`` reasons) its figures; None when no run
+        was ever named so. Days whose stored summary was out of date are stored again in the
+        background, for the next read."""
+        async with self._pool.acquire() as conn, \
+                conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot for all figures
+            runs = await conn.fetch(sql.ONE_PIPELINE_RUNS, since, until, name)
+            if not runs and not await conn.fetchval(sql.RUN_NAME_EXISTS, name):
+                return None
+            steps, stale = await pipeline_days.step_figures(conn, name, since, until, top_reasons, max_steps)
+        if stale:
+            self._refresher.request(name, stale)
+        # Decoding a long window's histograms takes a while: off the event loop, so ingest goes on.
+        figures = await asyncio.to_thread(lambda: [step_figures(row) for row in steps])
+        return Pipeline(runs[0] if runs else None, figures)
+
