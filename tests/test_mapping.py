@@ -651,6 +651,12 @@ def test_the_sdks_prices_do_not_change_what_the_receiver_prices() -> None:
         pricing.DEFAULT._prices["gpt-4o"] = (0.0, 0.0)  # type: ignore[index]
 
 
+def test_embedding_calls_are_priced() -> None:
+    step = one_step(span(2, parent=1, openinference__span__kind="EMBEDDING",
+                         embedding__model_name="text-embedding-3-small", llm__token_count__prompt=2_000_000))
+    assert (step.type, step.cost, step.cost_source) == ("embedding", pytest.approx(0.04), "price_table")
+
+
 def test_cost_uses_response_model_before_request_model() -> None:
     step = one_step(span(2, parent=1, gen_ai__request__model="gpt-4o", gen_ai__response__model="gpt-4o-mini-2024-07-18",
                          gen_ai__usage__input_tokens=1_000_000))
