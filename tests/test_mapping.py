@@ -867,3 +867,43 @@ def test_map_in_parts_pauses_after_every_part_and_maps_as_map_request() -> None:
     pauses = sum(1 for _ in map_in_parts(request(*spans), batch, part=3))
     assert pauses == 2  # after spans 3 and 6 of 7
     assert batch == mapped(*spans) and len(batch.steps) == 7
+
+
+# --- issue 19: what real instrumentation sends ----------------------------------------------------
+
+
+def test_a_bare_llm_call_is_its_run_and_its_runs_one_step() -> None:
+    """openai + an instrumentation, no span of the app's own: the call's span is the root. It names the run
+    and is a step of it too, so the run has its model, tokens and cost."""
+    batch = mapped(span(1, name="ChatCompletion", openinference__span__kind="LLM",
+                        llm__model_name="gpt-4o-mini", llm__token_count__prompt=1000))
+    (run,) = batch.runs.values()
+    (step,) = batch.steps
+    assert run.name == "ChatCompletion" and run.span_id != step.span_id and run.span_id.startswith(step.span_id)
+    assert (step.type, step.model, step.cost_source) == ("llm", "gpt-4o-mini", "price_table")
+
+
+def test_a_plain_root_span_is_still_only_the_run() -> None:
+    batch = mapped(span(1, name="handle_request", openinference__span__kind="CHAIN"), span(2, parent=1))
+    (run,) = batch.runs.values()
+    assert run.span_id == batch.steps[0].span_id  # the run span: left out of the step list
+
+
+def test_an_error_with_a_traceback_is_its_first_part() -> None:
+    message = ('OpenAIInvalidRequestError("Error code: 400 - context too long")Traceback (most recent call last):\n'
+               '  File "x.py", line 1, in f\n' * 40)
+    step = one_step(span(2, parent=1, error=message))
+    assert step.error == 'OpenAIInvalidRequestError("Error code: 400 - context too long")'
+
+
+def test_a_filtering_chain_over_documents_gets_counts_and_decisions() -> None:
+    def doc(i: int) -> dict:
+        return {"id": None, "metadata": {"id": f"kb-{i}"}, "page_content": f"text {i}", "type": "Document"}
+    step = one_step(span(2, parent=1, name="keep_current", openinference__span__kind="CHAIN",
+                         input__value=json.dumps([doc(i) for i in range(5)]), input__mime_type="application/json",
+                         output__value=json.dumps([doc(i) for i in (0, 1, 3, 4)]), output__mime_type="application/json"))
+    assert (step.type, step.input_count, step.output_count) == ("filter", 5, 4)
+    assert json.loads(step.rejections) == {"not_in_output": 1}
+    assert [(d["id"], d["accepted"]) for d in json.loads(step.decisions)] == [
+        ("kb-0", True), ("kb-1", True), ("kb-2", False), ("kb-3", True), ("kb-4", True)]
+    assert "heuristic" in json.loads(step.attributes)["xray.derived"]

@@ -7,6 +7,7 @@ docs/conventions.md "Spans from other OpenTelemetry instrumentation" has a case 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -255,8 +256,58 @@ def test_retrieved_documents_are_the_output_count_and_accepted_decisions() -> No
     assert json.loads(found.decisions) == [
         {"id": "d1", "accepted": True, "reason": None, "score": 0.9, "rank": 1},
         {"id": "7", "accepted": True, "reason": None, "score": 0.5, "rank": 2},
-        {"id": "2", "accepted": True, "reason": None, "score": None, "rank": 3},  # by position, as the SDK
+        # no id: named by its text, so the same document has the same id in every step (a position would
+        # name another document in the next step)
+        {"id": CONTENT_ID_OF_NO_ID, "accepted": True, "reason": None, "score": None, "rank": 3},
     ]
+
+
+def content_id(text: str) -> str:
+    """The id a document without one gets: its text's digest (semconv._doc_id)."""
+    return "content:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+CONTENT_ID_OF_NO_ID = content_id("no id")
+
+
+def test_documents_named_by_their_metadata_as_openinference_langchain_sends_them() -> None:
+    """openinference-instrumentation-langchain sends document.content and document.metadata only: the id
+    and the score are in the metadata (a reranker's relevance_score before the retriever's score)."""
+    attrs = {"openinference.span.kind": "RETRIEVER", **docs(
+        "retrieval.documents",
+        {"content": "Returns within 30 days.", "metadata": json.dumps({"id": "kb-returns-2024", "score": 0.88})},
+        {"content": "Old policy.", "metadata": json.dumps({"id": "kb-returns-2019", "score": 0.9,
+                                                           "relevance_score": 0.97})},
+        {"content": "No id here.", "metadata": json.dumps({"source": "kb/x.md"})})}
+    decisions = json.loads(read(attrs).decisions)
+    assert [(d["id"], d["score"]) for d in decisions] == [
+        ("kb-returns-2024", 0.88), ("kb-returns-2019", 0.97),
+        (content_id("No id here."), None)]
+
+
+def test_llm_messages_win_over_a_frameworks_serialisation() -> None:
+    attrs = {"openinference.span.kind": "LLM",
+             "input.value": json.dumps({"messages": [[{"lc": 1, "type": "constructor"}]]}),
+             "input.mime_type": "application/json",
+             "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Be brief.",
+             "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Where is A-1?",
+             "llm.output_messages.0.message.role": "assistant",
+             "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_1",
+             "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup_order",
+             "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"order_id": "A-1"}'}
+    found = read(attrs)
+    assert json.loads(found.inputs) == {"messages": [{"role": "system", "content": "Be brief."},
+                                                     {"role": "user", "content": "Where is A-1?"}]}
+    assert json.loads(found.outputs) == {"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "call_1", "name": "lookup_order", "arguments": '{"order_id": "A-1"}'}]}]}
+
+
+def test_a_failed_calls_model_from_its_invocation_parameters() -> None:
+    found = read({"openinference.span.kind": "LLM",
+                  "llm.invocation_parameters": json.dumps({"model": "gpt-4o-fail", "temperature": 0})})
+    assert found.model == "gpt-4o-fail"
+    answered = read({"llm.model_name": "gpt-4o-mini-2024-07-18", "llm.invocation_parameters": '{"model": "gpt-4o-mini"}'})
+    assert answered.model == "gpt-4o-mini-2024-07-18"  # the model that answered, when the response said
 
 
 def test_retrieved_documents_in_any_attribute_order_and_with_gaps() -> None:
@@ -285,7 +336,7 @@ def test_reranker_documents_without_ids_are_matched_by_content() -> None:
     attrs = {**docs("reranker.input_documents", {"content": "a"}, {"content": "b"}, {"content": "c"}),
              **docs("reranker.output_documents", {"content": "c", "score": 2.0})}
     assert [(d["id"], d["accepted"], d["rank"], d["score"]) for d in json.loads(read(attrs).decisions)] == [
-        ("0", False, None, None), ("1", False, None, None), ("2", True, 1, 2.0)]
+        (content_id("a"), False, None, None), (content_id("b"), False, None, None), (content_id("c"), True, 1, 2.0)]
 
 
 def test_reranker_documents_that_cannot_be_matched_record_the_outputs_only() -> None:

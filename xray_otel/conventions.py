@@ -42,6 +42,7 @@ STEP_REJECTIONS = "xray.step.rejections"  # JSON object: reason -> count
 STEP_DECISIONS = "xray.step.decisions"  # JSON array of decision objects (see below)
 STEP_CAPTURE = "xray.step.capture"  # "summary" | "sampled" | "full"
 STEP_DECISIONS_DROPPED = "xray.step.decisions_dropped"  # int: decisions not recorded (sampling caps)
+DERIVED = "xray.derived"  # set by the receiver, not sent: which step fields a heuristic rule filled, and how
 
 # Keys of one decision object inside STEP_DECISIONS.
 DECISION_ID = "id"  # candidate id (string)

@@ -19,6 +19,8 @@ Nothing is removed: attributes read here stay in the step's ``attributes`` as se
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -83,6 +85,29 @@ def _typed_by(mime_key: str) -> Reader:
     return read
 
 
+def _invoked_model(value: Any, attrs: dict[str, Any]) -> str | None:
+    """OpenInference ``llm.invocation_parameters``: the JSON the call was made with; its ``model`` (or
+    ``model_name``) names the model even when the call failed before a response said which one answered."""
+    params = _json_object(value)
+    for key in ("model", "model_name"):
+        if isinstance(params.get(key), str) and params[key].strip():
+            return clean_text(params[key])
+    return None
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A dict, or JSON text of one (as OpenInference sends nested objects); else empty."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
 def _kinds(table: dict[str, str]) -> Reader:
     """A span-kind value (any case) to a step type; a value not in the table is left to the next rule."""
     folded = {k.lower(): v for k, v in table.items()}
@@ -122,6 +147,7 @@ OPENINFERENCE: Table = {
     "embedding.model_name": ("model", _text),
     "reranker.model_name": ("model", _text),
     "decision.model_name": ("model", _text),
+    "llm.invocation_parameters": ("model", _invoked_model),  # after the response's: the model asked for
     "llm.token_count.prompt": ("input_tokens", _tokens),
     "decision.token_count.input": ("input_tokens", _tokens),
     "llm.token_count.completion": ("output_tokens", _tokens),
@@ -160,6 +186,8 @@ LISTS = {
     "retrieval.documents.": "retrieved",  # OpenInference: retrieval.documents.{i}.document.id / .score / .content
     "reranker.input_documents.": "rerank_in",  # OpenInference: reranker.input_documents.{i}.document.*
     "reranker.output_documents.": "rerank_out",
+    "llm.input_messages.": "in_messages",  # OpenInference: llm.input_messages.{i}.message.role / .content / …
+    "llm.output_messages.": "out_messages",
     "gen_ai.prompt.": "prompt",  # OpenLLMetry: gen_ai.prompt.{i}.role / .content
     "gen_ai.completion.": "completion",  # OpenLLMetry: gen_ai.completion.{i}.role / .content
 }
@@ -221,6 +249,7 @@ class Found(NamedTuple):
     output_count: int | None = None
     rejections: str | None = None
     decisions: str | None = None
+    derived: str | None = None  # what a heuristic rule filled, and how: shown in the step's attributes
 
 
 NOTHING = Found()
@@ -251,7 +280,45 @@ def read(attrs: dict[str, Any], span_kind: int = 0) -> Found:
         fields["type"] = next((t for key, t in by_kind if key in attrs), None)
     if lists:
         _from_lists(lists, fields)
+    if "input_count" not in fields and "output_count" not in fields and fields.get("type") in (None, "logic"):
+        _document_filter(fields)
     return Found(**fields)
+
+
+REJECTED_BY_FILTER = "not_in_output"
+DERIVED_DOCUMENT_FILTER = ("counts and decisions from the Documents in input.value and output.value; type filter "
+                           "because fewer came out (heuristic)")
+
+
+def _document_filter(fields: dict[str, Any]) -> None:
+    """A step whose input and output are both lists of LangChain Documents (a filtering chain): its counts,
+    and a decision per input document, kept or ``not_in_output``. A heuristic, so it is marked ``derived``."""
+    ins, outs = _documents(fields.get("inputs")), _documents(fields.get("outputs"))
+    if ins is None or outs is None or len(outs) > len(ins):
+        return
+    kept = {_doc_id(d) for d in outs}
+    decisions = [_decision(d, i, _doc_id(d) in kept, None if _doc_id(d) in kept else REJECTED_BY_FILTER)
+                 for i, d in enumerate(ins)]
+    dropped = sum(1 for d in decisions if not d["accepted"])
+    fields.update(input_count=len(ins), output_count=len(outs), decisions=to_json(decisions))
+    if dropped:
+        fields.update(type="filter", rejections=to_json({REJECTED_BY_FILTER: dropped}))
+    fields["derived"] = DERIVED_DOCUMENT_FILTER
+
+
+def _documents(text: str | None) -> list[dict[str, Any]] | None:
+    """JSON text of a list of serialised Documents (``page_content`` and ``metadata``), as the document
+    fields _doc_id reads; None for anything else."""
+    if not text or not text.startswith("["):
+        return None
+    try:
+        items = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("page_content"), str) for i in items):
+        return None
+    return [{"document.content": i["page_content"], "document.metadata": i.get("metadata") or {},
+             **({"document.id": i["id"]} if i.get("id") is not None else {})} for i in items]
 
 
 def _gather(lists: dict[str, dict[int, dict[str, Any]]], key: str, value: Any) -> None:
@@ -274,10 +341,37 @@ def _from_lists(lists: dict[str, dict[int, dict[str, Any]]], fields: dict[str, A
         docs = _items(lists["retrieved"])
         fields["output_count"] = len(docs)
         fields["decisions"] = to_json([_decision(d, i, True, None, rank=i + 1) for i, d in enumerate(docs)])
+    # The messages as sent, not a framework's serialisation of them in input.value (LangChain's
+    # {"lc": 1, "type": "constructor", ...}): they win over input.value / output.value.
+    if "in_messages" in lists:
+        fields["inputs"] = to_json({"messages": _messages(lists["in_messages"])})
+    if "out_messages" in lists:
+        fields["outputs"] = to_json({"messages": _messages(lists["out_messages"])})
     if "inputs" not in fields and "prompt" in lists:
         fields["inputs"] = to_json(_items(lists["prompt"]))
     if "outputs" not in fields and "completion" in lists:
         fields["outputs"] = to_json(_items(lists["completion"]))
+
+
+def _messages(indexed: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenInference's flattened messages (``message.role``, ``message.content``,
+    ``message.tool_calls.{j}.tool_call.function.name`` / ``.arguments`` / ``.id``) as plain objects."""
+    messages = []
+    for item in _items(indexed):
+        message: dict[str, Any] = {}
+        calls: dict[int, dict[str, Any]] = {}
+        for key, value in item.items():
+            name = key.removeprefix("message.")
+            if name.startswith("tool_calls."):
+                index, _, rest = name[len("tool_calls."):].partition(".")
+                if index.isdigit():
+                    calls.setdefault(int(index), {})[rest.removeprefix("tool_call.").removeprefix("function.")] = value
+            else:
+                message[name] = value
+        if calls:
+            message["tool_calls"] = _items(calls)
+        messages.append(message)
+    return messages
 
 
 def _items(indexed: dict[int, dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -306,21 +400,50 @@ def _rerank_decisions(ins: list[dict[str, Any]], outs: list[dict[str, Any]]) -> 
 
 
 def _doc_key(doc: dict[str, Any]) -> Any:
+    return _doc_id(doc)
+
+
+# Where a document's own id and score are, when ``document.id`` / ``document.score`` are not sent
+# (openinference-instrumentation-langchain sends only content and metadata).
+DOCUMENT_ID_KEYS = ("id", "doc_id", "document_id")
+DOCUMENT_SCORE_KEYS = ("relevance_score", "score")  # a reranker's relevance before the retriever's score
+
+
+def _doc_id(doc: dict[str, Any]) -> str | None:
+    """A document's id: ``document.id``, else an id in its metadata, else ``content:`` and a digest of its
+    text (the same document gets the same id in every step, and two documents never share one); None
+    when it has neither."""
     if doc.get("document.id") is not None:
-        return ("id", str(doc["document.id"]))
+        return clean_text(str(doc["document.id"]))[:MAX_ID]
+    metadata = _json_object(doc.get("document.metadata"))
+    for key in DOCUMENT_ID_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return clean_text(str(value))[:MAX_ID]
     content = doc.get("document.content")
-    return ("content", content) if isinstance(content, str) else None
+    if isinstance(content, str):
+        return "content:" + hashlib.blake2b(content.encode("utf-8", "replace"), digest_size=8).hexdigest()
+    return None
+
+
+def _doc_score(doc: dict[str, Any]) -> float | None:
+    score = _score(doc.get("document.score"))
+    if score is None:
+        metadata = _json_object(doc.get("document.metadata"))
+        score = next((s for s in (_score(metadata.get(k)) for k in DOCUMENT_SCORE_KEYS) if s is not None), None)
+    return score
 
 
 def _decision(doc: dict[str, Any], position: int, accepted: bool, reason: str | None, *, rank: int | None = None,
               score_from: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One decision object, the shape of ``xray.step.decisions``; a document without an id is named by position."""
-    doc_id = doc.get("document.id")
-    score = _score((score_from or doc).get("document.score"))
+    """One decision object, the shape of ``xray.step.decisions``; a document with no id and no text is named
+    by position."""
+    doc_id = _doc_id(doc)
+    score = _doc_score(score_from or doc)
     if score is None and score_from is not None:
-        score = _score(doc.get("document.score"))
+        score = _doc_score(doc)
     return {
-        "id": clean_text(str(doc_id))[:MAX_ID] if doc_id is not None else str(position),
+        "id": doc_id if doc_id is not None else str(position),
         "accepted": accepted,
         "reason": reason,
         "score": score,

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 
 _MAX_INT32 = 2**31 - 1
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+# Step types that are calls, not containers: a root span of one of these is a step of its run too.
+CALL_TYPES = frozenset({"llm", "embedding", "retrieval", "rank", "tool"})
+SELF_STEP = "+step"  # runs.span_id of a run whose root span is also its step: matches no step row
+MAX_ERROR_CHARS = 1000
+_TRACEBACK = "Traceback (most recent call last)"
 # Span.flags: the parent is known to be in another process (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | _IS_REMOTE).
 # Such a span is where a project's part of a trace starts: its run span, as the root is the trace's.
 _REMOTE_PARENT = 0x300
@@ -184,9 +189,13 @@ def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow, i
     kind = attrs.get(c.KIND)
     is_run = kind == c.KIND_RUN or (kind != c.KIND_STEP and (parent is None or (
         context.project is not None and span.flags & _REMOTE_PARENT == _REMOTE_PARENT)))
-    run = _run_row(run_id, trace, span, span_id, attrs, found, kind, started, completed, error, context) \
-        if is_run else None
     step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, is_run)
+    if not is_run:
+        return None, step, truncated
+    # A root that is itself a call (an LLM call with no span of the app's own around it) is its run and
+    # also its run's one step: the run row then names no step row as its own, so the step counts.
+    run_span = span_id + SELF_STEP if kind != c.KIND_RUN and step.type in CALL_TYPES else span_id
+    run = _run_row(run_id, trace, span, run_span, attrs, found, kind, started, completed, error, context)
     return run, step, truncated
 
 
@@ -237,18 +246,22 @@ def _step_row(run_id, span, span_id, parent, attrs, found, kind, started, comple
         completed,
         error,
         scope.resource.service,
-        _unmapped_json(attrs, _MAPPED if is_run else _MAPPED_STEP),
+        _unmapped_json(attrs, _MAPPED if is_run else _MAPPED_STEP, found.derived),
         scope.otel_json(span),
         scope.resource.resource_json,
         cost_source,
     )
 
 
-def _unmapped_json(attrs: dict[str, Any], mapped: frozenset[str]) -> str:
-    """steps.attributes: what no column holds. Often nothing is left, which a subset test tells at C speed."""
-    if attrs.keys() <= mapped:
+def _unmapped_json(attrs: dict[str, Any], mapped: frozenset[str], derived: str | None = None) -> str:
+    """steps.attributes: what no column holds, and ``xray.derived`` when a heuristic rule filled a column
+    (semconv.Found.derived). Often nothing is left, which a subset test tells at C speed."""
+    if attrs.keys() <= mapped and derived is None:
         return "{}"
-    return to_json({k: v for k, v in attrs.items() if k not in mapped})
+    unmapped = {k: v for k, v in attrs.items() if k not in mapped}
+    if derived is not None:
+        unmapped[c.DERIVED] = derived
+    return to_json(unmapped)
 
 
 def _either(xray: Any, other: Any) -> Any:
@@ -295,18 +308,36 @@ def _times(start: int, end: int) -> tuple[int | None, int | None]:
 
 
 def _error_text(span: Any) -> str | None:
-    """The error of a failed span: status message, else its exception event; None when not failed."""
+    """The error of a failed span, short: the status message without a traceback (some instrumentations
+    append one; the exception event keeps it, in steps.otel), else the exception event's type and
+    message; None when not failed."""
     if span.status.code != _STATUS_ERROR:
         return None
-    if span.status.message:
-        return clean_text(span.status.message)
+    message = clean_text(span.status.message) if span.status.message else ""
+    head = message.split(_TRACEBACK, 1)[0].strip()
+    if message and head == message:
+        return _capped_error(message)
+    event = _exception_event(span)
+    if event:
+        return _capped_error(event)
+    if head:
+        return _capped_error(head)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return _capped_error(lines[-1]) if lines else "error (no message)"
+
+
+def _exception_event(span: Any) -> str | None:
     for event in span.events:
         if event.name == "exception":
             ev = attributes_to_dict(event.attributes)
             text = ": ".join(str(ev[k]) for k in ("exception.type", "exception.message") if ev.get(k))
             if text:
-                return clean_text(text)
-    return "error (no message)"
+                return clean_text(text).split(_TRACEBACK, 1)[0].strip() or None
+    return None
+
+
+def _capped_error(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + c.TRUNCATION_MARKER
 
 
 def _tags(attrs: dict[str, Any]) -> dict[str, Any]:
