@@ -153,7 +153,7 @@ def test_funnel_entry_fields() -> None:
     assert entry == {
         "step_id": "s", "parent_id": "p", "depth": 2, "name": "step s", "type": "logic", "status": "COMPLETED",
         "input_count": 10, "output_count": 5, "dropped": 5, "drop_rate": 0.5, "rejections": {"dup": 5},
-        "reasoning": "why", "cost": 0.25, "cost_source": "price_table", "duration_ms": 1.0, "error": "e",
+        "reasoning": "why", "cost": 0.25, "cost_source": "price_table", "duration_ms": 1.0, "error": "e", "derived": None,
     }
 
 
@@ -273,3 +273,26 @@ def test_analyze_with_missing_start_times_in_any_order(order: tuple[int, ...]) -
 def test_analyze_uses_depth_from_tree_order() -> None:
     funnel = analyze(RUN, tree_order([step("p"), step("c", "p", n_in=2, n_out=1)]))["funnel"]
     assert [(f["step_id"], f["depth"], f["parent_id"]) for f in funnel] == [("p", 0, None), ("c", 1, "p")]
+
+
+def test_a_retriever_wrapping_a_retriever_is_fed_by_it() -> None:
+    """LangChain's ContextualCompressionRetriever: the outer span starts first, returns 5 of the 20 its
+    base retriever found. Data flow puts the base first; the outer takes its input from it."""
+    outer = step("ccr", at=1, n_out=5, type="retrieval", name="ContextualCompressionRetriever")
+    inner = step("kbr", "ccr", at=2, n_out=20, type="retrieval", name="KnowledgeBaseRetriever")
+    keep = step("keep", at=3, n_in=5, n_out=4, name="keep_current")
+    result = analyze({"id": "r"}, tree_order([outer, inner, keep]))
+    assert [(f["name"], f["input_count"], f["output_count"]) for f in result["funnel"]] == [
+        ("KnowledgeBaseRetriever", None, 20), ("ContextualCompressionRetriever", 20, 5), ("keep_current", 5, 4)]
+    wrapper = result["funnel"][1]
+    assert wrapper["rejections"] == {"below_top_k": 15} and "wraps" in wrapper["derived"]
+    summary = result["summary"]
+    assert (summary["initial_candidates"], summary["final_count"]) == (20, 4)
+    assert (summary["biggest_drop"]["step"], summary["biggest_drop"]["dropped"]) == ("ContextualCompressionRetriever", 15)
+
+
+def test_a_wrapper_that_sent_its_own_input_count_keeps_it() -> None:
+    outer = step("rr", at=1, n_in=30, n_out=5, type="rank", name="rerank")
+    inner = step("se", "rr", at=2, n_out=20, type="retrieval", name="search")
+    funnel = analyze({"id": "r"}, tree_order([outer, inner]))["funnel"]
+    assert [(f["name"], f["input_count"], f["derived"]) for f in funnel] == [("search", None, None), ("rerank", 30, None)]

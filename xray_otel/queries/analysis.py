@@ -52,11 +52,62 @@ def funnel_entry(step: dict[str, Any]) -> dict[str, Any]:
         "cost_source": step.get("cost_source"),
         "duration_ms": step.get("duration_ms"),
         "error": step.get("error"),
+        "derived": step.get("derived"),  # a figure the receiver worked out rather than was sent: how
     }
 
 
+# Steps that can wrap a retriever (LangChain's ContextualCompressionRetriever around a base retriever,
+# a reranker around a search): their input is what the wrapped ones returned.
+WRAPPER_TYPES = frozenset({"retrieval", "rank"})
+REJECTED_BY_WRAPPER = "below_top_k"
+DERIVED_WRAPPER_INPUT = "input_count from the retrieval steps it wraps"
+
+
+def data_flow(ordered_steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tree order (tree_order's output), but a retrieval or rank step that wraps retrieval steps with counts
+    comes after them, as its input is their output; its input count, when it sent none, is theirs (and
+    what it did not pass on is ``below_top_k``), marked ``derived``."""
+    children: dict[Any, list[dict[str, Any]]] = {}
+    ids = {s["id"] for s in ordered_steps}
+    for s in ordered_steps:
+        children.setdefault(s["parent_id"] if s["parent_id"] in ids else None, []).append(s)
+    flow: list[dict[str, Any]] = []
+    stack: list[tuple[dict[str, Any], bool]] = [(s, False) for s in reversed(children.get(None, []))]
+    seen: set[Any] = set()
+    while stack:
+        step, expanded = stack.pop()
+        if expanded:
+            flow.append(step)
+            continue
+        if step["id"] in seen:
+            continue
+        seen.add(step["id"])
+        kids = children.get(step["id"], [])
+        wrapped = [k for k in kids if k.get("type") == "retrieval" and k.get("output_count") is not None]
+        if step.get("type") in WRAPPER_TYPES and wrapped and step.get("output_count") is not None:
+            step = _fed_by(step, wrapped)
+            stack.append((step, True))
+            stack.extend((k, False) for k in reversed(kids))
+        else:
+            flow.append(step)
+            stack.extend((k, False) for k in reversed(kids))
+    flow.extend(s for s in ordered_steps if s["id"] not in seen)
+    return flow
+
+
+def _fed_by(step: dict[str, Any], wrapped: list[dict[str, Any]]) -> dict[str, Any]:
+    if step.get("input_count") is not None:
+        return step
+    n_in = sum(k["output_count"] for k in wrapped)
+    derived = {**step, "input_count": n_in, "derived": DERIVED_WRAPPER_INPUT}
+    if n_in > step["output_count"] and not step.get("rejections"):
+        derived["rejections"] = {REJECTED_BY_WRAPPER: n_in - step["output_count"]}
+    return derived
+
+
 def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The decision funnel of a run: per-step figures and run totals."""
+    """The decision funnel of a run, in data-flow order (data_flow): per-step figures and run totals."""
+    ordered_steps = data_flow(ordered_steps)
     funnel = [funnel_entry(s) for s in ordered_steps]
     # Initial and final counts follow time, not tree order: the first and last steps that counted.
     # A step without a start time sorts last (as RUN_STEPS: NULLS LAST), never compared to a datetime.

@@ -14,7 +14,8 @@ from aiohttp import web
 from ..store.filters import DECISION_KEY, DecisionFilters
 from ..store.reads import Row
 from ..web import PROJECT, json_ok
-from .common import QueryError, find_run, reads, shown_run_id
+from .analysis import REJECTED_BY_WRAPPER
+from .common import QueryError, find_run, project_steps, reads, shown_run_id
 from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
 
 _CANDIDATE = Param("candidate_id", "string", "the candidate's id as the SDK recorded it (`id_fn`)")
@@ -41,8 +42,35 @@ async def candidate_path(request: web.Request) -> web.Response:
         raise QueryError(404, f"no decision recorded for candidate {candidate[:64]!r} in run {shown_run_id(request, run['id'], run['trace_id'])} "
                               "(decisions are sampled unless a step captures in full)")
     shown = shown_run_id(request, run["id"], run["trace_id"])
-    return json_ok(lineage({"id": shown, "name": run["name"], "status": run["status"]}, candidate,
-                           [_decision(r) for r in rows]))
+    path = [_decision(r) for r in rows]
+    if all(d["accepted"] is not False for d in path):  # kept everywhere it was recorded: or cut by a wrapper?
+        parents = {r["span_id"]: r["parent_span_id"] for r in rows}
+        path += not_passed_on(path, parents, project_steps(request, await reads(request).wrappers(run["id"])))
+    return json_ok(lineage({"id": shown, "name": run["name"], "status": run["status"]}, candidate, path))
+
+
+DERIVED_NOT_PASSED_ON = ("not among the decisions of the retrieval step wrapping the one that kept it, which "
+                         "recorded one for every document it returned")
+
+
+def not_passed_on(path: list[dict[str, Any]], parents: dict[str, str | None],
+                  wrappers: list[Row]) -> list[dict[str, Any]]:
+    """Pure. A candidate kept by a retriever that another retrieval or rank step wraps (LangChain's
+    ContextualCompressionRetriever: 20 found, 5 returned), and absent from the wrapper's decisions though
+    it recorded one for each document it returned: the wrapper dropped it, ``below_top_k``. Nothing when
+    the wrapper's decisions are not complete (then the candidate's fate there is not known)."""
+    by_id = {w["span_id"]: w for w in wrappers}
+    seen = {d["step_id"] for d in path}
+    for decision in path:
+        wrapper = by_id.get(parents.get(decision["step_id"]))
+        if (decision["accepted"] and wrapper is not None and wrapper["span_id"] not in seen
+                and wrapper["output_count"] is not None and wrapper["decision_count"] == wrapper["output_count"]):
+            return [{"step_id": wrapper["span_id"], "step": wrapper["name"], "type": wrapper["type"],
+                     "candidate_id": decision["candidate_id"], "accepted": False, "reason": REJECTED_BY_WRAPPER,
+                     "score": None, "rank": None, "step_input_count": wrapper["input_count"],
+                     "step_output_count": wrapper["output_count"], "started_at": wrapper["started_at"],
+                     "derived": DERIVED_NOT_PASSED_ON}]
+    return []
 
 
 def lineage(run: dict[str, Any], candidate: str, decisions: list[dict[str, Any]]) -> dict[str, Any]:

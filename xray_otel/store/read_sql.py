@@ -106,7 +106,7 @@ LIMIT {{limit}}
 # JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.
 # {where} adds filters on s (steps) and d.elem (one decision); values are parameters.
 RUN_DECISIONS = f"""
-SELECT s.span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
+SELECT s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
        {STEP_TIME} AS step_time, d.ord, d.elem
 FROM steps s
 CROSS JOIN LATERAL jsonb_array_elements(
@@ -115,6 +115,15 @@ CROSS JOIN LATERAL jsonb_array_elements(
 WHERE s.run_id = $1 AND {IS_STEP} AND jsonb_typeof(d.elem) = 'object' AND {{where}}
 ORDER BY {STEP_TIME}, s.span_id, d.ord
 LIMIT {{limit}}
+"""
+
+# A run's retrieval and rank steps with how many decisions each recorded, for the candidates a step
+# wrapping a retriever did not pass on (queries/lineage.py). Few rows: those types only.
+RUN_WRAPPERS = f"""
+SELECT s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count, s.service,
+       CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) END AS decision_count
+FROM steps s
+WHERE s.run_id = $1 AND {IS_STEP} AND s.type IN ('retrieval', 'rank')
 """
 
 # Per pipeline (run name) over a time window [$1, $2): runs, failures, duration percentiles, cost.

@@ -74,6 +74,10 @@ class Reads:
         """The run's steps of those span ids, whole, in no order."""
         return await self._pool.fetch(sql.RUN_STEPS_BY_ID, run_id, list(span_ids))
 
+    async def wrappers(self, run_id: uuid.UUID) -> list[Row]:
+        """The run's retrieval and rank steps, each with ``decision_count`` (None: no decision list)."""
+        return await self._pool.fetch(sql.RUN_WRAPPERS, run_id)
+
     async def decisions(self, run_id: uuid.UUID, f: DecisionFilters, after: list[Any] | None,
                         limit: int) -> list[Row]:
         """The run's recorded decisions in step time order, after the key ``after`` (filters.DECISION_KEY)."""
