@@ -15,6 +15,7 @@ KIND = "xray.kind"
 """``"run"`` on the span that represents the whole pipeline execution; ``"step"`` otherwise."""
 KIND_RUN = "run"
 KIND_STEP = "step"
+KIND_OUTCOMES = "outcomes"  # a continuation span: more outcomes of its parent step (below)
 
 # --- run span -------------------------------------------------------------------
 RUN_NAME = "xray.run.name"
@@ -43,6 +44,15 @@ STEP_DECISIONS = "xray.step.decisions"  # JSON array of decision objects (see be
 STEP_CAPTURE = "xray.step.capture"  # "summary" | "sampled" | "full"
 STEP_DECISIONS_DROPPED = "xray.step.decisions_dropped"  # int: decisions not recorded (sampling caps)
 DERIVED = "xray.derived"  # set by the receiver, not sent: which step fields a heuristic rule filled, and how
+
+# Candidate outcomes: every candidate's fate, exact, as parallel arrays (docs/conventions.md).
+OUTCOME_IDS = "xray.step.outcomes.ids"  # string array, input order
+OUTCOME_REASONS = "xray.step.outcomes.reasons"  # string array
+OUTCOME_CODES = "xray.step.outcomes.codes"  # int array: 0 kept, r >= 1 dropped for reasons[r - 1]
+OUTCOME_RANKS = "xray.step.outcomes.ranks"  # int array: rank (1 = best), 0 none; optional
+OUTCOME_TOTAL = "xray.step.outcomes.total"  # int: candidates over all parts
+OUTCOME_PART = "xray.step.outcomes.part"  # int, 0-based; optional
+OUTCOME_PARTS = "xray.step.outcomes.parts"  # int; optional (absent: one part)
 
 # Keys of one decision object inside STEP_DECISIONS.
 DECISION_ID = "id"  # candidate id (string)
