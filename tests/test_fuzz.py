@@ -17,11 +17,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+import otlp_json_oracle
 from helpers import call, export_request, otlp_json_body
+from test_codec import fields
 from xray_otel import conventions as c
 from xray_otel.mapping.spans import map_request
-from xray_otel.receiver import otlp_json_typed
-from xray_otel.receiver.codec import JsonCodec, ProtobufCodec, decode_json_messages
+from xray_otel.receiver import otlp_json
+from xray_otel.receiver.codec import JsonCodec, ProtobufCodec
 from xray_otel.receiver.errors import BadRequest
 from xray_otel.mapping.legacy import LegacyEventError, map_events
 
@@ -119,37 +121,40 @@ json_values = st.recursive(
 @FAST
 @given(json_values)
 def test_json_decoder_on_arbitrary_json(document) -> None:
-    try:
-        request = JsonCodec().decode(json.dumps(document).encode())
-    except BadRequest:
-        return
-    map_request(request)
+    """Any JSON document: a request that maps, or a BadRequest; either way what the decoder before issue 17
+    gave (otlp_json_oracle), field for field or word for word."""
+    body = json.dumps(document).encode()
+    assert _outcome(JsonCodec().decode, body) == _outcome(otlp_json_oracle.decode, body)
 
 
 @FAST
-@given(requests)
-def test_exporter_form_json_takes_the_typed_path_and_maps_as_protobuf(request) -> None:
-    """OTLP/JSON as exporters write it (hex ids, 64-bit integers as strings, enums as numbers) is decoded
-    by otlp_json_typed, never left to the slower otlp_json, and maps to exactly the protobuf's rows."""
-    typed = otlp_json_typed.decode(otlp_json_body(request))
-    assert typed is not None
-    assert map_request(typed) == map_request(request)
+@given(requests, st.booleans())
+def test_exporter_form_json_takes_the_typed_pass_and_maps_as_protobuf(request, snake_case) -> None:
+    """OTLP/JSON as exporters write it (hex ids, 64-bit integers as strings, enums as numbers) is read by the
+    typed pass, in one parse, and gives the protobuf's very fields and rows; snake_case names, by the walk."""
+    decoded = otlp_json.decode(otlp_json_body(request, preserving_proto_field_name=snake_case))
+    assert decoded.typed_pass is not snake_case
+    assert fields(decoded) == fields(request)
+    assert map_request(decoded) == map_request(request)
 
 
 @FAST
 @given(requests, st.data())
-def test_typed_json_path_never_changes_a_verdict(request, data) -> None:
-    """Exporter-form bodies, then broken in up to three places (a value replaced, a field dropped or renamed,
-    a byte overwritten): whatever otlp_json_typed takes maps as otlp_json's message does; what it leaves,
-    otlp_json judges alike."""
-    document = json.loads(otlp_json_body(request))
+def test_json_decoder_judges_as_before(request, data) -> None:
+    """Exporter-form bodies (or snake_case ones), then broken in up to three places (a value replaced, a field
+    dropped or renamed, a byte overwritten): the decoder accepts what the decoder before issue 17 accepted, with
+    the same fields, and refuses what it refused, with the same message; so does the general walk alone, which
+    judges whatever the typed pass stops at."""
+    document = json.loads(otlp_json_body(request, preserving_proto_field_name=data.draw(st.booleans())))
     for _ in range(data.draw(st.integers(0, 3))):
         _break_one(document, data)
     body = json.dumps(document).encode()
     if data.draw(st.booleans()):
         at = data.draw(st.integers(0, len(body) - 1))
         body = body[:at] + data.draw(st.sampled_from([b"\xff", b"\xe9", b"\x00", b"}", b"0", b"\\"])) + body[at + 1:]
-    assert _outcome(JsonCodec().decode, body) == _outcome(decode_json_messages, body)
+    before = _outcome(otlp_json_oracle.decode, body)
+    assert _outcome(JsonCodec().decode, body) == before
+    assert _outcome(lambda b: otlp_json._walk(otlp_json._document(b)), body) == before
 
 
 def _break_one(document, data) -> None:
@@ -174,10 +179,12 @@ def _break_one(document, data) -> None:
 
 
 def _outcome(decode, body: bytes) -> object:
+    """A request's fields and rows, or the BadRequest's message."""
     try:
-        return map_request(decode(body))
+        request = decode(body)
     except BadRequest as exc:
         return str(exc)
+    return fields(request), map_request(request)
 
 
 @FAST

@@ -1,8 +1,12 @@
 """OTLP/JSON decoding (xray_otel.receiver.otlp_json) beyond what test_codec covers.
 
 Parity: whatever the real SDK's encoder produces, written as OTLP/JSON in every
-spelling json_format can produce, decodes to the very message the SDK built.
+spelling json_format can produce, decodes to the very fields of the message the SDK built.
 Errors: every wrong shape is a BadRequest that names the field, never another exception.
+Two ways, one verdict: the typed pass reads the form exporters write (and the other camelCase
+spellings) in one parse; the general walk reads the rest and words every error. Whatever a body
+is, both give the same fields (round_trip), and each form goes the way it should (the last part).
+test_fuzz.py checks the same against the decoder as it was before the two were one module.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
-from helpers import otlp_json_document
+from helpers import call, export_request, get_json, make_span, new_ids, otlp_json_body, otlp_json_document, \
+    pipeline_spans, post_otlp
+from test_codec import LINK_SPAN_HEX, LINK_TRACE_HEX, PARENT_HEX, fields, request_json, span_json
 from xray_otel.mapping.spans import map_request
-from xray_otel.receiver.codec import JsonCodec, ProtobufCodec, decode_json_messages
+from xray_otel.receiver import otlp_json
+from xray_otel.receiver.codec import JsonCodec, ProtobufCodec
 from xray_otel.receiver.errors import BadRequest
-from xray_otel.receiver.otlp_json import MAX_DEPTH, decode_request
+from xray_otel.receiver.otlp_json import MAX_DEPTH
 
 TRACE_HEX = "5b8efff798038103d269b633813fc60c"
 SPAN_HEX = "eee19b7ec3c1b174"
@@ -78,12 +85,16 @@ def sdk_request() -> ExportTraceServiceRequest:
 
 
 
-def round_trip(document: Any) -> ExportTraceServiceRequest:
-    """otlp_json's message for ``document``; the codec's result (otlp_json_typed's structs when it takes the
-    body) must map to the same rows."""
+def walked(body: bytes) -> Any:
+    """What the general walk alone makes of ``body``, whichever way otlp_json.decode would read it."""
+    return otlp_json._walk(otlp_json._document(body))
+
+
+def round_trip(document: Any) -> Any:
+    """The JSON codec's request for ``document``, which the walk alone gives too, field for field."""
     body = json.dumps(document).encode()
-    request = decode_json_messages(body)
-    assert map_request(json_codec.decode(body)) == map_request(request)
+    request = json_codec.decode(body)
+    assert fields(walked(body)) == fields(request)
     return request
 
 
@@ -114,7 +125,7 @@ def test_sdk_request_uses_what_the_parity_tests_claim() -> None:
 def test_sdk_request_as_otlp_json_gives_the_same_message(options: dict[str, bool]) -> None:
     request = sdk_request()
     document = otlp_json_document(request, **options)
-    assert round_trip(document) == request
+    assert fields(round_trip(document)) == fields(request)
 
 
 def test_sdk_request_with_base64_ids_and_numbers_for_int64() -> None:
@@ -128,7 +139,7 @@ def test_sdk_request_with_base64_ids_and_numbers_for_int64() -> None:
                     else numbers(v) for k, v in node.items()}
         return [numbers(v) for v in node] if isinstance(node, list) else node
 
-    assert round_trip(numbers(document)) == request
+    assert fields(round_trip(numbers(document))) == fields(request)
 
 
 def test_every_field_of_a_hand_built_request() -> None:
@@ -150,9 +161,9 @@ def test_every_field_of_a_hand_built_request() -> None:
     )])
     request.resource_spans[0].scope_spans[0].scope.dropped_attributes_count = 9
     document = otlp_json_document(request)
-    assert round_trip(document) == request
+    assert fields(round_trip(document)) == fields(request)
     document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"][0]["value"]["stringValue"] = None
-    assert round_trip(document) == request
+    assert fields(round_trip(document)) == fields(request)
 
 
 # --- presence, nulls, spellings ---------------------------------------------------------
@@ -162,23 +173,23 @@ def one_span(**fields: Any) -> dict[str, Any]:
     return {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": TRACE_HEX, "spanId": SPAN_HEX, **fields}]}]}]}
 
 
-def span_of(request: ExportTraceServiceRequest) -> Span:
+def span_of(request: Any) -> Any:
     return request.resource_spans[0].scope_spans[0].spans[0]
 
 
-def test_empty_objects_are_present_as_in_protobufs_json_mapping() -> None:
-    """{} sets a message field (HasField), as json_format.ParseDict does; equality depends on it."""
+def test_empty_objects_read_as_in_protobufs_json_mapping() -> None:
+    """{} is a message with every field at its default, as json_format.ParseDict reads it: an AnyValue with no
+    value, or an empty array or kvlist, which is a value (protobuf's presence, HasField, is not kept)."""
     document = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {}, "spans": [{
         "status": {}, "attributes": [{"key": "a", "value": {}}, {"key": "b", "value": {"arrayValue": {}}},
                                      {"key": "c", "value": {"kvlistValue": {}}}]}]}]}]}
     request = round_trip(document)
-    assert request == json_format.ParseDict(document, ExportTraceServiceRequest())
+    assert fields(request) == fields(json_format.ParseDict(document, ExportTraceServiceRequest()))
     span = span_of(request)
-    assert request.resource_spans[0].HasField("resource")
-    assert request.resource_spans[0].scope_spans[0].HasField("scope")
-    assert span.HasField("status")
-    assert span.attributes[0].HasField("value") and span.attributes[0].value.WhichOneof("value") is None
+    assert span.attributes[0].value.WhichOneof("value") is None
     assert [a.value.WhichOneof("value") for a in span.attributes[1:]] == ["array_value", "kvlist_value"]
+    assert [len(span.attributes[1].value.array_value.values), len(span.attributes[2].value.kvlist_value.values)] \
+        == [0, 0]
 
 
 def test_null_is_absent_everywhere() -> None:
@@ -187,8 +198,11 @@ def test_null_is_absent_everywhere() -> None:
                         droppedAttributesCount=None, traceState=None, flags=None)
     document["resourceSpans"][0].update(resource=None, schemaUrl=None)
     document["resourceSpans"][0]["scopeSpans"][0].update(scope=None, schemaUrl=None)
-    span = span_of(round_trip(document))
-    assert not span.HasField("status") and len(span.events) == 1 and span.name == ""
+    request = round_trip(document)
+    span = span_of(request)
+    assert (span.status.code, span.status.message) == (0, "") and len(span.events) == 1 and span.name == ""
+    assert (span.parent_span_id, span.kind, span.start_time_unix_nano, span.attributes, span.links) == (b"", 0, 0, [], [])
+    assert (request.resource_spans[0].schema_url, request.resource_spans[0].resource.attributes) == ("", [])
 
 
 def test_an_anyvalue_holds_one_value() -> None:
@@ -410,7 +424,7 @@ def test_any_value_anywhere_is_decoded_or_bad_request_at_that_place() -> None:
             mutated = copy.deepcopy(document)
             replace(mutated, path, value)
             try:
-                decode_request(mutated)
+                json_codec.decode(json.dumps(mutated).encode())
             except BadRequest as exc:
                 where = exc.message.split(": ", 1)[0]
                 inside, enclosing = (where, path), (path, where)
@@ -475,10 +489,244 @@ def test_nesting_limit_matches_the_protobuf_codec(place: str, shape: str, levels
         except BadRequest:
             proto_ok = False
         try:
-            json_ok = decode_request(as_json) == request
+            json_ok = fields(round_trip(as_json)) == fields(request)
         except BadRequest as exc:
             assert f"nested deeper than {MAX_DEPTH} messages" in exc.message
             json_ok = False
         assert json_ok == proto_ok, (n, proto_ok)
         outcomes.append(proto_ok)
     assert True in outcomes and False in outcomes  # the limit is inside the range tried
+
+
+# --- two ways, one verdict: which bodies the typed pass reads ------------------------------------------------
+
+EVERY_KIND = [
+    {"key": "s", "value": {"stringValue": "text"}},
+    {"key": "empty", "value": {"stringValue": ""}},
+    {"key": "i", "value": {"intValue": "-9223372036854775808"}},
+    {"key": "n", "value": {"intValue": 42}},
+    {"key": "zero", "value": {"intValue": "0"}},
+    {"key": "b", "value": {"boolValue": False}},
+    {"key": "d", "value": {"doubleValue": 2.5}},
+    {"key": "d_int", "value": {"doubleValue": 3}},
+    {"key": "nan", "value": {"doubleValue": "NaN"}},
+    {"key": "inf", "value": {"doubleValue": "-Infinity"}},
+    {"key": "bytes", "value": {"bytesValue": "AQID"}},
+    {"key": "nulls", "value": {"stringValue": None, "intValue": "7"}},
+    {"key": "unset", "value": {}},
+    {"key": "array", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "1"}, {}]}}},
+    {"key": "map", "value": {"kvlistValue": {"values": [
+        {"key": "inner", "value": {"kvlistValue": {"values": [{"key": "x", "value": {"doubleValue": "Infinity"}}]}}},
+    ]}}},
+    {"key": "xray.step.input_count", "value": {"intValue": "5000"}},
+    {"key": "xray.step.inputs", "value": {"stringValue": '{"query": "bottle"}'}},
+]
+
+
+def outcome(decode: Any, body: bytes) -> Any:
+    """A request's fields and rows, or the BadRequest's message."""
+    try:
+        request = decode(body)
+    except BadRequest as exc:
+        return str(exc)
+    return fields(request), map_request(request)
+
+
+def typed(body: bytes) -> Any:
+    """The request, asserting the typed pass read it: one parse."""
+    request = json_codec.decode(body)
+    assert request.typed_pass
+    assert fields(request) == fields(walked(body))
+    return request
+
+
+def test_the_exporter_form_with_every_value_kind_is_read_in_one_pass() -> None:
+    span = span_json(attributes=EVERY_KIND, kind=3, traceState="k=v", flags=257, droppedAttributesCount=1,
+                     status={"code": 2, "message": "boom"},
+                     events=[{"timeUnixNano": "1544712660500000000", "name": "exception",
+                              "attributes": [{"key": "exception.type", "value": {"stringValue": "ValueError"}}]}],
+                     links=[{"traceId": LINK_TRACE_HEX, "spanId": LINK_SPAN_HEX, "flags": 1,
+                             "attributes": [{"key": "l", "value": {"intValue": "3"}}]}])
+    root = span_json(spanId=PARENT_HEX, parentSpanId="", name="run", startTimeUnixNano=1544712660000000000,
+                     attributes=[{"key": "xray.kind", "value": {"stringValue": "run"}}])
+    body = json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}],
+                     "droppedAttributesCount": 0},
+        "schemaUrl": "https://opentelemetry.io/schemas/1.26.0",
+        "scopeSpans": [{"scope": {"name": "lib", "version": "1.0", "attributes": EVERY_KIND[:3]},
+                        "schemaUrl": "", "spans": [root, span]}]}]}).encode()
+    batch = map_request(typed(body))
+    assert batch == map_request(walked(body))
+    assert len(batch.steps) == 2 and batch.rejected == 0
+    step = next(s for s in batch.steps if s.span_id == SPAN_HEX)
+    attributes = json.loads(step.attributes)
+    assert attributes["i"] == -(2**63) and attributes["nan"] == "NaN" and attributes["bytes"] == "010203"
+    assert attributes["map"] == {"inner": {"x": "Infinity"}} and attributes["unset"] is None
+    assert step.input_count == 5000 and step.error == "boom" and step.run_id.hex == TRACE_HEX
+
+
+def _with(**overrides: Any) -> bytes:
+    return request_json(span_json(**overrides))
+
+
+ONE_PASS = [
+    pytest.param(_with(startTimeUnixNano="1", endTimeUnixNano="0"), id="no-end-time"),
+    pytest.param(_with(startTimeUnixNano="5", endTimeUnixNano="4"), id="ends-before-start"),
+    pytest.param(_with(traceId="00" * 16), id="zero-trace-id"),
+    pytest.param(_with(spanId="ab" * 7), id="short-span-id"),
+    pytest.param(_with(traceId=""), id="empty-trace-id"),
+    pytest.param(_with(kind=99, status={"code": 7}), id="unknown-enum-numbers"),
+    pytest.param(_with(startTimeUnixNano="18446744073709551615"), id="largest-time"),
+    pytest.param(_with(traceId=TRACE_HEX.upper()), id="upper-case-hex"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"intValue": "1e3"}}]), id="int-with-exponent"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"doubleValue": "2.5"}}]), id="double-as-text"),
+    pytest.param(b'{"resourceSpans": []}', id="empty"),
+    pytest.param(b"{}", id="no-resource-spans"),
+    # the spellings the fast path of old left to the slow one, and so parsed twice
+    pytest.param(_with(kind="SPAN_KIND_SERVER"), id="enum-name"),
+    pytest.param(_with(kind="SPAN_KIND_SOMETHING_NEW", status={"code": "STATUS_CODE_ERROR"}), id="status-enum-name"),
+    pytest.param(_with(kind="3", flags="1", droppedLinksCount=2.0), id="int32-as-text-or-float"),
+    pytest.param(_with(traceId="S/eVGRbNQ92ESOshHIAxnA=="), id="base64-id"),
+    pytest.param(_with(traceId="zz" * 16), id="not-hex-but-base64"),
+    pytest.param(_with(attributes=[{"key": "a", "keyStrindex": 1}]), id="key-strindex"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"stringValueStrindex": 3}}]), id="value-strindex"),
+    pytest.param(_with(attributes=[{"key": "a", "value": None}]), id="null-value"),
+    pytest.param(_with(attributes=None, events=None, links=None), id="null-list"),
+    pytest.param(_with(status=None, name=None, traceState=None, kind=None, parentSpanId=None), id="null-fields"),
+    pytest.param(_with(startTimeUnixNano=1.5e18, endTimeUnixNano="2e18"), id="float-time"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"intValue": 7.0}}]), id="int-as-float"),
+    pytest.param(request_json(span_json(), resource={"entityRefs": [{"type": "host", "idKeys": ["host.id"]}]}),
+                 id="entity-refs"),
+    pytest.param(request_json(span_json(events=[{"timeUnixNano": 5, "name": None, "droppedAttributesCount": "1"}],
+                                        links=[{"traceId": TRACE_HEX, "spanId": None, "traceState": None}])),
+                 id="events-and-links-other-spellings"),
+]
+
+
+@pytest.mark.parametrize("body", ONE_PASS)
+def test_edges_and_other_camel_case_spellings_are_read_in_one_pass(body: bytes) -> None:
+    """Spans the mapping refuses, and every spelling of a value proto3 JSON allows in camelCase: the typed pass
+    reads them, as the walk would."""
+    request = typed(body)
+    assert map_request(request) == map_request(walked(body))
+
+
+TO_THE_WALK = [
+    pytest.param(json.dumps({"resource_spans": json.loads(_with())["resourceSpans"]}).encode(), id="snake-case"),
+    pytest.param(_with(span_id=SPAN_HEX), id="snake-case-in-span"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"int_value": "7"}}]), id="snake-case-member"),
+    pytest.param(_with(unknownField=1), id="unknown-field"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"futureValue": 1, "intValue": 1}}]), id="unknown-member"),
+    pytest.param(_with(attributes=[{"key": None, "value": {"intValue": 1}}]), id="null-key"),
+    pytest.param(_with(attributes=[{"key": "a", "keyStrindex": "1"}]), id="strindex-as-text"),
+    pytest.param(_with(traceId=TRACE_HEX[:8] + " " + TRACE_HEX[8:]), id="hex-with-space"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}]), id="two-members"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"intValue": 1, "boolValue": True}}]), id="two-non-strings"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"arrayValue": {"values": [
+        {"stringValue": "x", "doubleValue": 1.5}]}}}]), id="two-members-nested"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"intValue": "9223372036854775808"}}]), id="int-too-big-text"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"intValue": 9223372036854775808}}]), id="int-too-big"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"doubleValue": "nan"}}]), id="lower-case-nan"),
+    pytest.param(_with(attributes=[{"key": "a", "value": {"bytesValue": "not base64!"}}]), id="bad-base64"),
+    pytest.param(_with(startTimeUnixNano="-1"), id="negative-time-text"),
+    pytest.param(_with(endTimeUnixNano=-1), id="negative-time"),
+    pytest.param(_with(startTimeUnixNano=2**64), id="time-past-uint64"),
+    pytest.param(_with(flags=-1), id="negative-flags"),
+    pytest.param(_with(kind=True), id="enum-boolean"),
+    pytest.param(_with(name="\ud800"), id="lone-surrogate"),
+    pytest.param(request_json(span_json(name="caf")).replace(b'"caf"', b'"caf\xe9"'), id="not-utf-8"),
+    pytest.param(request_json(span_json(unknownField="caf")).replace(b'"caf"', b'"caf\xe9"'),
+                 id="not-utf-8-in-an-unknown-field"),
+    pytest.param(_with(name="first").replace(b'"name": "first"', b'"name": 1, "name": "second"'),
+                 id="duplicate-key-first-ill-typed"),
+    pytest.param(b"[]", id="not-an-object"),
+    pytest.param(b"", id="empty-body"),
+    pytest.param(b'{"resourceSpans": [', id="not-json"),
+    pytest.param(b"\xef\xbb\xbf{}", id="byte-order-mark"),
+]
+
+
+@pytest.mark.parametrize("body", TO_THE_WALK)
+def test_other_forms_and_every_error_go_to_the_walk(body: bytes) -> None:
+    """What the typed pass does not read the walk judges, as it would have anyway: a snake_case body in one
+    parse, the others (errors above all) in a second."""
+    assert outcome(json_codec.decode, body) == outcome(walked, body)
+    try:
+        assert not json_codec.decode(body).typed_pass
+    except BadRequest:
+        pass
+
+
+@pytest.mark.parametrize(("body", "decodes", "parses"), [
+    pytest.param(otlp_json_body(export_request(pipeline_spans(*new_ids()))), 1, 0, id="exporter-form"),
+    pytest.param(json.dumps(otlp_json_document(sdk_request())).encode(), 1, 0, id="enum-names"),
+    pytest.param(otlp_json_body(export_request(pipeline_spans(*new_ids())), preserving_proto_field_name=True), 0, 1,
+                 id="snake-case"),
+    pytest.param(_with(unknownField=1), 1, 1, id="unknown-field"),
+    pytest.param(_with(name=5), 1, 1, id="an-error"),
+])
+def test_how_often_a_body_is_parsed(monkeypatch: pytest.MonkeyPatch, body: bytes, decodes: int, parses: int) -> None:
+    """Once, by the typed pass or the walk's parser, unless the typed pass stops partway."""
+    calls = {"typed": 0, "parse": 0}
+
+    def counted(name: str, parse: Any) -> Any:
+        def wrapper(data: bytes) -> Any:
+            calls[name] += 1
+            return parse(data)
+        return wrapper
+
+    monkeypatch.setattr(otlp_json, "_DECODE", counted("typed", otlp_json._DECODE))
+    monkeypatch.setattr(otlp_json, "_parse_fast", counted("parse", otlp_json._parse_fast))
+    try:
+        json_codec.decode(body)
+    except BadRequest:
+        pass
+    assert (calls["typed"], calls["parse"]) == (decodes, parses)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for _ in range(depth):
+        value = {"arrayValue": {"values": [value]}}
+    return value
+
+
+def test_deep_values_up_to_the_limit_are_read_in_one_pass() -> None:
+    """The typed pass keeps the walk's depth limit itself (test_nesting_limit_matches_the_protobuf_codec
+    finds it exactly); past it, the walk words the error."""
+    deepest = 0
+    for depth in range(40, 60):
+        body = _with(attributes=[{"key": "a", "value": nested(depth)}])
+        try:
+            typed(body)
+            deepest = depth
+        except BadRequest as exc:
+            assert outcome(walked, body) == str(exc) and "nested deeper than 100 messages" in str(exc)
+    assert 40 < deepest < 59
+
+
+def test_duplicate_keys_keep_the_last_as_json_does() -> None:
+    body = request_json(span_json()).replace(b'"name": "retrieve"', b'"name": "first", "name": "second"')
+    assert span_of(typed(body)).name == "second"
+
+
+def test_over_http_json_and_protobuf_store_the_same_steps(receiver_url: str) -> None:
+    """The same pipeline, once as protobuf and once as exporter-form JSON (another trace id): equal steps."""
+    (trace_a, base), (trace_b, _) = new_ids(), new_ids()
+    spans_a = pipeline_spans(trace_a, base) + [make_span(trace_a, base + 9, "fails", parent=base, error="bad")]
+    spans_b = copy.deepcopy(spans_a)
+    for span in spans_b:
+        span.trace_id = trace_b
+    assert post_otlp(receiver_url, export_request(spans_a)).status == 200
+    body = otlp_json_body(export_request(spans_b))
+    assert json_codec.decode(body).typed_pass  # the typed pass is what this test exercises
+    assert call("POST", receiver_url + "/v1/traces", body, {"Content-Type": "application/json"}).status == 200
+
+    def steps(trace_id: bytes) -> list[dict[str, Any]]:
+        rows = get_json(f"{receiver_url}/runs/{trace_id.hex()}/steps")
+        return [{k: v for k, v in row.items() if k != "run_id"} for row in rows]
+
+    assert len(steps(trace_a)) == 5 and steps(trace_b) == steps(trace_a)
+    run_a, run_b = get_json(f"{receiver_url}/runs/{trace_a.hex()}"), get_json(f"{receiver_url}/runs/{trace_b.hex()}")
+    assert {k: v for k, v in run_b.items() if k not in ("id", "trace_id")} == \
+        {k: v for k, v in run_a.items() if k not in ("id", "trace_id")}

@@ -31,9 +31,11 @@ class Metrics:
                              "refused (request failed, the exporter retries)", ["outcome"], registry=self.registry)
         self.latency = Histogram("xray_export_request_seconds", "Export request latency, received to answered",
                                  ["transport"], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.json_bodies = Counter("xray_otlp_json_bodies", "OTLP/JSON bodies decoded, by decoder: typed (the form "
-                                   "exporters write, the fast path) or messages (any other form; slower)",
-                                   ["decoder"], registry=self.registry)
+        self.json_bodies = Counter("xray_otlp_json_bodies", "OTLP/JSON bodies decoded, by how receiver/otlp_json "
+                                   "read them: typed (in one pass, msgspec straight into structs: the form exporters "
+                                   "write, and other camelCase spellings) or messages (walked field by field, slower: "
+                                   "snake_case names, or a body the typed pass stopped at, such as one with a field "
+                                   "newer than this receiver, parsed again)", ["decoder"], registry=self.registry)
         self.batch = Histogram("xray_export_batch_spans", "Spans per export request",
                                buckets=_BATCH_BUCKETS, registry=self.registry)
 
