@@ -9,6 +9,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -254,3 +255,22 @@ def test_two_receivers_share_one_database(pg_dsn: str, receiver_url: str) -> Non
         return result
 
     assert analysis(split) == analysis(single)
+
+
+@pytest.mark.parametrize("path", ["/v1/metrics", "/v1/logs"])
+def test_metrics_and_logs_exports_are_answered_success_and_counted(receiver_url: str, path: str) -> None:
+    """traceloop-sdk and the OTel SDKs export metrics (and logs) by default: a 404 made the app print
+    'Failed to export metrics batch code: 404' every interval."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    before = call("GET", receiver_url + "/metrics").body.decode()
+    body = ExportMetricsServiceRequest().SerializeToString() or b"\n\x00"
+    reply = call("POST", receiver_url + path, body, {"Content-Type": "application/x-protobuf"})
+    assert (reply.status, reply.body) == (200, b"")
+    as_json = call("POST", receiver_url + path, b"{}", {"Content-Type": "application/json"})
+    assert (as_json.status, as_json.json()) == (200, {})
+    after = call("GET", receiver_url + "/metrics").body.decode()
+    signal = path.rsplit("/", 1)[1]
+    line = f'xray_otlp_ignored_requests_total{{signal="{signal}",transport="http"}}'
+    count = lambda text: float(next((ln.split()[-1] for ln in text.splitlines() if ln.startswith(line)), "0"))  # noqa: E731
+    assert count(after) == count(before) + 2

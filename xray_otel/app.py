@@ -13,7 +13,7 @@ from .queries import openapi
 from .web import json_error, json_ok
 from .queries.common import STORE, query_errors
 from .queries.routes import add_routes
-from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, handle_traces
+from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, SIGNAL_PATHS, handle_ignored, handle_traces
 from .receiver.ingest import Ingester
 from .receiver.legacy import handle_legacy_ingest
 from .store.store import Store
@@ -34,6 +34,8 @@ def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Appli
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/v1/traces", handle_traces)
+    for path in SIGNAL_PATHS:
+        app.router.add_route("*", path, handle_ignored)
     app.router.add_post("/ingest", handle_legacy_ingest)
     add_routes(app)
     add_ui_routes(app)

@@ -36,8 +36,17 @@ class Metrics:
                                    "write, and other camelCase spellings) or messages (walked field by field, slower: "
                                    "snake_case names, or a body the typed pass stopped at, such as one with a field "
                                    "newer than this receiver, parsed again)", ["decoder"], registry=self.registry)
+        self.ignored = Counter("xray_otlp_ignored_requests", "OTLP metrics and logs export requests: answered "
+                               "success so the app logs no export errors (traceloop-sdk and the OTel SDKs send them "
+                               "by default), nothing of them stored", ["signal", "transport"], registry=self.registry)
+        self.ignored_bytes = Counter("xray_otlp_ignored_bytes", "Bytes of OTLP metrics and logs export requests "
+                                     "answered and not stored", ["signal", "transport"], registry=self.registry)
         self.batch = Histogram("xray_export_batch_spans", "Spans per export request",
                                buckets=_BATCH_BUCKETS, registry=self.registry)
+        self.outcomes_incomplete = Counter(
+            "xray_outcome_parts_incomplete", "Candidate outcome parts stored incomplete (an outcome set or outcomes "
+            "refused, reasons cut): their steps answer unknown for a candidate not found there, never kept; the "
+            "log and the export's partial_success message say why", registry=self.registry)
 
     def watch_pool(self, pool: Any) -> None:
         """Report the database pool's size and idle connections at each scrape."""

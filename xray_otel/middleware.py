@@ -10,15 +10,15 @@ from .auth import INGEST, READ, AuthError, KeyRing, presented_key
 from .web import json_error
 from .receiver.codec import PROTOBUF, codec_for
 from .receiver.errors import AUTH_ERRORS
-from .receiver.http import error_response
+from .receiver.http import SIGNAL_PATHS, error_response
 from .web import PROJECT
 from .ui.routes import is_ui_path, wants_html
 
 KEYS = web.AppKey("keys", KeyRing)
 CORS_ORIGINS = web.AppKey("cors_origins", list)
 _OPEN_PATHS = frozenset({"/health"})
-_INGEST_PATHS = frozenset({"/v1/traces", "/ingest"})
-_OTLP_PATH = "/v1/traces"
+_OTLP_PATHS = frozenset({"/v1/traces", *SIGNAL_PATHS})
+_INGEST_PATHS = _OTLP_PATHS | {"/ingest"}
 _CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization, x-api-key",
@@ -41,7 +41,7 @@ async def require_api_key(request: web.Request, handler: Any) -> web.StreamRespo
             presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key")), scope)
     except AuthError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if request.path == _OTLP_PATH:  # exporters get a google.rpc.Status in their encoding
+        if request.path in _OTLP_PATHS:  # exporters get a google.rpc.Status in their encoding
             codec = codec_for(request.content_type) or codec_for(PROTOBUF)
             error = AUTH_ERRORS[exc.status](exc.message)
             response = error_response(error, codec.encode_status(error.grpc_code, exc.message), codec.content_type)

@@ -63,13 +63,21 @@ SCHEMAS: dict[str, Any] = {
         "step_id": {"type": "string"}, "step": {"type": "string"}, "type": {"type": "string"},
         "candidate_id": _STR, "accepted": {"type": "boolean", "nullable": True}, "reason": _STR,
         "score": {"nullable": True}, "rank": {"nullable": True}, "step_input_count": _INT,
-        "step_output_count": _INT, "started_at": _TIME}},
+        "step_output_count": _INT, "started_at": _TIME,
+        "label": {**_STR, "description": "the candidate's short text, from the step's sampled decisions"},
+        "payload": {**_OBJ, "description": "what else the step's sampled decision on it holds"},
+        "outcome": {"type": "string", "enum": ["kept", "dropped", "unknown"]},
+        "source": {"type": "string", "enum": ["outcomes", "decisions"], "description": "outcomes: the step's "
+                   "exact record of every candidate; decisions: its recorded decisions, a sample unless captured "
+                   "in full"},
+        "why": {"type": "string", "description": "for an unknown outcome: why the step cannot tell"}}},
     "Lineage": {"type": "object", "properties": {
         "run": {"type": "object"}, "candidate_id": {"type": "string"},
-        "outcome": {"type": "string", "enum": ["kept", "dropped"]},
+        "outcome": {"type": "string", "enum": ["kept", "dropped", "unknown"]},
         "left_at": {"type": "object", "nullable": True, "properties": {
             "step_id": {"type": "string"}, "step": {"type": "string"}, "type": {"type": "string"},
             "reason": _STR}},
+        "why": {**_STR, "description": "for an unknown outcome: which steps cannot tell, and why"},
         "path": _array("Decision")}},
     "Comparison": {"type": "object", "properties": {
         "base": _ref("Run"), "other": _ref("Run"), "summary": {"type": "object"},
@@ -98,10 +106,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              errors=(400, 404, 503)),
     Endpoint("get", "/runs/{run_id}/steps", "A run's steps in tree order, a page at a time", (_RUN_ID,) + run_steps.PARAMS,
              {"type": "array", "items": {"type": "object"}}, paged=True, errors=(400, 404, 503)),
-    Endpoint("get", "/runs/{run_id}/candidates", "A run's recorded per-candidate decisions, in step time order",
+    Endpoint("get", "/runs/{run_id}/candidates", "A run's candidates step by step, in step time order: every "
+             "outcome of a step that sent outcomes, the recorded decisions of one that did not",
              (_RUN_ID,) + lineage.DECISION_PARAMS, _array("Decision"), paged=True, errors=(400, 404, 503)),
     Endpoint("get", "/runs/{run_id}/candidates/{candidate_id}",
-             "One candidate's path through a run: each step that recorded it, kept or dropped, and where it left",
+             "One candidate's path through a run: each step that recorded it, kept or dropped (or unknown, at a "
+             "step whose outcomes are incomplete), and where it left",
              (_RUN_ID, Param("candidate_id", "string", "candidate id as recorded", required=True)),
              _ref("Lineage"), errors=(400, 404, 503)),
     Endpoint("get", "/analyze/{run_id}", "A run's decision funnel", (_RUN_ID,), errors=(400, 404, 503)),
@@ -132,6 +142,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "gzip or none). Errors are google.rpc.Status in the request's encoding", errors=(400, 413, 415, 503),
              content_type="application/x-protobuf"),
     Endpoint("post", "/ingest", "The original X-Ray SDK's {\"events\": [...]}", errors=(400, 413, 503)),
+    Endpoint("post", "/v1/metrics", "OTLP/HTTP metrics export: answered success and counted in /metrics "
+             "(xray_otlp_ignored_requests_total), not stored", errors=(413, 503), content_type="application/x-protobuf"),
+    Endpoint("post", "/v1/logs", "OTLP/HTTP logs export: answered success and counted in /metrics, not stored",
+             errors=(413, 503), content_type="application/x-protobuf"),
 )
 
 _TYPES = {

@@ -41,6 +41,26 @@ def trace_service(ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(export)})
 
 
+# OTLP signals this receiver does not store: answered success (an empty response), counted in /metrics.
+IGNORED_SERVICES = {"opentelemetry.proto.collector.metrics.v1.MetricsService": "metrics",
+                    "opentelemetry.proto.collector.logs.v1.LogsService": "logs"}
+
+
+def ignored_service(service: str, ingester: Ingester, keys: KeyRing) -> grpc.GenericRpcHandler:
+    signal = IGNORED_SERVICES[service]
+
+    async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            _authorize(keys, context)
+        except ReceiverError as exc:
+            await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
+        ingester.metrics.ignored.labels(signal, "grpc").inc()
+        ingester.metrics.ignored_bytes.labels(signal, "grpc").inc(len(body))
+        return b""
+
+    return grpc.method_handlers_generic_handler(service, {"Export": grpc.unary_unary_rpc_method_handler(export)})
+
+
 def _authorize(keys: KeyRing, context: grpc.aio.ServicerContext) -> str | None:
     """The key's project (None: any); an auth ReceiverError when the metadata carries no usable key."""
     if not keys.enabled:
@@ -62,7 +82,8 @@ async def start_grpc(ingester: Ingester, keys: KeyRing, host: str, port: int, ma
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.so_reuseport", int(reuse_port)),
     ])
-    server.add_generic_rpc_handlers((trace_service(ingester, keys),))
+    server.add_generic_rpc_handlers((trace_service(ingester, keys),
+                                     *(ignored_service(name, ingester, keys) for name in IGNORED_SERVICES)))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

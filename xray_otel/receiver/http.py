@@ -61,6 +61,29 @@ async def handle_traces(request: web.Request) -> web.Response:
     return web.Response(body=codec.encode_response(rejected, message), content_type=codec.content_type)
 
 
+# OTLP signals this receiver does not store: the body is read (within the same limits) and an empty
+# Export<Signal>ServiceResponse is answered, which is success in either encoding.
+SIGNAL_PATHS = {"/v1/metrics": "metrics", "/v1/logs": "logs"}
+_EMPTY_RESPONSE = {PROTOBUF: b"", JSON: b"{}"}
+
+
+async def handle_ignored(request: web.Request) -> web.Response:
+    """POST /v1/metrics, /v1/logs: success, counted in /metrics (xray_otlp_ignored_*), nothing stored."""
+    codec = codec_for(request.content_type) or codec_for(PROTOBUF)
+    if request.method != "POST":
+        error: ReceiverError = MethodNotAllowed(f"{request.method} is not supported on {request.path}; use POST")
+        return error_response(error, codec.encode_status(error.grpc_code, error.message), codec.content_type)
+    try:
+        async with received_body(request) as body:
+            size = len(body)
+    except ReceiverError as exc:
+        return error_response(exc, codec.encode_status(exc.grpc_code, exc.message), codec.content_type)
+    metrics = request.app[INGESTER].metrics
+    metrics.ignored.labels(SIGNAL_PATHS[request.path], "http").inc()
+    metrics.ignored_bytes.labels(SIGNAL_PATHS[request.path], "http").inc(size)
+    return web.Response(body=_EMPTY_RESPONSE[codec.content_type], content_type=codec.content_type)
+
+
 def error_response(exc: ReceiverError, body: bytes, content_type: str) -> web.Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     if isinstance(exc, MethodNotAllowed):
