@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .candidates import process_candidates, rank_candidates
+from .candidates import process_candidates, rank_candidates, score_candidates
 from .provider import build_provider, configure, flush, set_prices
 from .runs import Run, Step, current_step, start_run, step
 
@@ -15,6 +15,7 @@ __all__ = [
     "flush",
     "process_candidates",
     "rank_candidates",
+    "score_candidates",
     "set_prices",
     "start_run",
     "step",

@@ -4,6 +4,11 @@ The stock OTLP exporters retry for up to their timeout (10 s by default) and log
 failed batch; ``BatchSpanProcessor.shutdown`` then waits for all of that at interpreter
 exit. :class:`FailSafeExporter` turns an outage into one warning and fast drops, and
 :func:`run_within` puts a hard bound on flush and shutdown.
+
+It also keeps every request small enough for any receiver: the BatchSpanProcessor hands over
+up to 512 spans at once whatever their size, and a step's outcome parts (outcomes.py) can
+weigh up to PART_BYTES each, so a batch is sent as several requests of at most about
+REQUEST_BYTES (gRPC's default message limit is 4 MiB; the xray receiver's HTTP body cap 20 MiB).
 """
 
 from __future__ import annotations
@@ -19,10 +24,16 @@ from urllib.parse import urlsplit, urlunsplit
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .outcomes import utf8_len
+
 log = logging.getLogger("xray_otel")
 
 RETRY_AFTER_S = 5.0
 """After a failed export, batches ending within this many seconds are dropped untried."""
+REQUEST_BYTES = 3 * 1024 * 1024
+"""Estimated encoded size above which a batch is split into several requests."""
+SPAN_BYTES = 256
+"""Estimated bytes of a span before its name, attributes, events and links (ids, times, status)."""
 
 # The OTLP exporters log each failed attempt here; we report the outage ourselves instead.
 _EXPORTER_LOGGERS = (
@@ -142,20 +153,26 @@ class FailSafeExporter(SpanExporter):
         if self._failing and time.monotonic() < self._retry_at:
             self._dropped += len(spans)
             return SpanExportResult.FAILURE
-        self._cause, self._cause_known = None, False
+        sent = 0
+        for batch in split_by_size(spans, REQUEST_BYTES):
+            self._cause, self._cause_known = None, False
+            if self._export_one(batch) is not SpanExportResult.SUCCESS:
+                # The receiver is failing: the rest of the batch is dropped untried, as later batches are.
+                self._failed(len(spans) - sent, self._cause or "export failed")
+                return SpanExportResult.FAILURE
+            sent += len(batch)
+        self._recovered()
+        return SpanExportResult.SUCCESS
+
+    def _export_one(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         _exporting.owner = self
         try:
-            result = self._inner.export(spans)
+            return self._inner.export(spans)
         except Exception as exc:  # an exporter bug must not reach the BatchSpanProcessor's thread
-            result = SpanExportResult.FAILURE
             self._note(_short(repr(exc)), True)
+            return SpanExportResult.FAILURE
         finally:
             _exporting.owner = None
-        if result is SpanExportResult.SUCCESS:
-            self._recovered()
-        else:
-            self._failed(len(spans), self._cause or "export failed")
-        return result
 
     def _note(self, cause: str, known: bool) -> None:
         """Keep the most telling cause: a record that says why beats one that only says it ended."""
@@ -195,6 +212,58 @@ class FailSafeExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # nothing is buffered here; the BatchSpanProcessor holds the queue
+
+
+def split_by_size(spans: Sequence[ReadableSpan], budget: int) -> list[Sequence[ReadableSpan]]:
+    """``spans`` in order, cut into runs of at most ``budget`` estimated bytes (a bigger span goes alone)."""
+    batches: list[Sequence[ReadableSpan]] = []
+    start, size = 0, 0
+    for index, span in enumerate(spans):
+        try:
+            span_size = span_bytes(span)
+        except Exception:  # not an SDK span (a test double, another SDK): assume a small one
+            span_size = SPAN_BYTES
+        if size + span_size > budget and index > start:
+            batches.append(spans[start:index])
+            start, size = index, 0
+        size += span_size
+    batches.append(spans[start:])
+    return batches
+
+
+def span_bytes(span: ReadableSpan) -> int:
+    """A cheap upper estimate of a span's size in an OTLP request (C-speed over big arrays)."""
+    size = SPAN_BYTES + len(span.name) * 4 + _attributes_bytes(span.attributes)
+    for event in span.events:
+        size += 32 + len(event.name) * 4 + _attributes_bytes(event.attributes)
+    for link in span.links:
+        size += 64 + _attributes_bytes(link.attributes)
+    return size
+
+
+def _attributes_bytes(attributes: object) -> int:
+    if not attributes:
+        return 0
+    size = 0
+    for key, value in attributes.items():  # type: ignore[attr-defined]
+        size += 8 + len(key) + _value_bytes(value)
+    return size
+
+
+def _value_bytes(value: object) -> int:
+    if isinstance(value, str):
+        return 4 + utf8_len((value,))
+    if isinstance(value, bytes):
+        return 4 + len(value)
+    if isinstance(value, (tuple, list)):
+        if value and isinstance(value[0], str):
+            return 4 + utf8_len(value) + 6 * len(value)  # type: ignore[arg-type]
+        if value and isinstance(value[0], (tuple, list, dict)):
+            return 4 + sum(_value_bytes(v) for v in value)
+        return 4 + 12 * len(value)
+    if isinstance(value, dict):
+        return 4 + _attributes_bytes(value)
+    return 12
 
 
 def _url_secrets(url: str) -> list[str]:

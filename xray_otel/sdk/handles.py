@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from .. import conventions as c
+from .outcomes import OUTCOME_KEYS, Outcomes, drop_attributes
 from .provider import price_table
 from .serialize import to_json, truncate
 
@@ -104,7 +105,7 @@ class Run(_Handle):
 class Step(_Handle):
     """One decision-making step of a run: a child span of the run or of another step."""
 
-    __slots__ = ("_run", "_cost", "_input_tokens", "_output_tokens", "_priced_only")
+    __slots__ = ("_run", "_cost", "_input_tokens", "_output_tokens", "_priced_only", "_outcomes")
 
     def __init__(self, span: trace.Span, name: str, run: Run | None) -> None:
         super().__init__(span, name)
@@ -112,6 +113,7 @@ class Step(_Handle):
         self._cost = 0.0
         self._input_tokens = self._output_tokens = 0
         self._priced_only = True
+        self._outcomes: Outcomes | None = None
 
     @_guard
     def set_inputs(self, value: Any = _UNSET, /, **fields: Any) -> None:
@@ -190,6 +192,28 @@ class Step(_Handle):
             self.span.set_attribute(c.STEP_DECISIONS_DROPPED, dropped)
             if decisions:
                 self.span.set_attribute(c.STEP_DECISIONS, to_json(decisions, limit=None))
+
+    def _set_outcomes(self, outcomes: Outcomes | None) -> None:
+        """Every candidate's outcome (part 0 now, the other parts when the step ends); None removes them.
+
+        A later helper call on the same step replaces an earlier one's outcomes, as it does its counts.
+        """
+        if not self.span.is_recording():
+            return
+        self._outcomes = outcomes if outcomes is not None and len(outcomes.bounds) > 1 else None
+        if outcomes is None:
+            drop_attributes(self.span, OUTCOME_KEYS)
+        else:
+            outcomes.set_first(self.span)
+
+    def _ending(self) -> None:
+        """Just before the step span ends: send the outcome parts that did not fit on it."""
+        outcomes, self._outcomes = self._outcomes, None
+        if outcomes is not None and self._run is not None and self.span.is_recording():
+            try:
+                outcomes.send_rest(self.span, self.name, self._run.tracer)
+            except Exception:
+                log.warning("xray-otel: sending the outcomes of step %r failed", self.name, exc_info=True)
 
     def _raised(self, exc: BaseException) -> None:
         """``exc`` escaped the step's with-block: the step and its run failed."""

@@ -52,6 +52,8 @@ def _exit(opened: _Opened, exc: BaseException | None) -> None:
     try:
         if exc is not None and opened.handle.recording:
             opened.handle._raised(exc)
+        if isinstance(opened.handle, Step):
+            opened.handle._ending()
         opened.handle.span.end()
     finally:
         context.detach(opened.token)
