@@ -12,10 +12,11 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 __version__ = version("xray-otel")  # one place: pyproject.toml
-__all__ = ["__version__", "configure", "process_candidates", "rank_candidates", "start_run", "step"]
+__all__ = ["__version__", "configure", "process_candidates", "rank_candidates", "score_candidates", "start_run",
+           "step"]
 
 if TYPE_CHECKING:
-    from .sdk import configure, process_candidates, rank_candidates, start_run, step
+    from .sdk import configure, process_candidates, rank_candidates, score_candidates, start_run, step
 
 
 def __getattr__(name: str) -> Any:

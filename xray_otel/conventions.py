@@ -60,6 +60,7 @@ DECISION_ACCEPTED = "accepted"  # bool
 DECISION_REASON = "reason"  # string or null
 DECISION_SCORE = "score"  # number or null (ranking)
 DECISION_RANK = "rank"  # int or null (1 = best)
+DECISION_LABEL = "label"  # string, optional: what the candidate was (label_fn: a title, a category path)
 
 # --- OpenTelemetry GenAI semantic conventions the SDK also sets ------------------
 GEN_AI_SYSTEM = "gen_ai.system"

@@ -41,8 +41,7 @@ MAX_LABEL_CHARS = 200
 MAX_REASONS = 1_000
 """Most distinct reasons in one step's outcomes; candidates dropped for further reasons get OTHER_REASONS."""
 OTHER_REASONS = f"(one of the reasons past the first {MAX_REASONS:,}: see xray.step.rejections)"
-DECISION_LABEL = "label"
-"""Key of ``label_fn``'s text in a decision object (not in conventions.py yet)."""
+DECISION_LABEL = c.DECISION_LABEL
 DEFAULT_REASON = "rejected"
 """The histogram key when ``filter_fn`` returns a bare False (or no reason)."""
 BELOW_TOP_K = "below_top_k"
