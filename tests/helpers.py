@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 
@@ -69,7 +69,14 @@ def span_id(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
+class Array(list):
+    """A list that ``attr`` sends as an OTLP array value (of str, int, float or bool items), as the OTel SDKs
+    send a sequence attribute; a plain list or dict is sent as a JSON string."""
+
+
 def attr(key: str, value: Any) -> KeyValue:
+    if isinstance(value, Array):
+        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=[attr("", v).value for v in value])))
     if isinstance(value, bool):
         v = AnyValue(bool_value=value)
     elif isinstance(value, int):

@@ -1,7 +1,21 @@
 """Map the original X-Ray SDK's /ingest events to run and step rows. Pure, as spans.py.
 
 A run event is its run's row (as an ``xray.kind=run`` span would be); a step event a step row,
-with the funnel figures the original SDK kept in step metadata read into their columns.
+with the funnel figures the original SDK sent read into their columns, first found wins (docs/api.md,
+"POST /ingest"):
+
+- input_count: ``metadata.input_count``, ``metadata.total_count``, ``inputs.candidate_count``;
+- output_count: ``metadata.output_count``, ``metadata.survivor_count``, ``outputs.survivor_count``, the
+  length of ``outputs.survivors`` when a list; for a retrieval step then ``outputs.count``, the length of
+  ``outputs.items`` when a list;
+- rejections: ``metadata.rejections``, ``rejection_reasons``, ``rejection_histogram``, ``rejected_reasons``.
+
+``metadata.drop_rate`` is not read: the funnel works the rate out of the counts, and the SDK rounds it.
+``metadata.input_count`` and ``output_count`` must be counts (a 400 otherwise, as always); the other
+sources are used only when they are counts. The survivors of ``process_candidates`` become kept outcomes
+(step_outcomes) when ``outputs.survivors`` is a list whose items each carry an ``id``: the step then
+answers exactly for a survivor, and ``unknown`` for any other candidate (it was dropped here if it
+reached this step; the SDK does not say which candidates did).
 """
 
 from __future__ import annotations
@@ -12,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from .. import conventions as c
-from .rows import COST_EXPLICIT, COST_NONE, SOURCE_RUN_SPAN, Batch, RunRow, StepRow
+from . import outcomes
+from .rows import COST_EXPLICIT, COST_NONE, SOURCE_RUN_SPAN, Batch, OutcomeRow, RunRow, StepRow
 from .semconv import MAX_USD
 from .spans import PART_SPANS
 from .values import cap_name, clean_text, to_json
@@ -66,6 +81,9 @@ def _map_event(batch: Batch, event: Any, run_ids: dict[str, uuid.UUID]) -> None:
         step = _step_row(data, _STEP_EVENTS[kind], run_ids)
         batch.steps.append(step)
         batch.add_placeholder(step)
+        survivors = _survivor_outcomes(data, step)
+        if survivors is not None:
+            batch.outcomes.append(survivors)  # survivors only by design: not counted as outcomes cut on the way
     else:
         expected = ", ".join([*_RUN_EVENTS, *_STEP_EVENTS])
         raise LegacyEventError(f"unknown event type {kind!r}; expected one of {expected}")
@@ -89,12 +107,20 @@ def _step_row(data: dict[str, Any], status: str, run_ids: dict[str, uuid.UUID]) 
     if not isinstance(metadata, dict):
         raise LegacyEventError('"metadata" must be an object')
     started, completed = _times(data)
+    step_type = (_capped(data.get("type")) or c.DEFAULT_STEP_TYPE).lower()
+    inputs, outputs = _object(data.get("inputs")), _object(data.get("outputs"))
+    input_count = _first_count(_count(metadata, "input_count"), metadata.get("total_count"),
+                               inputs.get("candidate_count"))
+    output_count = _first_count(_count(metadata, "output_count"), metadata.get("survivor_count"),
+                                outputs.get("survivor_count"), _length(outputs.get("survivors")),
+                                *((outputs.get("count"), _length(outputs.get("items"))) if step_type == "retrieval"
+                                  else ()))
     return StepRow(
         _run_id(data, "run_id", run_ids), _uuid_text(data, "id"), _parent_id(data.get("parent_id")),
-        _capped(data.get("name")) or "(unnamed)", (_capped(data.get("type")) or c.DEFAULT_STEP_TYPE).lower(),
+        _capped(data.get("name")) or "(unnamed)", step_type,
         _status(data, status), _json(data, "inputs"), _json(data, "outputs"), to_json(metadata),
         _text(data.get("reasoning")), _cost(data.get("cost")), None, None, None,
-        _count(metadata, "input_count"), _count(metadata, "output_count"),
+        input_count, output_count,
         _first_json(metadata, _REJECTION_KEYS), _first_json(metadata, _DECISION_KEYS),
         started, completed, _text(data.get("error")), None, "{}", '{"source":"legacy /ingest"}', "{}",
         COST_EXPLICIT if data.get("cost") is not None else COST_NONE,
@@ -192,6 +218,47 @@ def _count(metadata: dict[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise LegacyEventError(f'metadata "{key}" must be a non-negative integer, got {str(value)[:32]!r}')
     return value
+
+
+def _first_count(*values: Any) -> int | None:
+    """The first value that is a count a column takes (a non-negative int under 2**31), else None."""
+    for value in values:
+        if type(value) is int and 0 <= value < 2**31:
+            return value
+    return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _length(value: Any) -> int | None:
+    return len(value) if isinstance(value, list) else None
+
+
+SURVIVORS_ONLY = ("the original X-Ray SDK's process_candidates sends its survivors only: a candidate not among "
+                  "them was dropped here if it reached this step")
+
+
+def _survivor_outcomes(data: dict[str, Any], step: StepRow) -> OutcomeRow | None:
+    """Kept outcomes for the ids of ``outputs.survivors``: a list whose items each carry an ``id`` (a string or
+    an int); None otherwise (a list of other things, or one string: the SDK's str() of objects)."""
+    survivors = _object(data.get("outputs")).get("survivors")
+    if not isinstance(survivors, list) or not survivors:
+        return None
+    ids = []
+    for item in survivors:
+        value = item.get("id") if isinstance(item, dict) else None
+        if type(value) is int:
+            value = str(value)
+        if type(value) is not str:
+            return None
+        ids.append(value)
+    row = outcomes.read({c.OUTCOME_IDS: ids, c.OUTCOME_CODES: [0] * len(ids), c.OUTCOME_REASONS: []},
+                        step.run_id, step.span_id, outcomes.MAX_ID_CHARS)
+    whole = step.input_count is not None and step.input_count == len(ids) and row.incomplete is None
+    notes = [n for n in (row.incomplete, None if whole else SURVIVORS_ONLY) if n]
+    return row._replace(total=step.input_count, incomplete="; ".join(notes) or None)
 
 
 def _json(data: dict[str, Any], key: str) -> str | None:

@@ -76,16 +76,43 @@ class StepRow(NamedTuple):
     cost_source: str | None = None  # a COST_* value; None where unknown (legacy /ingest)
 
 
+class OutcomeRow(NamedTuple):
+    """One part of a step's candidate outcomes (docs/conventions.md, "Candidate outcomes"), as sent and
+    checked (mapping/outcomes.py); store/outcomes.py packs it into a ``step_outcomes`` row."""
+
+    run_id: uuid.UUID
+    span_id: str  # the step's: a continuation span's parent
+    part: int  # 0-based; -1 for an outcome set refused before its part number could be read
+    parts: int  # how many parts the step sends, as this part says
+    total: int | None  # candidates the step decided on over all parts, as this part says; None: not said
+    ids: list[str]  # input order
+    codes: list[int]  # per id: 0 kept, r >= 1 dropped for reasons[r - 1]
+    ranks: list[int] | None  # per id: rank (1 = best), 0 unranked; None: no ranks sent
+    reasons: list[str]
+    incomplete: str | None  # why this part does not hold every outcome sent for it; None when it does
+
+
 @dataclass
 class Batch:
     """What one request stores: runs merged per trace, one step row per span."""
 
     runs: dict[uuid.UUID, RunRow] = field(default_factory=dict)
     steps: list[StepRow] = field(default_factory=list)
+    outcomes: list[OutcomeRow] = field(default_factory=list)  # parts of steps' candidate outcomes
+    continuations: int = 0  # spans stored as outcomes of their parent step only (xray.kind=outcomes): no step row
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     truncated: int = 0  # attribute values cut at the size cap (stored, with a marker)
     services_cut: int = 0  # resources whose service.name was cut at MAX_NAME (it is indexed)
+    outcome_notes: list[str] = field(default_factory=list)  # why outcome parts were stored incomplete (5 kept)
+    outcomes_incomplete: int = 0  # outcome parts stored incomplete: their steps answer unknown, not kept
+
+    def add_outcomes(self, row: OutcomeRow, step_name: str) -> None:
+        self.outcomes.append(row)
+        if row.incomplete is not None:
+            self.outcomes_incomplete += 1
+            if len(self.outcome_notes) < 5:
+                self.outcome_notes.append(f"step {step_name[:64]!r} ({row.span_id}) part {row.part}: {row.incomplete}")
 
     def add_run(self, row: RunRow) -> None:
         current = self.runs.get(row.id)
@@ -95,11 +122,17 @@ class Batch:
     def add_placeholder(self, step: StepRow, project: str | None = None, trace_id: uuid.UUID | None = None) -> None:
         """The RUNNING run a step implies until its run span arrives. Built only when no better row is
         already here: a placeholder never beats a run or root span's row (most steps, most requests)."""
-        current = self.runs.get(step.run_id)
+        self.add_placeholder_run(step.run_id, step.span_id, step.service,
+                                 step.started_at if step.started_at is not None else step.completed_at, project, trace_id)
+
+    def add_placeholder_run(self, run_id: uuid.UUID, span_id: str, service: str | None, at: int | None,
+                            project: str | None = None, trace_id: uuid.UUID | None = None) -> None:
+        """add_placeholder for any span of the run (a step's, or a continuation span's whose outcomes are stored
+        with the run, so that retention deletes them with it)."""
+        current = self.runs.get(run_id)
         if current is None or current.source == SOURCE_PLACEHOLDER:
-            self.add_run(RunRow(step.run_id, SOURCE_PLACEHOLDER, step.span_id, None, c.STATUS_RUNNING, step.service,
-                                "{}", None, None, None, step.started_at if step.started_at is not None else step.completed_at, None,
-                                project, trace_id))
+            self.add_run(RunRow(run_id, SOURCE_PLACEHOLDER, span_id, None, c.STATUS_RUNNING, service,
+                                "{}", None, None, None, at, None, project, trace_id))
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -119,6 +152,9 @@ class Batch:
         if self.services_cut:
             said.append(f"{self.services_cut} service.name values over {MAX_NAME} characters were truncated (marked "
                         f"{c.TRUNCATION_MARKER!r}); the spans were stored")
+        if self.outcomes_incomplete:
+            said.append(f"{self.outcomes_incomplete} candidate outcome parts were stored incomplete (their steps "
+                        "answer unknown for a candidate not found, never kept): " + "; ".join(self.outcome_notes))
         return said
 
 

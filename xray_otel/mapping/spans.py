@@ -26,12 +26,12 @@ from typing import Any, Callable, Iterator, Optional
 
 from .. import conventions as c
 from ..pricing import DEFAULT as PRICES
-from . import semconv
-from .rows import (COST_EXPLICIT, COST_NONE, COST_PRICE_TABLE, SOURCE_ROOT, SOURCE_RUN_SPAN, Batch, RunRow,
-                   StepRow, project_run_id)
+from . import outcomes, semconv
+from .rows import (COST_EXPLICIT, COST_NONE, COST_PRICE_TABLE, SOURCE_ROOT, SOURCE_RUN_SPAN, Batch, OutcomeRow,
+                   RunRow, StepRow, project_run_id)
 from .semconv import as_count, as_usd
 from .shapes import ExportRequest
-from .values import MAX_NAME, attributes_to_dict, cap_name, capped_attributes, clean_text, json_column, to_json
+from .values import MAX_NAME, attributes_to_dict, cap_name, clean_text, json_column, split_attributes, to_json
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ _MAPPED_RUN = frozenset({c.RUN_NAME, c.RUN_INPUTS, c.RUN_OUTPUTS, c.RUN_TAGS})
 _MAPPED_STEP = frozenset({
     c.KIND, c.STEP_TYPE, c.STEP_INPUTS, c.STEP_OUTPUTS, c.STEP_METADATA, c.STEP_REASONING, c.STEP_COST,
     c.STEP_COST_SOURCE, c.STEP_INPUT_COUNT, c.STEP_OUTPUT_COUNT, c.STEP_REJECTIONS, c.STEP_DECISIONS,
-})
+}) | outcomes.KEYS  # outcomes: a table of their own (step_outcomes), never in steps.attributes
 _MAPPED = _MAPPED_RUN | _MAPPED_STEP
 
 
@@ -157,7 +157,7 @@ class _ScopeContext:
 
 def _map_one(batch: Batch, span: Any, scope: _ScopeContext) -> None:
     try:
-        run, step, truncated = map_span(span, scope)
+        run, step, truncated, outcome = map_span(span, scope)
     except SpanError as exc:
         batch.reject(str(exc))
         return
@@ -165,38 +165,54 @@ def _map_one(batch: Batch, span: Any, scope: _ScopeContext) -> None:
         log.exception("span mapping failed")
         batch.reject("span could not be mapped (server error, logged)")
         return
-    if run is None:
-        context = scope.resource
+    context = scope.resource
+    if step is None:  # a continuation span: more outcomes of its parent step, and no step of its own
+        batch.continuations += 1
+        batch.add_placeholder_run(outcome.run_id, _span_id(span.span_id, "span_id"), context.service,  # type: ignore[union-attr]
+                                  nanos_to_micros(span.start_time_unix_nano or span.end_time_unix_nano),
+                                  context.project, context.run_id(span.trace_id)[1])
+    elif run is None:
         batch.add_placeholder(step, context.project, context.run_id(span.trace_id)[1])
     else:
         batch.add_run(run)
-    batch.steps.append(step)
+    if step is not None:
+        batch.steps.append(step)
+    if outcome is not None:
+        batch.add_outcomes(outcome, span.name)
     batch.truncated += truncated
 
 
-def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow, int]:
-    """Map one span to its run row (None for a step: Batch.add_placeholder makes its run's), its step row,
-    and how many attribute values were truncated."""
+def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow | None, int, OutcomeRow | None]:
+    """Map one span to its run row (None for a step: Batch.add_placeholder makes its run's), its step row
+    (None for a continuation span, ``xray.kind=outcomes``), how many attribute values were truncated, and
+    the part of its step's candidate outcomes it carries (None when it carries none)."""
     context = scope.resource
     run_id, trace = context.run_id(span.trace_id)
     span_id = _span_id(span.span_id, "span_id")
     # All zeros is the invalid-id sentinel some exporters send for a root span: no parent, as in the collector.
     parent = _span_id(span.parent_span_id, "parent_span_id") if any(span.parent_span_id) else None
     started, completed = _times(span.start_time_unix_nano, span.end_time_unix_nano)
-    attrs, truncated = capped_attributes(span.attributes, context.max_value_chars)
+    # Outcome arrays apart, whole: they are no attribute value to cap, and outcomes.py checks them its own way.
+    attrs, sent, truncated = split_attributes(span.attributes, context.max_value_chars, outcomes.KEYS)
+    kind = attrs.get(c.KIND)
+    if kind == c.KIND_OUTCOMES:
+        if parent is None:
+            raise SpanError(f"a {c.KIND}={c.KIND_OUTCOMES} span carries more outcomes of its parent step, but has "
+                            "no parent_span_id")
+        return None, None, truncated, outcomes.read_values(sent, run_id, parent, context.max_value_chars)
+    outcome = outcomes.read_values(sent, run_id, span_id, context.max_value_chars) if sent else None
     found = semconv.read(attrs, span.kind)  # OpenInference / OpenLLMetry / GenAI; xray.* below wins
     error = _error_text(span)
-    kind = attrs.get(c.KIND)
     is_run = kind == c.KIND_RUN or (kind != c.KIND_STEP and (parent is None or (
         context.project is not None and span.flags & _REMOTE_PARENT == _REMOTE_PARENT)))
     step = _step_row(run_id, span, span_id, parent, attrs, found, kind, started, completed, error, scope, is_run)
     if not is_run:
-        return None, step, truncated
+        return None, step, truncated, outcome
     # A root that is itself a call (an LLM call with no span of the app's own around it) is its run and
     # also its run's one step: the run row then names no step row as its own, so the step counts.
     run_span = span_id + SELF_STEP if kind != c.KIND_RUN and step.type in CALL_TYPES else span_id
     run = _run_row(run_id, trace, span, run_span, attrs, found, kind, started, completed, error, context)
-    return run, step, truncated
+    return run, step, truncated, outcome
 
 
 def _run_row(run_id, trace, span, span_id, attrs, found, kind, started, completed, error, context) -> RunRow:

@@ -87,6 +87,57 @@ def capped_attributes(key_values: Any, limit: int) -> tuple[dict[str, Any], int]
     return attrs, cap_strings(attrs, limit) if suspect else 0
 
 
+def split_attributes(key_values: Any, limit: int, apart: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """capped_attributes, but the values of ``apart`` keys are left as sent (AnyValues), uncapped, in a dict of
+    their own, for a reader with limits of its own (outcomes.py): (attributes, apart, cut)."""
+    attrs: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    suspect = False
+    for kv in key_values:
+        value = kv.value
+        if kv.key in apart:
+            kept[kv.key] = value
+            continue
+        text = value.string_value
+        if not text:
+            text = any_value(value)
+            suspect = suspect or type(text) is list or (type(text) is str and len(text) > limit)  # bytes: hex
+        elif len(text) > limit:
+            suspect = True
+        attrs[kv.key] = text
+    return attrs, kept, cap_strings(attrs, limit) if suspect else 0
+
+
+def str_array(value: Any) -> Any:
+    """any_value of a value expected to be an array of strings: read item by item only when it is not one
+    (an OTLP item that is no string reads as "" in protobuf, None in the OTLP/JSON structs)."""
+    if value.WhichOneof("value") == "array_value":
+        texts = [v.string_value for v in value.array_value.values]
+        if "" not in texts and None not in texts:
+            return texts
+    return any_value(value)
+
+
+def int_array(value: Any) -> Any:
+    """any_value of a value expected to be an array of small ints, faster when it is one: a protobuf array of
+    ints from 0 to 127 serializes as 4 bytes an item (0a 02 18 nn), read at C speed; the OTLP/JSON structs hold
+    None for an item that is no int."""
+    if value.WhichOneof("value") == "array_value":
+        array = value.array_value
+        n = len(array.values)
+        serialize = getattr(array, "SerializeToString", None)
+        if serialize is not None:
+            data = serialize()
+            if len(data) == 4 * n and data[2::4] == b"\x18" * n and data[0::4] == b"\n" * n and \
+                    data[1::4] == b"\x02" * n:
+                return list(data[3::4])
+        else:
+            ints = [v.int_value for v in array.values]
+            if None not in ints and all(type(i) is int for i in ints):
+                return ints
+    return any_value(value)
+
+
 def any_value(value: Any) -> Any:
     """One OTLP AnyValue to a JSON-safe Python value (bytes become hex, NaN a string)."""
     kind = value.WhichOneof("value")

@@ -30,12 +30,13 @@ def tree_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
-def funnel_entry(step: dict[str, Any]) -> dict[str, Any]:
-    """One step's funnel figures: counts, dropped, drop rate, reasons, cost, duration."""
+def funnel_entry(step: dict[str, Any], outcomes: dict[str, tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    """One step's funnel figures: counts, dropped, drop rate, reasons, cost, duration; with ``outcomes`` (per
+    step id, what its candidate outcomes are: store/outcomes.state), whether they answer for every candidate."""
     n_in, n_out = step.get("input_count"), step.get("output_count")
     dropped = n_in - n_out if n_in is not None and n_out is not None else None
     rejections = step.get("rejections")
-    return {
+    entry = {
         "step_id": step["id"],
         "parent_id": step["parent_id"],
         "depth": step["depth"],
@@ -54,6 +55,74 @@ def funnel_entry(step: dict[str, Any]) -> dict[str, Any]:
         "error": step.get("error"),
         "derived": step.get("derived"),  # a figure the receiver worked out rather than was sent: how
     }
+    if step.get("wrapped_by"):
+        entry["wrapped_by"] = step["wrapped_by"]
+    if outcomes is not None:
+        # "complete": every candidate's fate at this step is known; "incomplete": some is not (why says why),
+        # and a candidate not found here is unknown; "none": the step sent no outcomes.
+        entry["outcomes"], entry["outcomes_why"] = outcomes.get(step["id"], (OUTCOMES_NONE, None))
+    return entry
+
+
+OUTCOMES_NONE = "none"
+
+
+def fold_wrappers(ordered_steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tree order (tree_order's output) without the steps that only wrap a step of the same name that has the
+    figures: ``with step("filter_by_price"): process_candidates(..., step_name="filter_by_price")`` makes two
+    steps, the wrapper without counts and the filter with them, one stage of the funnel. The filter takes the
+    wrapper's place (parent and depth), and names it in ``wrapped_by``.
+
+    A wrapper has no figures (counts, rejections), no cost and no error, and holds exactly one step: its only
+    child of that name with figures, or, where nesting is not known (the original SDK's /ingest events carry
+    no parent), its only same-named sibling with figures that ran within its time and it has no child."""
+    by_id = {s["id"]: s for s in ordered_steps}
+    children: dict[Any, list[dict[str, Any]]] = {}
+    siblings: dict[Any, list[dict[str, Any]]] = {}
+    for s in ordered_steps:
+        parent = s["parent_id"] if s["parent_id"] in by_id else None
+        children.setdefault(parent, []).append(s)
+        siblings.setdefault((parent, s["name"]), []).append(s)
+    folded: dict[Any, dict[str, Any]] = {}  # wrapper id -> the step it wraps
+    for w in ordered_steps:
+        if not _bare(w):
+            continue
+        kids = children.get(w["id"], [])
+        if len(kids) == 1 and kids[0]["name"] == w["name"] and _has_figures(kids[0]):
+            folded[w["id"]] = kids[0]
+        elif not kids:
+            parent = w["parent_id"] if w["parent_id"] in by_id else None
+            within = [s for s in siblings.get((parent, w["name"]), [])
+                      if s is not w and _has_figures(s) and _within(s, w) and not children.get(s["id"])]
+            if len(within) == 1 and all(f["id"] != within[0]["id"] for f in folded.values()):
+                folded[w["id"]] = within[0]
+    if not folded:
+        return ordered_steps
+    taken = {f["id"]: by_id[w_id] for w_id, f in folded.items()}
+    out = []
+    for s in ordered_steps:
+        if s["id"] in folded:
+            continue
+        w = taken.get(s["id"])
+        out.append(s if w is None else {**s, "parent_id": w["parent_id"], "depth": w.get("depth", s.get("depth")),
+                                        "wrapped_by": w["id"]})
+    return out
+
+
+def _bare(step: dict[str, Any]) -> bool:
+    return (not _has_figures(step) and not step.get("cost") and step.get("error") is None
+            and step.get("status") != "FAILED")
+
+
+def _has_figures(step: dict[str, Any]) -> bool:
+    return step.get("input_count") is not None or step.get("output_count") is not None or bool(step.get("rejections"))
+
+
+def _within(inner: dict[str, Any], outer: dict[str, Any]) -> bool:
+    times = (inner.get("started_at"), inner.get("completed_at"), outer.get("started_at"), outer.get("completed_at"))
+    if any(t is None for t in times):
+        return False
+    return times[2] <= times[0] and times[1] <= times[3]
 
 
 # Steps that can wrap a retriever (LangChain's ContextualCompressionRetriever around a base retriever,
@@ -105,10 +174,12 @@ def _fed_by(step: dict[str, Any], wrapped: list[dict[str, Any]]) -> dict[str, An
     return derived
 
 
-def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The decision funnel of a run, in data-flow order (data_flow): per-step figures and run totals."""
-    ordered_steps = data_flow(ordered_steps)
-    funnel = [funnel_entry(s) for s in ordered_steps]
+def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]],
+            outcomes: dict[str, tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    """The decision funnel of a run, in data-flow order (data_flow), a same-named wrapper folded into the step
+    it wraps (fold_wrappers): per-step figures and run totals. ``outcomes``: as funnel_entry's."""
+    ordered_steps = data_flow(fold_wrappers(ordered_steps))
+    funnel = [funnel_entry(s, outcomes) for s in ordered_steps]
     # Initial and final counts follow time, not tree order: the first and last steps that counted.
     # A step without a start time sorts last (as RUN_STEPS: NULLS LAST), never compared to a datetime.
     counted = [

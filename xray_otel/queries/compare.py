@@ -30,8 +30,9 @@ async def _analysis(request: web.Request, text: str) -> dict[str, Any]:
     run, stored_id = await fetch_run(request, text)  # first: 404 before anything of the run is read
     steps = await fetch_steps(request, stored_id, run["id"])
     result = analyze(run, steps)
-    for entry, step in zip(result["funnel"], steps):
-        entry["outputs"] = step.get("outputs")
+    outputs = {step["id"]: step.get("outputs") for step in steps}  # by id: the funnel is in data-flow order
+    for entry in result["funnel"]:
+        entry["outputs"] = outputs.get(entry["step_id"])
     return result
 
 

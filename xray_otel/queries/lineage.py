@@ -1,7 +1,13 @@
-"""Candidate lineage: where one candidate went through a run, and a run's recorded decisions.
+"""Candidate lineage: where one candidate went through a run, and a run's candidates step by step.
 
-Decisions are what the SDK recorded per candidate (`xray.step.decisions`; sampled unless the
-step captured in full), so a candidate may be missing from a step that did see it.
+Two records answer, per step:
+
+- **outcomes** (`xray.step.outcomes.*`, store/outcomes.py): every candidate the step decided on, exact.
+  When a step's outcomes are incomplete (a part missing, fewer outcomes than its total, a part refused
+  or cut on the way), a candidate not found there is ``unknown`` at that step, with why; never ``kept``.
+- **decisions** (`xray.step.decisions`): what the SDK recorded per candidate, a sample unless the step
+  captured in full; a candidate may be missing from a step that did see it. A step that sent outcomes
+  takes its candidates' score, label and payload from its decisions, when the sample holds them.
 """
 
 from __future__ import annotations
@@ -12,14 +18,19 @@ from typing import Any
 from aiohttp import web
 
 from ..store.filters import DECISION_KEY, DecisionFilters
-from ..store.reads import Row
+from ..store.outcomes import INCOMPLETE, Part, state
+from ..store.reads import Reads, Row
 from ..web import PROJECT, json_ok
 from .analysis import REJECTED_BY_WRAPPER
 from .common import QueryError, find_run, project_steps, reads, shown_run_id
 from .params import CURSOR, Param, convert, decode_cursor, encode_cursor, limit_param, link_headers, parse
 
 _CANDIDATE = Param("candidate_id", "string", "the candidate's id as the SDK recorded it (`id_fn`)")
-MAX_PATH = 10_000  # decisions for one candidate in one run; more is a loop, and the first ones tell the story
+MAX_PATH = 10_000  # entries for one candidate in one run; more is a loop, and the first ones tell the story
+PARTS_PER_READ = 4  # outcome parts read at once when listing a step's candidates
+_PART = 2**32  # an outcome's place in its step, for a page's key: part * _PART + index in the part
+# Keys of a sampled decision object that are shown as fields of their own; the rest is its payload.
+_DECISION_FIELDS = frozenset({"id", "accepted", "reason", "score", "rank", "label"})
 
 DECISION_PARAMS = (
     limit_param(),
@@ -27,26 +38,82 @@ DECISION_PARAMS = (
     Param("accepted", "boolean", "true: kept; false: dropped"),
     Param("reason", "string", "exact rejection (or acceptance) reason"),
     Param("candidate", "string", "one candidate id"),
+    Param("prefix", "string", "candidate ids that start with this text"),
     CURSOR,
 )
+
+
+# --- GET /runs/{run_id}/candidates/{candidate_id} ---------------------------------------------------------
 
 
 async def candidate_path(request: web.Request) -> web.Response:
     run = await _run(request)
     parse(request.query, ())
-    candidate = request.match_info["candidate_id"]
-    rows = await reads(request).decisions(
-        run["id"], DecisionFilters(service=request.get(PROJECT), candidate=convert(_CANDIDATE, candidate)),
-        None, MAX_PATH)
-    if not rows:
-        raise QueryError(404, f"no decision recorded for candidate {candidate[:64]!r} in run {shown_run_id(request, run['id'], run['trace_id'])} "
-                              "(decisions are sampled unless a step captures in full)")
+    candidate = convert(_CANDIDATE, request.match_info["candidate_id"])
+    store = reads(request)
+    steps = project_steps(request, await store.candidate_steps(run["id"]))
+    exact = [s for s in steps if s["has_outcomes"]]
+    parts = await store.outcome_parts(run["id"], [s["span_id"] for s in exact]) if exact else []
+    rows = await store.decisions(run["id"], DecisionFilters(service=request.get(PROJECT), candidate=candidate),
+                                 None, MAX_PATH)
+    path = candidate_entries(steps, parts, rows, candidate)[:MAX_PATH]
     shown = shown_run_id(request, run["id"], run["trace_id"])
-    path = [_decision(r) for r in rows]
+    if not path:
+        raise QueryError(404, not_found_message(candidate, shown, steps))
     if all(d["accepted"] is not False for d in path):  # kept everywhere it was recorded: or cut by a wrapper?
-        parents = {r["span_id"]: r["parent_span_id"] for r in rows}
-        path += not_passed_on(path, parents, project_steps(request, await reads(request).wrappers(run["id"])))
+        parents = {s["span_id"]: s["parent_span_id"] for s in steps}
+        path += not_passed_on(path, parents, project_steps(request, await store.wrappers(run["id"])))
     return json_ok(lineage({"id": shown, "name": run["name"], "status": run["status"]}, candidate, path))
+
+
+def candidate_entries(steps: list[Row], parts: list[Part], rows: list[Row], candidate: str) -> list[dict[str, Any]]:
+    """Pure but for unpacking: the candidate's entries at each step, in step time order. A step that sent
+    outcomes gives one entry per time it saw the candidate (exact), or an ``unknown`` one when it did not and
+    its outcomes are incomplete; a step that recorded decisions only gives those it recorded."""
+    by_step: dict[str, list[Part]] = {}
+    for part in parts:
+        by_step.setdefault(part.span_id, []).append(part)
+    samples: dict[str, list[Row]] = {}
+    for row in rows:
+        samples.setdefault(row["span_id"], []).append(row)
+    path: list[dict[str, Any]] = []
+    for step in steps:
+        sampled = samples.get(step["span_id"], [])
+        if not step["has_outcomes"]:
+            path += [_decision(r) for r in sampled]
+            continue
+        seen = [(part, i) for part in by_step.get(step["span_id"], []) for i in part.find(candidate)]
+        elems = [_elem(r) for r in sampled]
+        for k, (part, i) in enumerate(seen):
+            path.append(_outcome(step, part, i, candidate, elems[k] if k < len(elems) else None))
+        if not seen:
+            status, why = state(step)
+            if status == INCOMPLETE:
+                path.append(_unknown(step, candidate, why))
+    return path
+
+
+def not_found_message(candidate: str, run_id: str, steps: list[Row]) -> str:
+    """The 404's message, true of the run: which steps answer for every candidate, which only for a sample."""
+    head = f"no decision recorded for candidate {candidate[:64]!r} in run {run_id}"
+    exact = [s["name"] for s in steps if s["has_outcomes"]]
+    sampled = [s["name"] for s in steps if not s["has_outcomes"]]
+    if not steps:
+        return head + " (no step of this run recorded candidates)"
+    said = []
+    if exact:  # all complete: an incomplete one would have answered unknown
+        said.append(f"it is not among the outcomes of {_names(exact)}, which recorded every candidate they "
+                    "decided on, so it reached none of them")
+    if sampled:
+        said.append(f"{_names(sampled)} recorded a sample of {'its' if len(sampled) == 1 else 'their'} decisions "
+                    "only (decisions are sampled unless a step captures in full or sends outcomes), so it may have "
+                    "passed through unrecorded")
+    return f"{head}: " + "; ".join(said)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(repr(n[:64]) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"step{'s' if len(names) > 1 else ''} {shown}"
 
 
 DERIVED_NOT_PASSED_ON = ("not among the decisions of the retrieval step wrapping the one that kept it, which "
@@ -69,38 +136,113 @@ def not_passed_on(path: list[dict[str, Any]], parents: dict[str, str | None],
                      "candidate_id": decision["candidate_id"], "accepted": False, "reason": REJECTED_BY_WRAPPER,
                      "score": None, "rank": None, "step_input_count": wrapper["input_count"],
                      "step_output_count": wrapper["output_count"], "started_at": wrapper["started_at"],
+                     "label": None, "payload": None, "outcome": "dropped", "source": "decisions",
                      "derived": DERIVED_NOT_PASSED_ON}]
     return []
 
 
 def lineage(run: dict[str, Any], candidate: str, decisions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pure: the candidate's path (decisions in step time order), where it left, and the outcome."""
+    """Pure: the candidate's path (entries in step time order), where it left, and the outcome: ``dropped``
+    at the first step that dropped it; else ``unknown`` when a step whose outcomes are incomplete may have
+    (``why`` says which and why); else ``kept``."""
     left = next((d for d in decisions if d["accepted"] is False), None)
+    unknown = [d for d in decisions if d["accepted"] is None and d.get("outcome") == "unknown"]
+    outcome = "dropped" if left else "unknown" if unknown else "kept"
     return {
         "run": run,
         "candidate_id": candidate,
-        "outcome": "dropped" if left else "kept",
+        "outcome": outcome,
         "left_at": {"step_id": left["step_id"], "step": left["step"], "type": left["type"], "reason": left["reason"]}
         if left else None,
+        "why": "; ".join(f"step {d['step']!r}: {d['why']}" for d in unknown) if outcome == "unknown" else None,
         "path": decisions,
     }
 
 
+# --- GET /runs/{run_id}/candidates ----------------------------------------------------------------------
+
+
 async def list_decisions(request: web.Request) -> web.Response:
-    """A JSON array of recorded decisions in step time order; next page in Link / X-Next-Cursor."""
+    """A JSON array of the run's candidates step by step (every outcome of a step that sent them, the
+    recorded decisions of one that did not), in step time order; next page in Link / X-Next-Cursor."""
     run = await _run(request)
     p = parse(request.query, DECISION_PARAMS)
-    # A project-bound key sees only its own project's steps' decisions.
-    filters = DecisionFilters(service=request.get(PROJECT), step=p["step"], accepted=p["accepted"],
-                              reason=p["reason"], candidate=p["candidate"])
     after = decode_cursor(p["cursor"], "decisions", DECISION_KEY)
-    rows = await reads(request).decisions(run["id"], filters, after, p["limit"])
+    # A project-bound key sees only its own project's steps' candidates.
+    filters = DecisionFilters(service=request.get(PROJECT), accepted=p["accepted"], reason=p["reason"],
+                              candidate=p["candidate"], prefix=p["prefix"])
+    store = reads(request)
+    steps = [s for s in project_steps(request, await store.candidate_steps(run["id"]))
+             if p["step"] is None or p["step"] in (s["name"], s["span_id"])]
+    if after:
+        steps = [s for s in steps if (s["step_time"], s["span_id"]) >= (after[0], after[1])]
+    page: list[tuple[list[Any], dict[str, Any]]] = []
+    limit = p["limit"]
+    i = 0
+    while i < len(steps) and len(page) < limit:
+        if steps[i]["has_outcomes"]:
+            start = after[2] + 1 if after and (steps[i]["step_time"], steps[i]["span_id"]) == (after[0], after[1]) else 0
+            page += await _step_outcomes(store, run["id"], steps[i], filters, start, limit - len(page))
+            i += 1
+            continue
+        j = i
+        while j < len(steps) and not steps[j]["has_outcomes"]:  # consecutive sample-only steps: one read
+            j += 1
+        span_ids = tuple(s["span_id"] for s in steps[i:j])
+        rows = await store.decisions(run["id"], _with_steps(filters, span_ids), after, limit - len(page))
+        page += [([r["step_time"], r["span_id"], r["ord"]], _decision(r)) for r in rows]
+        i = j
     headers = {}
-    if len(rows) == p["limit"]:
-        last = rows[-1]
-        headers = link_headers(request.rel_url, encode_cursor("decisions", [last["step_time"], last["span_id"],
-                                                                            last["ord"]]))
-    return json_ok([_decision(r) for r in rows], headers=headers)
+    if len(page) == limit:
+        headers = link_headers(request.rel_url, encode_cursor("decisions", page[-1][0]))
+    return json_ok([entry for _, entry in page], headers=headers)
+
+
+async def _step_outcomes(store: Reads, run_id: Any, step: Row, f: DecisionFilters, start: int,
+                         limit: int) -> list[tuple[list[Any], dict[str, Any]]]:
+    """Up to ``limit`` outcomes of one step passing ``f``, from place ``start`` on (part * _PART + index)."""
+    found: list[tuple[list[Any], dict[str, Any]]] = []
+    samples: dict[str, list[dict[str, Any]]] | None = None
+    first = start // _PART
+    while len(found) < limit:
+        parts = await store.step_outcome_parts(run_id, step["span_id"], first, PARTS_PER_READ)
+        for part in parts:
+            after = start - part.part * _PART if part.part == start // _PART else 0
+            for i in part.matching(accepted=f.accepted, reason=f.reason, candidate=f.candidate, prefix=f.prefix,
+                                   after=max(after, 0)):
+                if samples is None:
+                    samples = await _samples(store, run_id, step, f)
+                candidate = part.ids()[i]
+                sample = samples.get(candidate)
+                found.append(([step["step_time"], step["span_id"], part.part * _PART + i],
+                              _outcome(step, part, i, candidate, sample[0] if sample else None)))
+                if len(found) == limit:
+                    return found
+        if len(parts) < PARTS_PER_READ:
+            return found
+        first = parts[-1].part + 1
+    return found
+
+
+async def _samples(store: Reads, run_id: Any, step: Row, f: DecisionFilters) -> dict[str, list[dict[str, Any]]]:
+    """The step's sampled decisions by candidate id, for their score, label and payload."""
+    if not step["decision_count"]:
+        return {}
+    rows = await store.decisions(run_id, DecisionFilters(service=f.service, candidate=f.candidate, prefix=f.prefix,
+                                                         span_ids=(step["span_id"],)), None, MAX_PATH)
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        elem = _elem(row)
+        by_id.setdefault(str(elem.get("id")), []).append(elem)
+    return by_id
+
+
+def _with_steps(f: DecisionFilters, span_ids: tuple[str, ...]) -> DecisionFilters:
+    return DecisionFilters(service=f.service, accepted=f.accepted, reason=f.reason, candidate=f.candidate,
+                           prefix=f.prefix, span_ids=span_ids)
+
+
+# --- entries ---------------------------------------------------------------------------------------------
 
 
 async def _run(request: web.Request) -> Row:
@@ -108,21 +250,82 @@ async def _run(request: web.Request) -> Row:
     return row
 
 
+def _step_fields(step: Row) -> dict[str, Any]:
+    return {"step_id": step["span_id"], "step": step["name"], "type": step["type"]}
+
+
+def _tail(step: Row) -> dict[str, Any]:
+    return {"step_input_count": step["input_count"], "step_output_count": step["output_count"],
+            "started_at": step["started_at"]}
+
+
+def _outcome(step: Row, part: Part, index: int, candidate: str, sample: dict[str, Any] | None) -> dict[str, Any]:
+    """An exact entry: the step's outcome for the candidate at ``index`` of ``part``, with the sample's payload."""
+    code = part.code(index)
+    rank = part.rank(index)
+    sample = sample or {}
+    return {
+        **_step_fields(step),
+        "candidate_id": candidate,
+        "accepted": code == 0,
+        "reason": part.reason(code),
+        "score": sample.get("score"),
+        "rank": rank if rank is not None else _int_or_none(sample.get("rank")),
+        **_tail(step),
+        "label": _label(sample),
+        "payload": _payload(sample),
+        "outcome": "kept" if code == 0 else "dropped",
+        "source": "outcomes",
+    }
+
+
+def _unknown(step: Row, candidate: str, why: str | None) -> dict[str, Any]:
+    return {
+        **_step_fields(step),
+        "candidate_id": candidate, "accepted": None, "reason": None, "score": None, "rank": None,
+        **_tail(step),
+        "label": None, "payload": None, "outcome": "unknown", "source": "outcomes",
+        "why": f"not among the outcomes this step holds, which are incomplete: {why}",
+    }
+
+
 def _decision(row: Row) -> dict[str, Any]:
-    elem = json.loads(row["elem"])
+    elem = _elem(row)
     accepted = elem.get("accepted")
     candidate = elem.get("id")
+    accepted = accepted if isinstance(accepted, bool) else None
     return {
         "step_id": row["span_id"],
         "step": row["name"],
         "type": row["type"],
         "candidate_id": candidate if candidate is None or isinstance(candidate, str) else json.dumps(candidate),
-        "accepted": accepted if isinstance(accepted, bool) else None,
+        "accepted": accepted,
         "reason": elem.get("reason"),
         "score": elem.get("score"),
         "rank": elem.get("rank"),
         "step_input_count": row["input_count"],
         "step_output_count": row["output_count"],
         "started_at": row["started_at"],
+        "label": _label(elem),
+        "payload": _payload(elem),
+        "outcome": "kept" if accepted is True else "dropped" if accepted is False else "unknown",
+        "source": "decisions",
     }
 
+
+def _elem(row: Row) -> dict[str, Any]:
+    return json.loads(row["elem"])
+
+
+def _label(elem: dict[str, Any]) -> str | None:
+    label = elem.get("label")
+    return label if isinstance(label, str) else None
+
+
+def _payload(elem: dict[str, Any]) -> dict[str, Any] | None:
+    rest = {k: v for k, v in elem.items() if k not in _DECISION_FIELDS}
+    return rest or None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

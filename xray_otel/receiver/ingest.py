@@ -10,6 +10,7 @@ cannot hold the slots; what the bodies hold is bounded by a BodyBudget instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterator
@@ -19,6 +20,8 @@ from ..mapping.spans import MAX_VALUE_CHARS, Admit, map_in_parts
 from ..metrics import Metrics
 from ..store.store import Store, StoreUnavailable
 from .errors import PayloadTooLarge, Unavailable
+
+log = logging.getLogger(__name__)
 
 MAX_SPANS = 100_000  # per request; XRAY_MAX_SPANS_PER_REQUEST
 
@@ -82,9 +85,13 @@ class Ingester:
         try:
             refused, errors = await self.store.write(batch)
         except StoreUnavailable as exc:
-            self.metrics.refused(len(batch.steps) + batch.rejected)
+            self.metrics.refused(len(batch.steps) + batch.continuations + batch.rejected)
             raise Unavailable(str(exc)) from None
-        self.metrics.stored(len(batch.steps) - refused, batch.rejected + refused)
+        self.metrics.stored(len(batch.steps) + batch.continuations - refused, batch.rejected + refused)
+        if batch.outcomes_incomplete:
+            self.metrics.outcomes_incomplete.inc(batch.outcomes_incomplete)
+            log.warning("candidate outcomes stored incomplete", extra={
+                "parts": batch.outcomes_incomplete, "why": "; ".join(batch.outcome_notes)})
         return batch.rejected + refused, "; ".join(batch.errors + errors + batch.warnings(self._max_value_chars))
 
 

@@ -63,6 +63,8 @@ class DecisionFilters:
     accepted: bool | None = None
     reason: str | None = None
     candidate: str | None = None
+    prefix: str | None = None  # candidate ids that start with it
+    span_ids: tuple[str, ...] | None = None  # only these steps' decisions
 
 
 # sort name → (SQL expression, Python type of its value)
@@ -215,8 +217,12 @@ def decisions(run_id: uuid.UUID, f: DecisionFilters, after: list[Any] | None, li
         where.add("d.elem ->> 'reason' = {}", f.reason)
     if f.candidate is not None:
         where.add("d.elem ->> 'id' = {}", f.candidate)
+    if f.prefix:
+        where.add("starts_with(d.elem ->> 'id', {})", f.prefix)
+    if f.span_ids is not None:
+        where.add("s.span_id = ANY({}::text[])", list(f.span_ids))
     if after:
-        where.add(f"({sql.STEP_TIME}, s.span_id, d.ord) > ({{}}, {{}}, {{}})", *after)
+        where.add(f"({sql.STEP_TIME}, s.span_id COLLATE \"C\", d.ord) > ({{}}, {{}}, {{}})", *after)
     return sql.RUN_DECISIONS.format(where=where.sql(), limit=where.arg(limit)), where.args
 
 

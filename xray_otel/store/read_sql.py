@@ -102,6 +102,48 @@ ORDER BY {{key}} {{direction}}, s.run_id {{direction}}, s.span_id {{direction}}
 LIMIT {{limit}}
 """
 
+# What a run's steps sent of their candidate outcomes (migrations/0009), per step: enough to tell whether
+# they are complete (outcomes.state), without reading the packed columns.
+_OUTCOME_SUMMARY = """
+    SELECT span_id, max(parts) AS parts, min(parts) AS parts_min,
+           array_agg(part ORDER BY part) FILTER (WHERE part >= 0) AS present,
+           sum(n)::bigint AS stored, max(total) AS total, min(total) AS total_min, count(total) AS totals,
+           array_agg(incomplete ORDER BY part) FILTER (WHERE incomplete IS NOT NULL) AS notes
+    FROM step_outcomes WHERE run_id = $1 GROUP BY span_id
+"""
+RUN_OUTCOME_STATES = _OUTCOME_SUMMARY
+# The run's steps that answer for candidates: those that sent outcomes, and those that recorded decisions
+# (a sample, `xray.step.decisions`), in step time order (span ids compared as bytes, as Python compares
+# them, so that pages of both kinds merge in one order).
+RUN_CANDIDATE_STEPS = f"""
+WITH o AS ({_OUTCOME_SUMMARY})
+SELECT s.span_id, s.parent_span_id, s.name, s.type, s.service, s.started_at, s.input_count, s.output_count,
+       {STEP_TIME} AS step_time, o.span_id IS NOT NULL AS has_outcomes, o.parts, o.parts_min, o.present,
+       o.stored, o.total, o.total_min, o.totals, o.notes,
+       CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) ELSE 0 END
+           AS decision_count
+FROM steps s
+LEFT JOIN o ON o.span_id = s.span_id
+WHERE s.run_id = $1 AND {IS_STEP}
+  AND (o.span_id IS NOT NULL OR (jsonb_typeof(s.decisions) = 'array' AND jsonb_array_length(s.decisions) > 0))
+ORDER BY {STEP_TIME}, s.span_id COLLATE "C"
+"""
+# The stored parts of steps $2 of run $1, packed (store/outcomes.Part reads them).
+RUN_OUTCOME_PARTS = """
+SELECT span_id, part, n, ids, codes, ranks, reasons
+FROM step_outcomes
+WHERE run_id = $1 AND span_id = ANY($2::text[]) AND part >= 0
+ORDER BY span_id, part
+"""
+# Parts $3 on of step $2 of run $1, at most $4 of them: a page of a large step reads only what it shows.
+STEP_OUTCOME_PARTS = """
+SELECT span_id, part, n, ids, codes, ranks, reasons
+FROM step_outcomes
+WHERE run_id = $1 AND span_id = $2 AND part >= $3
+ORDER BY part
+LIMIT $4
+"""
+
 # A run's recorded decisions, one row per decision, in step time order. `decisions` is a
 # JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.
 # {where} adds filters on s (steps) and d.elem (one decision); values are parameters.
@@ -113,7 +155,7 @@ CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN s.decisions ELSE '[]'::jsonb END
 ) WITH ORDINALITY AS d(elem, ord)
 WHERE s.run_id = $1 AND {IS_STEP} AND jsonb_typeof(d.elem) = 'object' AND {{where}}
-ORDER BY {STEP_TIME}, s.span_id, d.ord
+ORDER BY {STEP_TIME}, s.span_id COLLATE "C", d.ord
 LIMIT {{limit}}
 """
 

@@ -18,6 +18,7 @@ import asyncpg
 
 from . import filters, pipeline_days, read_sql as sql
 from .filters import DecisionFilters, Page, RunFilters, StepFilters
+from .outcomes import Part
 from .pipeline_stats import step_figures
 
 Row = Mapping[str, Any]
@@ -77,6 +78,23 @@ class Reads:
     async def wrappers(self, run_id: uuid.UUID) -> list[Row]:
         """The run's retrieval and rank steps, each with ``decision_count`` (None: no decision list)."""
         return await self._pool.fetch(sql.RUN_WRAPPERS, run_id)
+
+    async def outcome_states(self, run_id: uuid.UUID) -> list[Row]:
+        """Per step of the run that sent candidate outcomes, what arrived (outcomes.state tells whether whole)."""
+        return await self._pool.fetch(sql.RUN_OUTCOME_STATES, run_id)
+
+    async def candidate_steps(self, run_id: uuid.UUID) -> list[Row]:
+        """The run's steps that sent candidate outcomes or recorded decisions, in step time order, each with
+        what arrived of its outcomes (``has_outcomes``; outcomes.state) and ``decision_count``."""
+        return await self._pool.fetch(sql.RUN_CANDIDATE_STEPS, run_id)
+
+    async def outcome_parts(self, run_id: uuid.UUID, span_ids: Sequence[str]) -> list[Part]:
+        """The stored outcome parts of those steps, by step and part number."""
+        return [Part(row) for row in await self._pool.fetch(sql.RUN_OUTCOME_PARTS, run_id, list(span_ids))]
+
+    async def step_outcome_parts(self, run_id: uuid.UUID, span_id: str, first: int, count: int) -> list[Part]:
+        """Up to ``count`` stored outcome parts of one step, from part number ``first`` on, in order."""
+        return [Part(row) for row in await self._pool.fetch(sql.STEP_OUTCOME_PARTS, run_id, span_id, first, count)]
 
     async def decisions(self, run_id: uuid.UUID, f: DecisionFilters, after: list[Any] | None,
                         limit: int) -> list[Row]:

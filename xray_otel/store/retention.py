@@ -1,4 +1,4 @@
-"""Retention: delete whole runs (with their steps) older than a window, in small batches.
+"""Retention: delete whole runs (with their steps and candidate outcomes) older than a window, in small batches.
 
 Each batch is its own short transaction that skips rows other transactions hold
 (FOR UPDATE SKIP LOCKED), so ingestion is never blocked behind a sweep and several
@@ -16,7 +16,7 @@ from .store import Store, StoreUnavailable, UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
-# Three statements in one transaction, not one: a statement reads one snapshot, so a single
+# Four statements in one transaction, not one: a statement reads one snapshot, so a single
 # DELETE … USING would miss steps an ingest committed after it started (left behind as orphans).
 # Once the runs are locked, no writer can add steps to them (writers lock a run before its steps).
 LOCK_DOOMED = """
@@ -27,6 +27,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 DELETE_STEPS = "DELETE FROM steps WHERE run_id = ANY($1::uuid[])"
+DELETE_OUTCOMES = "DELETE FROM step_outcomes WHERE run_id = ANY($1::uuid[])"
 DELETE_RUNS = "DELETE FROM runs WHERE id = ANY($1::uuid[])"
 
 
@@ -39,6 +40,7 @@ async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
             async with store.pool.acquire() as conn, conn.transaction():
                 doomed = [row["id"] for row in await conn.fetch(LOCK_DOOMED, cutoff, batch)]
                 await conn.execute(DELETE_STEPS, doomed)
+                await conn.execute(DELETE_OUTCOMES, doomed)
                 await conn.execute(DELETE_RUNS, doomed)
         except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(f"retention sweep: database unavailable: {exc}") from exc

@@ -26,6 +26,12 @@ CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS steps_in (LIKE steps INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 ALTER TABLE steps_in {MICROS_COLUMNS}
 """
+# The staging table of candidate outcome parts: made on a connection the first time it writes one, not up
+# front, as every commit empties each ON COMMIT DELETE ROWS table a connection has (a cost per commit that
+# plain span ingest need not pay). In the writing transaction: IF NOT EXISTS makes it once per connection.
+CREATE_OUTCOME_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS outcomes_in (LIKE step_outcomes INCLUDING STORAGE) ON COMMIT DELETE ROWS
+"""
 
 # In mapping.RunRow's order.
 _RUN_COLUMNS = ("id, source, span_id, name, status, service, tags, inputs, outputs, error, started_at, completed_at,"
@@ -139,3 +145,20 @@ STAGE_STEP = """
 INSERT INTO steps_in ({columns}) VALUES ({values})
 """
 UNSTAGE = "DELETE FROM steps_in"
+
+
+# Candidate outcome parts in, from their staging table (COPY fills it), in the steps' transaction. A part
+# already stored (a re-sent span) is not stored again; of two copies of one part in a batch, the whole one
+# (then the one holding more outcomes) is the one stored. Key order, as every writer takes it: no deadlock.
+OUTCOME_COLUMNS = "run_id, span_id, part, parts, total, n, ids, codes, ranks, reasons, incomplete"
+INSERT_OUTCOMES = f"""
+INSERT INTO step_outcomes ({OUTCOME_COLUMNS})
+SELECT DISTINCT ON (run_id, span_id, part) {OUTCOME_COLUMNS} FROM outcomes_in
+ORDER BY run_id, span_id, part, incomplete IS NOT NULL, n DESC
+ON CONFLICT (run_id, span_id, part) DO NOTHING
+"""
+# The slow path's: one part at a time, behind a savepoint.
+INSERT_OUTCOME = f"""
+INSERT INTO step_outcomes ({OUTCOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (run_id, span_id, part) DO NOTHING
+"""

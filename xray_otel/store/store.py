@@ -4,7 +4,8 @@
 A batch costs the same round trips whatever its size: BEGIN, upsert runs (one
 statement over arrays), COPY the steps into a per-connection staging table, move
 them into ``steps`` with ON CONFLICT DO NOTHING and add what was new to the run totals
-(one statement), COMMIT. Only if PostgreSQL refuses the batch's data does it fall back to
+(one statement), the same for candidate outcome parts when the batch has any (COPY,
+one statement; packed first by outcomes.py), COMMIT. Only if PostgreSQL refuses the batch's data does it fall back to
 one savepoint per row, so one bad span is rejected and reported while the rest is stored.
 """
 
@@ -19,6 +20,7 @@ import asyncpg
 from ..mapping.rows import Batch, RunRow, StepRow
 from . import sql
 from .migrate import migrate
+from .outcomes import PackedOutcomes, pack
 from .reads import Reads
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ _STALE_CONNECTION = (
 # Worth one more try on a fresh transaction: a dead pooled connection, or PostgreSQL breaking a
 # lock cycle with another writer (writers lock runs in one order, but an operator's statement may not).
 _RETRY_ONCE = _STALE_CONNECTION + (asyncpg.exceptions.DeadlockDetectedError,)
+# Outcomes past this many in a batch are packed in a thread (zlib lets go of the GIL), so the loop goes on.
+PACK_IN_THREAD = 50_000
 # Errors that mean "PostgreSQL refused this data": reject the rows, keep the rest.
 _BAD_DATA = (
     asyncpg.DataError,
@@ -102,9 +106,10 @@ class Store:
         if not batch.steps and not batch.runs:  # legacy run events come without steps
             return 0, []
         runs = sorted(batch.runs.values())
+        outcomes = await _packed(batch)
         for attempt in (1, 2):
             try:
-                return await self._write_once(runs, batch.steps)
+                return await self._write_once(runs, batch.steps, outcomes)
             except _RETRY_ONCE as exc:  # the transaction was rolled back whole: running it again is safe
                 if attempt == 2:
                     raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
@@ -112,16 +117,23 @@ class Store:
                 raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    async def _write_once(self, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> tuple[int, list[str]]:
+    async def _write_once(self, runs: Sequence[RunRow], steps: Sequence[StepRow],
+                          outcomes: Sequence[PackedOutcomes]) -> tuple[int, list[str]]:
         async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
             try:
                 async with conn.transaction():
-                    await _write_set(conn, runs, steps)
+                    await _write_set(conn, runs, steps, outcomes)
                 return 0, []
             except _BAD_DATA as exc:
                 log.warning("batch refused by PostgreSQL; storing row by row", extra={"error": str(exc)})
                 async with conn.transaction():
-                    return await _write_each(conn, runs, steps)
+                    return await _write_each(conn, runs, steps, outcomes)
+
+
+async def _packed(batch: Batch) -> list[PackedOutcomes]:
+    if sum(len(o.ids) for o in batch.outcomes) > PACK_IN_THREAD:
+        return await asyncio.to_thread(lambda: [pack(o) for o in batch.outcomes])
+    return [pack(o) for o in batch.outcomes]
 
 
 _INSERT_STEPS = sql.INSERT_STEPS.format(columns=", ".join(StepRow._fields),
@@ -130,10 +142,15 @@ _STAGE_STEP = sql.STAGE_STEP.format(columns=", ".join(StepRow._fields),
                                     values=", ".join(f"${i + 1}" for i in range(len(StepRow._fields))))
 
 
-async def _write_set(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow]) -> None:
+async def _write_set(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow],
+                     outcomes: Sequence[PackedOutcomes] = ()) -> None:
     await conn.copy_records_to_table("steps_in", records=steps, columns=StepRow._fields)
     fresh = await _upsert_runs(conn, runs)
     await conn.execute(_INSERT_STEPS, [run.id for run in runs], fresh)
+    if outcomes:
+        await conn.execute(sql.CREATE_OUTCOME_STAGING)
+        await conn.copy_records_to_table("outcomes_in", records=outcomes, columns=PackedOutcomes._fields)
+        await conn.execute(sql.INSERT_OUTCOMES)
 
 
 async def _upsert_runs(conn: asyncpg.Connection, runs: Sequence[RunRow]) -> list[Any]:
@@ -147,8 +164,8 @@ async def _upsert_runs(conn: asyncpg.Connection, runs: Sequence[RunRow]) -> list
     return fresh
 
 
-async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
-                      steps: Sequence[StepRow]) -> tuple[int, list[str]]:
+async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow], steps: Sequence[StepRow],
+                      outcomes: Sequence[PackedOutcomes] = ()) -> tuple[int, list[str]]:
     refused: set[Any] = set()
     errors: list[str] = []
     fresh: set[Any] = set()
@@ -172,6 +189,9 @@ async def _write_each(conn: asyncpg.Connection, runs: Sequence[RunRow],
     # Runs whose run span changed though none of their spans went in (a legacy run event alone,
     # or every step refused): their totals follow the new run span too.
     await conn.execute(_INSERT_STEPS, [run.id for run in runs if run.id not in refused], [])
+    for part in sorted(outcomes, key=lambda o: (o.run_id, o.span_id, o.part)):
+        if part.run_id not in refused:
+            await _try(conn, [(sql.INSERT_OUTCOME, part)], errors)  # its step is counted, stored or not
     return rejected, errors[:5]
 
 
