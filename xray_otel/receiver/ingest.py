@@ -37,7 +37,7 @@ class Ingester:
         self._bodies: BodyBudget | None = None
 
     async def export(self, request: Any, project: str | None = None) -> tuple[int, str]:
-        """Store an ExportTraceServiceRequest (or otlp_json_typed's structs); returns (rejected spans, message)
+        """Store an ExportTraceServiceRequest (or otlp_json's structs of the same shape); returns (rejected spans, message)
         once committed.
 
         Call it holding a ``slot()``. A non-empty message with nothing rejected is a warning (OTLP
