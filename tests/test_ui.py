@@ -244,6 +244,27 @@ def test_a_candidate_search_shows_where_and_why_it_was_dropped(page, receiver_ur
     expect(page.locator(".notice")).to_contain_text("no-such-candidate")
 
 
+def test_a_candidate_of_an_incomplete_step_is_unknown_not_kept(page, receiver_url) -> None:
+    """A step announced two parts of outcomes and one arrived: a candidate not in it is unknown, with why;
+    one in it is exact; the page says so rather than "kept"."""
+    from helpers import Array
+
+    trace_id, base = new_ids()
+    outcomes = {"xray.step.outcomes.ids": Array(["a", "b"]), "xray.step.outcomes.codes": Array([0, 1]),
+                "xray.step.outcomes.reasons": Array(["too_far"]), "xray.step.outcomes.total": 4,
+                "xray.step.outcomes.part": 0, "xray.step.outcomes.parts": 2}
+    assert post_otlp(receiver_url, export_request([
+        make_span(trace_id, base, "ui_partial", attrs={"xray.kind": "run"}),
+        make_span(trace_id, base + 1, "near_enough", parent=base, attrs={
+            "xray.step.type": "filter", "xray.step.input_count": 4, "xray.step.output_count": 2, **outcomes})])).status == 200
+    run_id = uuid.UUID(bytes=trace_id)
+    page.goto(receiver_url + f"/ui/#/runs/{run_id}/candidates/zzz")
+    expect(page.locator("#verdict")).to_contain_text("Fate unknown")
+    expect(page.locator("#verdict")).to_contain_text("near_enough")
+    page.goto(receiver_url + f"/ui/#/runs/{run_id}/candidates/b")
+    expect(page.locator("#verdict")).to_have_text("Dropped at near_enough (filter) because too_far.")
+
+
 def test_two_runs_compared_side_by_side_with_differences_marked(page, receiver_url, accessory_runs) -> None:
     page.goto(receiver_url + "/ui/#/runs?q=ui_accessory")
     for run_id in (accessory_runs["good"], accessory_runs["bad"]):

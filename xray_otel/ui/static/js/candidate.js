@@ -19,7 +19,9 @@ export async function showCandidate(runId, candidateId) {
         "Steps record a sample of decisions unless told to capture all (capture=\"full\" in the SDK)."));
   }
   return h("section", {class: "candidate"}, crumbs(path.run.name || path.run.id),
-    h("h1", {}, "Candidate ", h("code", {}, path.candidate_id)), form,
+    h("h1", {}, "Candidate ", h("code", {}, path.candidate_id)),
+    path.path.some((p) => p.label) ? h("p", {class: "label", id: "candidate-label"}, path.path.find((p) => p.label).label) : null,
+    form,
     verdict(path),
     h("div", {class: "table-wrap"}, h("table", {class: "data", id: "candidate-path"},
       h("thead", {}, h("tr", {}, ["Step", "Type", "Outcome", "Reason", "Score", "Rank", "Step in → out"]
@@ -40,8 +42,13 @@ function outcome(accepted) {
 }
 
 function verdict(path) {
+  if (path.outcome === "unknown") {
+    return h("p", {class: "verdict unknown", id: "verdict"}, "Fate unknown: ", path.why || "a step's record of it is incomplete", ".");
+  }
   if (path.outcome !== "dropped" || !path.left_at) {
-    return h("p", {class: "verdict kept", id: "verdict"}, "Not dropped by any step that recorded a decision on it.");
+    const exact = path.path.length && path.path.every((p) => p.source === "outcomes");
+    return h("p", {class: "verdict kept", id: "verdict"},
+      exact ? "Kept by every step that decided on it." : "Not dropped by any step that recorded a decision on it.");
   }
   const at = path.left_at;
   return h("p", {class: "verdict dropped", id: "verdict"}, "Dropped at ", h("strong", {}, at.step),
