@@ -1,6 +1,6 @@
 """The OpenAPI 3 document, built from the same ``Param`` lists the handlers parse with.
 
-``ENDPOINTS`` names every GET/POST route the app serves; tests/test_query_openapi.py fails when
+``ENDPOINTS`` names every GET/POST route the app serves; tests/queries/test_query_openapi.py fails when
 the router has a route this table lacks, so a new endpoint cannot ship undocumented.
 """
 

@@ -7,7 +7,7 @@ candidates, everything counted (heap, TOAST, indexes, free space maps): ids of t
 digits take about 10 bytes an outcome, numbered ones (``cand-04217``) about 6, and less on larger tables
 (8 and 3.3 on 100 steps), as the fixed pages weigh less. Left to PostgreSQL (a text[] or the same bytes,
 pglz), the random ones took 12 to 14: pglz has no entropy coding, and gives up on data it cannot shrink
-by a quarter. tests/test_outcome_storage.py keeps the figure under 12.
+by a quarter. tests/store/test_outcome_storage.py keeps the figure under 12.
 """
 
 from __future__ import annotations

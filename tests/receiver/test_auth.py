@@ -120,16 +120,16 @@ def test_key_configuration_errors_never_echo_keys(tmp_path) -> None:
 
 
 def test_project_bound_keys_write_and_read_only_their_project(pg_dsn: str) -> None:
-    keys = "ingest+read@shop:shop-key,ingest+read:admin-key"
+    keys = "ingest+read@shop-auth:shop-key,ingest+read:admin-key"  # a project no other test writes
     with serve(pg_dsn, api_keys=keys) as server:
         shop, other = new_ids(), new_ids()
-        mixed = export_request(pipeline_spans(*shop), service="shop")
+        mixed = export_request(pipeline_spans(*shop), service="shop-auth")
         mixed.resource_spans.extend(export_request(pipeline_spans(*other), service="billing").resource_spans)
         reply = call("POST", server.url + "/v1/traces", mixed.SerializeToString(), {**PB, "x-api-key": "shop-key"})
         assert reply.status == 200
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
         partial = ExportTraceServiceResponse.FromString(reply.body).partial_success
-        assert partial.rejected_spans == 5 and "may only write project 'shop'" in partial.error_message
+        assert partial.rejected_spans == 5 and "may only write project 'shop-auth'" in partial.error_message
         billing = export_request(pipeline_spans(*other), service="billing").SerializeToString()
         assert call("POST", server.url + "/v1/traces", billing, {**PB, "x-api-key": "admin-key"}).status == 200
 

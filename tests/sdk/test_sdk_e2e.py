@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sdk_demo import EXPECTED_FUNNEL, SELECTED
+from demo_funnel import EXPECTED_FUNNEL, SELECTED
 
 from xray_otel import configure
 from xray_otel.demo.competitor_selection import MODEL, STEP_NAMES, run_pipeline
@@ -26,7 +26,7 @@ from xray_otel.sdk import build_provider, flush
 from xray_otel.sdk.provider import EXIT_TIMEOUT_S
 from xray_otel.pricing import cost_of
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "competitor_selection.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "competitor_selection.py"
 
 
 def get_json(url: str) -> Any:

@@ -8,22 +8,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from demo_funnel import EXPECTED_FUNNEL, SELECTED
 from xray_otel import configure
 from xray_otel import conventions as c
 from xray_otel.demo import run as demo
 from xray_otel.demo.competitor_selection import STEP_NAMES, run_pipeline
 
-# (name, type, input_count, output_count, rejections): fixed by the example's seeded data.
-EXPECTED_FUNNEL = [
-    ("generate_keywords", "llm", None, None, {}),
-    ("retrieve_candidates", "retrieval", None, 5000, {}),
-    ("filter_by_price", "filter", 5000, 1731, {"price_too_low": 661, "price_too_high": 2608}),
-    ("filter_by_rating", "filter", 1731, 105, {"rating_too_low": 1614, "too_few_reviews": 12}),
-    ("filter_by_category", "filter", 105, 72, {"category_mismatch": 33}),
-    ("llm_relevance_check", "llm", 72, 32, {"different_product_type": 18, "accessory": 22}),
-    ("rank_and_select", "rank", 32, 1, {"below_top_k": 31}),
-]
-SELECTED = "B000004528"
 
 
 def test_the_pipeline_records_its_funnel_step_by_step():

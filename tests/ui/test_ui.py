@@ -26,12 +26,12 @@ import pytest
 from conftest import _admin, _with_database, serve
 from helpers import export_request, get_json, make_span, new_ids, post_otlp, span_id
 from query_data import accessory_run
-from test_sdk_demo import EXPECTED_FUNNEL
+from demo_funnel import EXPECTED_FUNNEL
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
 
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
