@@ -20,9 +20,9 @@ from xray_otel.mapping.values import (
     any_value,
     attributes_to_dict,
     cap_strings,
-    capped_attributes,
     clean_text,
     json_column,
+    split_attributes,
     to_json,
 )
 
@@ -146,10 +146,10 @@ _MIXED = [kv("a", AnyValue(string_value="x" * 4)), kv("b", AnyValue(int_value=1)
 
 @pytest.mark.parametrize("limit", [3, 5, 100])
 @pytest.mark.parametrize("items", [_MIXED, [kv("bytes", AnyValue(bytes_value=b"\x01\x02\x03"))]])
-def test_capped_attributes_is_attributes_to_dict_then_cap_strings(items: list[KeyValue], limit: int) -> None:
+def test_split_attributes_is_attributes_to_dict_then_cap_strings(items: list[KeyValue], limit: int) -> None:
     expected = attributes_to_dict(items)
     cut = cap_strings(expected, limit)
-    assert capped_attributes(items, limit) == (expected, cut)
+    assert split_attributes(items, limit, frozenset()) == (expected, {}, cut)
 
 
 def test_attributes_to_dict_empty() -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 from concurrent import futures
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,45 +22,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from test_candidates import ITEMS, Item, by_price, decisions, only_span, spans  # noqa: F401 (spans: a fixture)
 from xray_otel import configure, process_candidates, rank_candidates, start_run, step
 from xray_otel import conventions as c
 from xray_otel.sdk import build_provider, candidates as cand, export, flush, outcomes, score_candidates
 from xray_otel.sdk.export import FailSafeExporter
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()  # the SDK's default SpanLimits
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    configure(tracer_provider=provider)
-    return exporter
-
-
-@dataclass(frozen=True)
-class Item:
-    sku: str
-    price: int
-
-
-ITEMS = [Item(f"S{i}", i) for i in range(1000)]
-
-
-def by_price(item: Item) -> tuple[bool, str]:
-    if item.price < 100:
-        return False, "too_cheap"
-    return item.price < 130, "too_expensive"
-
-
-def only_span(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    (span,) = [s for s in exporter.get_finished_spans() if s.name == name]
-    return span
-
-
-def decisions(span: ReadableSpan) -> list[dict]:
-    return json.loads(span.attributes.get(c.STEP_DECISIONS, "[]"))
 
 
 def read_outcomes(step_span: ReadableSpan, all_spans: list[ReadableSpan]) -> dict[str, Any]:

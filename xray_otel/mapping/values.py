@@ -71,25 +71,10 @@ def attributes_to_dict(key_values: Any) -> dict[str, Any]:
     return {kv.key: kv.value.string_value or any_value(kv.value) for kv in key_values}  # most values are text
 
 
-def capped_attributes(key_values: Any, limit: int) -> tuple[dict[str, Any], int]:
-    """attributes_to_dict, then cap_strings(limit) only if a value may need it; returns (attributes, cut)."""
-    attrs: dict[str, Any] = {}
-    suspect = False
-    for kv in key_values:
-        value = kv.value
-        text = value.string_value
-        if not text:
-            text = any_value(value)
-            suspect = suspect or type(text) is list or (type(text) is str and len(text) > limit)  # bytes: hex
-        elif len(text) > limit:
-            suspect = True
-        attrs[kv.key] = text
-    return attrs, cap_strings(attrs, limit) if suspect else 0
-
-
 def split_attributes(key_values: Any, limit: int, apart: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """capped_attributes, but the values of ``apart`` keys are left as sent (AnyValues), uncapped, in a dict of
-    their own, for a reader with limits of its own (outcomes.py): (attributes, apart, cut)."""
+    """A span's attributes as plain values, string values over ``limit`` characters cut (with the marker), and
+    how many were cut; the values of ``apart`` keys are left as sent (AnyValues), uncapped, in a dict of their
+    own, for a reader with limits of its own (outcomes.py): (attributes, apart, cut)."""
     attrs: dict[str, Any] = {}
     kept: dict[str, Any] = {}
     suspect = False
