@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
 from .queries import openapi
-from .web import json_error, json_ok
+from .web import PROJECT, json_error, json_ok
 from .queries.common import STORE, query_errors
 from .queries.routes import add_routes
 from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, SIGNAL_PATHS, handle_ignored, handle_traces
@@ -56,6 +56,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if request.get(PROJECT) is not None:  # the counters are every project's traffic
+        return json_error(403, "a project-bound API key cannot read /metrics: its figures cover every project")
     registry = request.app[INGESTER].metrics.registry
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

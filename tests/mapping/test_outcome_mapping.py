@@ -4,6 +4,7 @@ same-named wrappers (queries/analysis.fold_wrappers)."""
 
 from __future__ import annotations
 
+
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,7 +21,7 @@ from xray_otel.mapping.spans import map_request
 from xray_otel.mapping.values import any_value, int_array, str_array
 from xray_otel.queries.analysis import analyze, fold_wrappers, tree_order
 from xray_otel.receiver.otlp_json import decode
-from xray_otel.store.outcomes import Part, pack, state
+from xray_otel.store.outcomes import MAX_FOUND, Part, pack, state
 
 RUN = uuid.uuid4()
 
@@ -163,6 +164,24 @@ def summary(parts: int = 2, present: tuple[int, ...] = (0, 1), stored: int = 10,
 ])
 def test_state(row: dict[str, Any], expected: tuple[str, str | None]) -> None:
     assert state(row) == expected
+
+
+def test_a_claim_of_a_million_parts_is_counted_not_listed() -> None:
+    """A span may claim any part count: reading it must not cost a pass over the claim (it stalled every
+    read of the run for seconds)."""
+    verdict = state(summary(parts=1_000_000, present=(0, 3), stored=2, total=None))
+    assert verdict == ("incomplete", "999,998 of its 1,000,000 parts did not arrive (part 1, 2, 4, 5, 6, …)")
+
+
+def test_many_copies_of_one_id_are_found_in_one_pass_and_capped() -> None:
+    """100,000 copies of one id: found in one pass (not one count from the start per copy, which took 13 s
+    on the event loop), at most MAX_FOUND of them."""
+    ids = ["a"] * 100_000 + ["b"]
+    part = _part(OutcomeRow(RUN, "s", 0, 1, len(ids), ids, [0] * len(ids), None, [], None))
+    found = part.find("a")
+    assert found == list(range(MAX_FOUND))
+    assert part.find("b") == [100_000] and part.find("") == [] and part.find("c") == []
+    assert _part(OutcomeRow(RUN, "s", 0, 1, 4, ["xa", "a", "ax", "a"], [0] * 4, None, [], None)).find("a") == [1, 3]
 
 
 # --- the funnel: a same-named wrapper is no stage of its own ---------------------------------------------

@@ -158,3 +158,10 @@ def test_a_hash_sign_in_an_environment_key_is_part_of_the_key() -> None:
     settings.keys.check("s3cr#Xk9pQ2", "read")
     with pytest.raises(Exception, match="unknown API key"):
         settings.keys.check("s3cr", "read")
+
+
+def test_a_project_bound_key_cannot_read_every_projects_metrics(pg_dsn: str) -> None:
+    with serve(pg_dsn, api_keys="ingest+read@shop-metrics:k1,read:k2") as server:
+        bound = call("GET", server.url + "/metrics", headers={"x-api-key": "k1"})
+        assert bound.status == 403 and "every project" in bound.json()["error"]["message"]
+        assert call("GET", server.url + "/metrics", headers={"x-api-key": "k2"}).status == 200

@@ -274,3 +274,8 @@ def test_metrics_and_logs_exports_are_answered_success_and_counted(receiver_url:
     line = f'xray_otlp_ignored_requests_total{{signal="{signal}",transport="http"}}'
     count = lambda text: float(next((ln.split()[-1] for ln in text.splitlines() if ln.startswith(line)), "0"))  # noqa: E731
     assert count(after) == count(before) + 2
+
+
+def test_a_metrics_export_in_no_otlp_content_type_is_415(receiver_url: str) -> None:
+    reply = call("POST", receiver_url + "/v1/metrics", b"hello", {"Content-Type": "text/plain"})
+    assert reply.status == 415

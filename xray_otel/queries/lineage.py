@@ -189,7 +189,10 @@ async def list_decisions(request: web.Request) -> web.Response:
         while j < len(steps) and not steps[j]["has_outcomes"]:  # consecutive sample-only steps: one read
             j += 1
         span_ids = tuple(s["span_id"] for s in steps[i:j])
-        rows = await store.decisions(run["id"], _with_steps(filters, span_ids), after, limit - len(page))
+        # A sampled decision's place is its ordinality in a JSON array (int4 in SQL): a cursor's larger
+        # place (an outcome's, or a forged one) means past every decision of that step.
+        sql_after = after and [after[0], after[1], min(after[2], 2**31 - 1)]
+        rows = await store.decisions(run["id"], _with_steps(filters, span_ids), sql_after, limit - len(page))
         page += [([r["step_time"], r["span_id"], r["ord"]], _decision(r)) for r in rows]
         i = j
     headers = {}

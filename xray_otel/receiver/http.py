@@ -70,8 +70,13 @@ _EMPTY_RESPONSE = {PROTOBUF: b"", JSON: b"{}"}
 async def handle_ignored(request: web.Request) -> web.Response:
     """POST /v1/metrics, /v1/logs: success, counted in /metrics (xray_otlp_ignored_*), nothing stored."""
     codec = codec_for(request.content_type) or codec_for(PROTOBUF)
+    error: ReceiverError | None = None
     if request.method != "POST":
-        error: ReceiverError = MethodNotAllowed(f"{request.method} is not supported on {request.path}; use POST")
+        error = MethodNotAllowed(f"{request.method} is not supported on {request.path}; use POST")
+    elif codec_for(request.content_type) is None:  # not an OTLP exporter: say so, as /v1/traces does
+        error = UnsupportedMediaType(f"unsupported Content-Type {request.content_type!r}; "
+                                     "use application/x-protobuf or application/json")
+    if error is not None:
         return error_response(error, codec.encode_status(error.grpc_code, error.message), codec.content_type)
     try:
         async with received_body(request) as body:
@@ -124,7 +129,7 @@ async def _read_body(request: web.Request, limit: int, hold: BodyHold) -> bytes:
             await hold.take(len(piece))
             out += piece
     if inflater is not None and not inflater.done:
-        raise BadRequest("gzip body is truncated")
+        raise BadRequest(f"{'deflate' if encoding == 'deflate' else 'gzip'} body is truncated")
     return bytes(out)
 
 

@@ -64,6 +64,9 @@ def _unints(code: str, data: bytes) -> array:
     return values
 
 
+MAX_FOUND = 10_000  # places of one candidate in one part: more is a loop, and the first ones tell the story
+
+
 class Part:
     """One stored part, unpacked as it is asked: ids only when searched or listed."""
 
@@ -94,22 +97,27 @@ class Part:
             self._rank_list = _unints("I", zlib.decompress(self._ranks))
         return self._rank_list
 
-    def find(self, candidate: str) -> list[int]:
-        """Where ``candidate`` is among the part's ids (usually once; twice when the step saw it twice)."""
-        if not self.n:
+    def find(self, candidate: str, most: int = MAX_FOUND) -> list[int]:
+        """Where ``candidate`` is among the part's ids (usually once; more when the step saw it more often),
+        at most ``most`` places. Separators are counted from the last match on, so many matches cost one
+        pass over the part, not one each."""
+        if not self.n or not candidate:
             return []
         data = zlib.decompress(self._ids)
         needle = candidate.encode()
         found: list[int] = []
-        start = 0
-        while True:
+        start = counted_to = index = 0
+        while len(found) < most:
             at = data.find(needle, start)
             if at < 0:
-                return found
+                break
             end = at + len(needle)
             if (at == 0 or data[at - 1] == 0) and (end == len(data) or data[end] == 0):
-                found.append(data.count(SEPARATOR, 0, at))
-            start = at + 1
+                index += data.count(SEPARATOR, counted_to, at)
+                counted_to = at
+                found.append(index)
+            start = end if end > at else at + 1
+        return found
 
     def code(self, index: int) -> int:
         return self.codes()[index]
@@ -155,10 +163,16 @@ def state(summary: Any) -> tuple[str, str | None]:
     notes = list(summary["notes"] or [])
     parts = summary["parts"]
     present = set(summary["present"] or [])
-    missing = [p for p in range(parts) if p not in present]
-    if missing:
-        shown = ", ".join(map(str, missing[:5])) + (", …" if len(missing) > 5 else "")
-        notes.append(f"{len(missing)} of its {parts} parts did not arrive (part {shown})")
+    absent = parts - len({p for p in present if 0 <= p < parts})
+    if absent > 0:  # counted, and the first few named: a span may claim a million parts
+        first = []
+        for part in range(parts):
+            if part not in present:
+                first.append(str(part))
+                if len(first) == 5:
+                    break
+        notes.append(f"{absent:,} of its {parts:,} parts did not arrive (part {', '.join(first)}"
+                     f"{', …' if absent > 5 else ''})")
     if summary["parts_min"] != parts:
         notes.append("its parts disagree on how many parts there are")
     total, stored = summary["total"], summary["stored"]
