@@ -262,3 +262,34 @@ def test_runs_stored_before_projects_stay_readable_after_the_migration(pg_dsn: s
             assert _get(migrated, f"/runs/{run_id}", "key-b").status == 404
     finally:
         asyncio.run(drop())
+
+
+def test_a_continuation_part_from_another_service_neither_adds_to_nor_leaks_from_a_step(server: ServerThread) -> None:
+    """A trusted writer (a key bound to no project) sends shopA's step, part 0 of 2, and a shopB span that
+    claims to be part 1 of it. shopB's part counts for no step: shopA reads nothing of it, and the step is
+    incomplete (its part 1 did not arrive from its own service), so shopB's candidate is unknown there."""
+    from helpers import Array
+
+    trace_id, base = new_ids()
+    run_id = uuid.UUID(bytes=trace_id)
+
+    def part(ids: list[str], codes: list[int], reasons: list[str], number: int) -> dict:
+        return {"xray.step.outcomes.ids": Array(ids), "xray.step.outcomes.codes": Array(codes),
+                "xray.step.outcomes.reasons": Array(reasons), "xray.step.outcomes.total": 3,
+                "xray.step.outcomes.part": number, "xray.step.outcomes.parts": 2}
+
+    _http(server, [make_span(trace_id, base, "pipeA", attrs={"xray.kind": "run"}),
+                   make_span(trace_id, base + 1, "stepA", parent=base,
+                             attrs={"xray.step.type": "filter", **part(["a1", "a2"], [0, 1], ["too_big"], 0)})],
+          "shopA", "admin")
+    _http(server, [make_span(trace_id, base + 2, "stepA outcomes", parent=base + 1, attrs={
+        "xray.kind": "outcomes", **part(["b-secret-2"], [1], ["B-leak-reason"], 1)})], "shopB", "admin")
+
+    for key in ("key-a", "admin"):
+        listed = _get(server, f"/runs/{run_id}/candidates?limit=1000", key)
+        assert listed.status == 200 and b"b-secret" not in listed.body and b"B-leak" not in listed.body, key
+        path = _get(server, f"/runs/{run_id}/candidates/b-secret-2", key).json()
+        assert path["outcome"] == "unknown" and "part" in path["why"], (key, path)
+    funnel = _get(server, f"/analyze/{run_id}", "key-a").json()["funnel"]
+    assert [(f["name"], f["outcomes"]) for f in funnel] == [("stepA", "incomplete")]
+    assert _get(server, f"/runs/{run_id}/candidates/a2", "key-a").json()["outcome"] == "dropped"

@@ -90,6 +90,8 @@ class OutcomeRow(NamedTuple):
     ranks: list[int] | None  # per id: rank (1 = best), 0 unranked; None: no ranks sent
     reasons: list[str]
     incomplete: str | None  # why this part does not hold every outcome sent for it; None when it does
+    service: str | None = None  # the service.name of the span that carried it: a part counts for its step
+    # only when the step's service is the same (store/read_sql.py), so no other service adds to a step's
 
 
 @dataclass

@@ -199,8 +199,10 @@ def map_span(span: Any, scope: _ScopeContext) -> tuple[RunRow | None, StepRow | 
         if parent is None:
             raise SpanError(f"a {c.KIND}={c.KIND_OUTCOMES} span carries more outcomes of its parent step, but has "
                             "no parent_span_id")
-        return None, None, truncated, outcomes.read_values(sent, run_id, parent, context.max_value_chars)
-    outcome = outcomes.read_values(sent, run_id, span_id, context.max_value_chars) if sent else None
+        return None, None, truncated, outcomes.read_values(sent, run_id, parent, context.max_value_chars)._replace(
+            service=context.service)
+    outcome = outcomes.read_values(sent, run_id, span_id, context.max_value_chars)._replace(
+        service=context.service) if sent else None
     found = semconv.read(attrs, span.kind)  # OpenInference / OpenLLMetry / GenAI; xray.* below wins
     error = _error_text(span)
     is_run = kind == c.KIND_RUN or (kind != c.KIND_STEP and (parent is None or (

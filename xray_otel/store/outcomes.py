@@ -38,6 +38,7 @@ class PackedOutcomes(NamedTuple):
     ranks: bytes | None
     reasons: list[str]
     incomplete: str | None
+    service: str | None
 
 
 def pack(row: OutcomeRow) -> PackedOutcomes:
@@ -46,7 +47,7 @@ def pack(row: OutcomeRow) -> PackedOutcomes:
                           zlib.compress(ids, LEVEL), zlib.compress(_ints("B" if len(row.reasons) < 256 else "H",
                                                                          row.codes), LEVEL),
                           None if row.ranks is None else zlib.compress(_ints("I", row.ranks), LEVEL),
-                          row.reasons, row.incomplete)
+                          row.reasons, row.incomplete, row.service)
 
 
 def _ints(code: str, values: Sequence[int]) -> bytes:

@@ -104,12 +104,17 @@ LIMIT {{limit}}
 
 # What a run's steps sent of their candidate outcomes (migrations/0009), per step: enough to tell whether
 # they are complete (outcomes.state), without reading the packed columns.
-_OUTCOME_SUMMARY = """
+# A part counts for its step only when the span that carried it is of the step's service.
+_SAME_SERVICE = """EXISTS (SELECT 1 FROM steps s WHERE s.run_id = o.run_id AND s.span_id = o.span_id
+                           AND s.service IS NOT DISTINCT FROM o.service)"""
+_OUTCOME_SUMMARY = f"""
     SELECT span_id, max(parts) AS parts, min(parts) AS parts_min,
            array_agg(part ORDER BY part) FILTER (WHERE part >= 0) AS present,
            sum(n)::bigint AS stored, max(total) AS total, min(total) AS total_min, count(total) AS totals,
            array_agg(incomplete ORDER BY part) FILTER (WHERE incomplete IS NOT NULL) AS notes
-    FROM step_outcomes WHERE run_id = $1 GROUP BY span_id
+    FROM step_outcomes o
+    WHERE run_id = $1 AND {_SAME_SERVICE}
+    GROUP BY span_id
 """
 RUN_OUTCOME_STATES = _OUTCOME_SUMMARY
 # The run's steps that answer for candidates: those that sent outcomes, and those that recorded decisions
@@ -129,17 +134,17 @@ WHERE s.run_id = $1 AND {IS_STEP}
 ORDER BY {STEP_TIME}, s.span_id COLLATE "C"
 """
 # The stored parts of steps $2 of run $1, packed (store/outcomes.Part reads them).
-RUN_OUTCOME_PARTS = """
+RUN_OUTCOME_PARTS = f"""
 SELECT span_id, part, n, ids, codes, ranks, reasons
-FROM step_outcomes
-WHERE run_id = $1 AND span_id = ANY($2::text[]) AND part >= 0
+FROM step_outcomes o
+WHERE run_id = $1 AND span_id = ANY($2::text[]) AND part >= 0 AND {_SAME_SERVICE}
 ORDER BY span_id, part
 """
 # Parts $3 on of step $2 of run $1, at most $4 of them: a page of a large step reads only what it shows.
-STEP_OUTCOME_PARTS = """
+STEP_OUTCOME_PARTS = f"""
 SELECT span_id, part, n, ids, codes, ranks, reasons
-FROM step_outcomes
-WHERE run_id = $1 AND span_id = $2 AND part >= $3
+FROM step_outcomes o
+WHERE run_id = $1 AND span_id = $2 AND part >= $3 AND {_SAME_SERVICE}
 ORDER BY part
 LIMIT $4
 """

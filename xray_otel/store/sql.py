@@ -150,7 +150,7 @@ UNSTAGE = "DELETE FROM steps_in"
 # Candidate outcome parts in, from their staging table (COPY fills it), in the steps' transaction. A part
 # already stored (a re-sent span) is not stored again; of two copies of one part in a batch, the whole one
 # (then the one holding more outcomes) is the one stored. Key order, as every writer takes it: no deadlock.
-OUTCOME_COLUMNS = "run_id, span_id, part, parts, total, n, ids, codes, ranks, reasons, incomplete"
+OUTCOME_COLUMNS = "run_id, span_id, part, parts, total, n, ids, codes, ranks, reasons, incomplete, service"
 INSERT_OUTCOMES = f"""
 INSERT INTO step_outcomes ({OUTCOME_COLUMNS})
 SELECT DISTINCT ON (run_id, span_id, part) {OUTCOME_COLUMNS} FROM outcomes_in
@@ -159,6 +159,6 @@ ON CONFLICT (run_id, span_id, part) DO NOTHING
 """
 # The slow path's: one part at a time, behind a savepoint.
 INSERT_OUTCOME = f"""
-INSERT INTO step_outcomes ({OUTCOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO step_outcomes ({OUTCOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (run_id, span_id, part) DO NOTHING
 """

@@ -20,6 +20,9 @@ CREATE TABLE step_outcomes (
     ranks       bytea,              -- zlib: per id one uint32 little-endian, its rank (1 = best), 0 unranked; NULL: no ranks sent
     reasons     text[]   NOT NULL,
     incomplete  text,               -- why this part does not hold every outcome sent for it; NULL when it does
+    service     text,               -- service.name of the span that carried it: it counts for its step only
+                                    -- when that is the step's own (store/read_sql.py), so another project
+                                    -- writing into the trace can neither add to a step's outcomes nor read them
     PRIMARY KEY (run_id, span_id, part)
 );
 ALTER TABLE step_outcomes ALTER COLUMN ids SET STORAGE EXTERNAL, ALTER COLUMN codes SET STORAGE EXTERNAL,
