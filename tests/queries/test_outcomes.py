@@ -262,6 +262,27 @@ def test_a_resent_span_is_stored_once(receiver_url: str, pg_dsn: str) -> None:
     assert db(pg_dsn, "SELECT count(*) FROM step_outcomes WHERE run_id = $1", uuid.UUID(run))[0][0] == 1
 
 
+@pytest.mark.parametrize("together", [True, False], ids=["one request", "two requests"])
+def test_copies_of_a_part_that_disagree_leave_it_unknown(receiver_url: str, together: bool) -> None:
+    """Part 0 on the step span, and a continuation span claiming part 0 with other outcomes: which copy is
+    right cannot be told, so the step answers unknown, not whichever came first."""
+    trace, base = new_ids()
+    step = make_span(trace, base + 1, "f", parent=base, attrs={"xray.kind": "step", **outcomes(
+        ["c1", "c2", "c3"], [0, 1, 0], ["r1"])})
+    impostor = make_span(trace, base + 2, "f outcomes", parent=base + 1, attrs={"xray.kind": "outcomes", **outcomes(
+        ["c1", "c2", "c3"], [1, 0, 0], ["evil"])})
+    run_span = make_span(trace, base, "r", attrs={"xray.kind": "run"})
+    batches = [[run_span, step, impostor]] if together else [[impostor], [run_span, step]]
+    for spans in batches:
+        assert post_otlp(receiver_url, export_request(spans)).status == 200
+    run = str(uuid.UUID(bytes=trace))
+    for cid in ("c1", "c2"):
+        path = candidate(receiver_url, run, cid)
+        assert path["outcome"] == "unknown" and "disagree" in path["why"], (cid, path)
+    assert [f["outcomes"] for f in get_json(f"{receiver_url}/analyze/{run}")["funnel"]] == ["incomplete"]
+    assert {d["outcome"] for d in get_json(f"{receiver_url}/runs/{run}/candidates")} == {"unknown"}
+
+
 # --- what goes wrong on the way: refused, cut, counted ---------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..store.filters import DECISION_KEY, DecisionFilters
-from ..store.outcomes import INCOMPLETE, Part, state
+from ..store.outcomes import DISAGREE, INCOMPLETE, Part, state
 from ..store.reads import Reads, Row
 from ..web import PROJECT, json_ok
 from .analysis import REJECTED_BY_WRAPPER
@@ -83,13 +83,15 @@ def candidate_entries(steps: list[Row], parts: list[Part], rows: list[Row], cand
             path += [_decision(r) for r in sampled]
             continue
         seen = [(part, i) for part in by_step.get(step["span_id"], []) for i in part.find(candidate)]
+        status, why = state(step)
+        if status == INCOMPLETE and why is not None and DISAGREE in why:  # found, but in which copy?
+            path.append(_unknown(step, candidate, why))
+            continue
         elems = [_elem(r) for r in sampled]
         for k, (part, i) in enumerate(seen):
             path.append(_outcome(step, part, i, candidate, elems[k] if k < len(elems) else None))
-        if not seen:
-            status, why = state(step)
-            if status == INCOMPLETE:
-                path.append(_unknown(step, candidate, why))
+        if not seen and status == INCOMPLETE:
+            path.append(_unknown(step, candidate, why))
     return path
 
 
@@ -207,6 +209,8 @@ async def _step_outcomes(store: Reads, run_id: Any, step: Row, f: DecisionFilter
     found: list[tuple[list[Any], dict[str, Any]]] = []
     samples: dict[str, list[dict[str, Any]]] | None = None
     first = start // _PART
+    status, why = state(step)
+    disputed = status == INCOMPLETE and why is not None and DISAGREE in why  # listed, as unknown
     while len(found) < limit:
         parts = await store.step_outcome_parts(run_id, step["span_id"], first, PARTS_PER_READ)
         for part in parts:
@@ -217,8 +221,9 @@ async def _step_outcomes(store: Reads, run_id: Any, step: Row, f: DecisionFilter
                     samples = await _samples(store, run_id, step, f)
                 candidate = part.ids()[i]
                 sample = samples.get(candidate)
-                found.append(([step["step_time"], step["span_id"], part.part * _PART + i],
-                              _outcome(step, part, i, candidate, sample[0] if sample else None)))
+                entry = (_unknown(step, candidate, why) if disputed else
+                         _outcome(step, part, i, candidate, sample[0] if sample else None))
+                found.append(([step["step_time"], step["span_id"], part.part * _PART + i], entry))
                 if len(found) == limit:
                     return found
         if len(parts) < PARTS_PER_READ:

@@ -156,6 +156,7 @@ class Part:
 
 
 COMPLETE, INCOMPLETE, NONE = "complete", "incomplete", "none"
+DISAGREE = "copies of this part disagree"  # store/sql.py marks a part so: no outcome in it can be trusted
 
 
 def state(summary: Any) -> tuple[str, str | None]:

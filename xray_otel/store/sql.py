@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .outcomes import DISAGREE
+
 # Rows carry times as int64 microseconds since the Unix epoch (mapping.py): asyncpg encodes an int
 # in a fraction of the time a datetime takes, and PostgreSQL converts them in the statements below.
 TIME_COLUMNS = ("started_at", "completed_at")
@@ -149,16 +151,33 @@ UNSTAGE = "DELETE FROM steps_in"
 
 # Candidate outcome parts in, from their staging table (COPY fills it), in the steps' transaction. A part
 # already stored (a re-sent span) is not stored again; of two copies of one part in a batch, the whole one
-# (then the one holding more outcomes) is the one stored. Key order, as every writer takes it: no deadlock.
+# (then the one holding more outcomes) is the one stored. Copies that disagree (the same part sent twice
+# with other outcomes) leave the part marked incomplete, in a batch or across batches: which copy is right
+# cannot be told, so its step answers unknown rather than what came first. Key order, as every writer
+# takes it: no deadlock.
 OUTCOME_COLUMNS = "run_id, span_id, part, parts, total, n, ids, codes, ranks, reasons, incomplete, service"
+def _content(t: str) -> str:
+    """A digest of what a part holds (``t``: the table alias), to tell copies that disagree."""
+    return (f"md5({t}ids || {t}codes || coalesce({t}ranks, ''::bytea) || convert_to(array_to_string({t}reasons, "
+            f"E'\\x1f') || E'\\x1e' || coalesce({t}service, ''), 'UTF8'))")
+
+
+_DISAGREE = DISAGREE
+_ON_CONFLICT = f"""ON CONFLICT (run_id, span_id, part) DO UPDATE
+SET incomplete = coalesce(step_outcomes.incomplete || '; ', '') || '{_DISAGREE}'
+WHERE {_content("step_outcomes.")} IS DISTINCT FROM {_content("excluded.")}
+  AND coalesce(step_outcomes.incomplete, '') NOT LIKE '%{_DISAGREE}%'"""
 INSERT_OUTCOMES = f"""
 INSERT INTO step_outcomes ({OUTCOME_COLUMNS})
-SELECT DISTINCT ON (run_id, span_id, part) {OUTCOME_COLUMNS} FROM outcomes_in
+SELECT DISTINCT ON (run_id, span_id, part) run_id, span_id, part, parts, total, n, ids, codes, ranks, reasons,
+       CASE WHEN disagree THEN coalesce(incomplete || '; ', '') || '{_DISAGREE}' ELSE incomplete END, service
+FROM (SELECT *, min({_content("")}) OVER w <> max({_content("")}) OVER w AS disagree
+      FROM outcomes_in WINDOW w AS (PARTITION BY run_id, span_id, part)) i
 ORDER BY run_id, span_id, part, incomplete IS NOT NULL, n DESC
-ON CONFLICT (run_id, span_id, part) DO NOTHING
+{_ON_CONFLICT}
 """
 # The slow path's: one part at a time, behind a savepoint.
 INSERT_OUTCOME = f"""
 INSERT INTO step_outcomes ({OUTCOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT (run_id, span_id, part) DO NOTHING
+{_ON_CONFLICT}
 """
