@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import random
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -163,3 +164,17 @@ def deliver_chaotically(url: str, spans: list[Span], rng: random.Random, batch: 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda b: post_otlp(url, export_request(b)).status, deliveries))
     assert statuses == [200] * len(deliveries)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until ``xray-otel serve`` (``proc``, at ``url``) answers /ready 200; its stderr if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        try:
+            if call("GET", url + "/ready").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("receiver did not become ready")

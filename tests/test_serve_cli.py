@@ -15,21 +15,8 @@ import asyncpg
 import pytest
 
 from conftest import free_port
-from helpers import call, export_request, get_json, new_ids, pipeline_spans, post_otlp
+from helpers import export_request, get_json, new_ids, pipeline_spans, post_otlp, wait_ready
 from xray_otel.store.migrate import SchemaTooNew, migrate, migrations
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        try:
-            if call("GET", url + "/ready").status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("receiver did not become ready")
 
 
 def test_serve_on_embedded_database_then_sigterm(tmp_path) -> None:
@@ -41,7 +28,7 @@ def test_serve_on_embedded_database_then_sigterm(tmp_path) -> None:
     for attempt in range(2):  # the second start reuses the data directory: migrations are a no-op
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            _wait_ready(url, proc)
+            wait_ready(url, proc)
             trace_id, base = new_ids()
             assert post_otlp(url, export_request(pipeline_spans(trace_id, base))).status == 200
             assert len(get_json(url + "/runs")) == attempt + 1
@@ -107,7 +94,7 @@ def test_serve_with_two_workers_sharing_the_ports(tmp_path) -> None:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc)
         workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 2
         ids = [new_ids() for _ in range(20)]

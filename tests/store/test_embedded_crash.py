@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from conftest import free_port
-from helpers import call, export_request, get_json, new_ids, pipeline_spans, post_otlp
+from helpers import export_request, get_json, new_ids, pipeline_spans, post_otlp, wait_ready
 
 STEPS_PER_RUN = len(pipeline_spans(b"\0" * 16, 0)) - 1  # one run span, the rest steps
 
@@ -33,19 +33,6 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        try:
-            if call("GET", url + "/ready").status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("receiver did not become ready")
 
 
 def _wait_gone(pid: int, timeout: float = 30) -> bool:
@@ -77,7 +64,7 @@ def test_clean_stop_after_a_crash_stops_the_adopted_postgres(tmp_path: Path) -> 
     def start() -> subprocess.Popen:
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs.append(proc)
-        _wait_ready(url, proc)
+        wait_ready(url, proc, timeout=90)
         pid = _postmaster_pid(data_dir)
         assert pid is not None
         postmasters.add(pid)
@@ -134,7 +121,7 @@ def test_a_clean_stop_leaves_a_postgres_another_live_process_still_uses(tmp_path
     proc = subprocess.Popen([sys.executable, "-m", "xray_otel", "serve", "--port", str(port), "--grpc-port", "0",
                              "--data-dir", str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc, timeout=90)
         assert _postmaster_pid(data_dir) == postmaster  # shared
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
