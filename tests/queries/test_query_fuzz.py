@@ -274,7 +274,8 @@ def _real_cursors(base: str, path: str, op: dict[str, Any], sent: Sent) -> list[
     sorts = names["sort"]["schema"]["enum"] if "sort" in names else [None]
     found = []
     for sort in sorts:
-        url = base + target(path, {"run_id": sent.runs["good"]}, [("limit", "1")] + ([("sort", sort)] if sort else []))
+        path_values = {p["name"]: _valid(p["name"], sent) for p in op["parameters"] if p["in"] == "path"}
+        url = base + target(path, path_values, [("limit", "1")] + ([("sort", sort)] if sort else []))
         reply = call("GET", url)
         assert reply.status == 200, (url, reply.body[:300])
         if reply.headers.get("X-Next-Cursor"):
@@ -422,7 +423,8 @@ def test_only_a_cursor_the_server_issued_is_taken(server: Server, sent: Sent) ->
                 sort = decode(text)[0]
                 for forged in _forgeries(text, path):
                     query = ([("sort", sort)] if has_sort else []) + [("cursor", forged)]
-                    url = target(path, {"run_id": sent.runs["good"]}, query)
+                    url = target(path, {p["name"]: _valid(p["name"], sent) for p in op["parameters"]
+                                        if p["in"] == "path"}, query)
                     status, body = client.get(url)
                     assert status == 400, (url[:300], status, decode(forged) if status == 200 else body[:300])
                     message = json.loads(body)["error"]["message"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
-from . import compare, lineage, pipelines, run_steps, runs, steps
+from . import compare, history, lineage, pipelines, run_steps, runs, steps
 from .params import Param
 
 
@@ -125,6 +125,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("get", "/pipelines/{name}", "One pipeline over a time window, with per-step drop rates and reasons",
              (pipelines.NAME,) + pipelines.GET_PARAMS,
              {"allOf": [_ref("Pipeline"), {"type": "object", "properties": {"steps": _array("PipelineStep")}}]},
+             errors=(400, 404, 503)),
+    Endpoint("get", "/pipelines/{name}/candidates/{candidate_id}",
+             "One candidate across a pipeline's runs, newest first: its fate in each run it appeared in, where it "
+             "left, and where its fate changed; each page reads at most 1,000 runs and says which",
+             (pipelines.NAME, Param("candidate_id", "string", "candidate id as recorded", required=True))
+             + history.HISTORY_PARAMS, paged=True, errors=(400, 404, 503)),
+    Endpoint("get", "/pipelines/{name}/never-survives",
+             "Over the newest runs of a window, the candidates dropped most often by the same step for the same "
+             "reason, and whether they ever survived", (pipelines.NAME,) + history.NEVER_PARAMS,
              errors=(400, 404, 503)),
     Endpoint("get", "/openapi.json", "This document", errors=()),
     Endpoint("get", "/docs", "Interactive API documentation (HTML, works offline)", errors=(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import compare, docs, funnel, lineage, pipelines, run_steps, runs, steps
+from . import compare, docs, funnel, history, lineage, pipelines, run_steps, runs, steps
 
 
 def add_routes(app: web.Application) -> None:
@@ -18,5 +18,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/compare", compare.compare_runs)
     app.router.add_get("/pipelines", pipelines.list_pipelines)
     app.router.add_get("/pipelines/{name}", pipelines.get_pipeline)
+    app.router.add_get("/pipelines/{name}/candidates/{candidate_id}", history.candidate_history)
+    app.router.add_get("/pipelines/{name}/never-survives", history.never_survives)
     app.router.add_get("/openapi.json", docs.openapi_json)
     app.router.add_get("/docs", docs.docs_page)

@@ -62,6 +62,8 @@ WHERE s.run_id = $1 AND s.span_id = ANY($2::text[]) AND {IS_STEP}
 TRACE_PARTS = "SELECT r.id, r.project FROM runs r WHERE r.trace_id = $1 AND r.trace_id IS NOT NULL ORDER BY r.project"
 RUN_HAS_SERVICE = "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND service = $2)"
 RUN_NAME_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1)"
+# Whether project $2's runs (any project's when NULL) include one named $1.
+PROJECT_RUN_NAME_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE name = $1 AND ($2::text IS NULL OR project = $2))"
 
 
 # --- cross-run queries (GET /steps, /runs filters, lineage, /pipelines) ------------------------
@@ -107,21 +109,22 @@ LIMIT {{limit}}
 # A part counts for its step only when the span that carried it is of the step's service.
 _SAME_SERVICE = """EXISTS (SELECT 1 FROM steps s WHERE s.run_id = o.run_id AND s.span_id = o.span_id
                            AND s.service IS NOT DISTINCT FROM o.service)"""
-_OUTCOME_SUMMARY = f"""
-    SELECT span_id, max(parts) AS parts, min(parts) AS parts_min,
+_OUTCOME_SUMMARY = """
+    SELECT {key}, max(parts) AS parts, min(parts) AS parts_min,
            array_agg(part ORDER BY part) FILTER (WHERE part >= 0) AS present,
            sum(n)::bigint AS stored, max(total) AS total, min(total) AS total_min, count(total) AS totals,
            array_agg(incomplete ORDER BY part) FILTER (WHERE incomplete IS NOT NULL) AS notes
     FROM step_outcomes o
-    WHERE run_id = $1 AND {_SAME_SERVICE}
-    GROUP BY span_id
+    WHERE {runs} AND """ + _SAME_SERVICE + """
+    GROUP BY {key}
 """
-RUN_OUTCOME_STATES = _OUTCOME_SUMMARY
+_RUN_OUTCOME_SUMMARY = _OUTCOME_SUMMARY.format(key="span_id", runs="run_id = $1")
+RUN_OUTCOME_STATES = _RUN_OUTCOME_SUMMARY
 # The run's steps that answer for candidates: those that sent outcomes, and those that recorded decisions
 # (a sample, `xray.step.decisions`), in step time order (span ids compared as bytes, as Python compares
 # them, so that pages of both kinds merge in one order).
 RUN_CANDIDATE_STEPS = f"""
-WITH o AS ({_OUTCOME_SUMMARY})
+WITH o AS ({_RUN_OUTCOME_SUMMARY})
 SELECT s.span_id, s.parent_span_id, s.name, s.type, s.service, s.started_at, s.input_count, s.output_count,
        {STEP_TIME} AS step_time, o.span_id IS NOT NULL AS has_outcomes, o.parts, o.parts_min, o.present,
        o.stored, o.total, o.total_min, o.totals, o.notes,
@@ -149,6 +152,51 @@ ORDER BY part
 LIMIT $4
 """
 
+# --- one candidate across a pipeline's runs (queries/history.py) ---
+# A page of pipeline $1's runs that started in [$2, $3), newest first, before the key ($4, $5) when given;
+# {where} narrows to a project. Read through runs_name_started_idx (migration 0005).
+PIPELINE_RUN_PAGE = """
+SELECT r.id, r.trace_id, r.project, r.status, r.started_at
+FROM runs r
+WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
+  AND ($4::timestamptz IS NULL OR (r.started_at, r.id) < ($4, $5::uuid)) AND {where}
+ORDER BY r.started_at DESC, r.id DESC
+LIMIT {limit}
+"""
+# RUN_CANDIDATE_STEPS for the runs $1, with each step's run_id.
+RUNS_CANDIDATE_STEPS = f"""
+WITH o AS ({_OUTCOME_SUMMARY.format(key="run_id, span_id", runs="run_id = ANY($1::uuid[])")})
+SELECT s.run_id, s.span_id, s.parent_span_id, s.name, s.type, s.service, s.started_at, s.input_count,
+       s.output_count, {STEP_TIME} AS step_time, o.span_id IS NOT NULL AS has_outcomes, o.parts, o.parts_min,
+       o.present, o.stored, o.total, o.total_min, o.totals, o.notes,
+       CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) ELSE 0 END
+           AS decision_count
+FROM steps s
+LEFT JOIN o ON o.run_id = s.run_id AND o.span_id = s.span_id
+WHERE s.run_id = ANY($1::uuid[]) AND {IS_STEP}
+  AND (o.span_id IS NOT NULL OR (jsonb_typeof(s.decisions) = 'array' AND jsonb_array_length(s.decisions) > 0))
+ORDER BY s.run_id, {STEP_TIME}, s.span_id COLLATE "C"
+"""
+# The stored parts of the runs $1 (of every step that sent them), with each part's run_id.
+RUNS_OUTCOME_PARTS = f"""
+SELECT run_id, span_id, part, n, ids, codes, ranks, reasons
+FROM step_outcomes o
+WHERE run_id = ANY($1::uuid[]) AND part >= 0 AND {_SAME_SERVICE}
+ORDER BY run_id, span_id, part
+"""
+# The recorded decisions on candidate $2 of the steps $3 of the runs $1 (steps that sent no outcomes).
+RUNS_CANDIDATE_DECISIONS = f"""
+SELECT s.run_id, s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
+       {STEP_TIME} AS step_time, d.ord, d.elem
+FROM steps s
+CROSS JOIN LATERAL jsonb_array_elements(
+    CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN s.decisions ELSE '[]'::jsonb END
+) WITH ORDINALITY AS d(elem, ord)
+WHERE s.run_id = ANY($1::uuid[]) AND s.span_id = ANY($3::text[]) AND {IS_STEP}
+  AND jsonb_typeof(d.elem) = 'object' AND d.elem ->> 'id' = $2
+ORDER BY s.run_id, {STEP_TIME}, s.span_id COLLATE "C", d.ord
+"""
+
 # A run's recorded decisions, one row per decision, in step time order. `decisions` is a
 # JSON array of {id, accepted, reason, score, rank}; anything else stored there is skipped.
 # {where} adds filters on s (steps) and d.elem (one decision); values are parameters.
@@ -172,6 +220,10 @@ SELECT s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count,
 FROM steps s
 WHERE s.run_id = $1 AND {IS_STEP} AND s.type IN ('retrieval', 'rank')
 """
+
+# RUN_WRAPPERS for the runs $1, with each step's run_id.
+RUNS_WRAPPERS = RUN_WRAPPERS.replace("SELECT s.span_id,", "SELECT s.run_id, s.span_id,").replace(
+    "s.run_id = $1", "s.run_id = ANY($1::uuid[])")
 
 # Per pipeline (run name) over a time window [$1, $2): runs, failures, duration percentiles, cost.
 # {where} narrows further (one name); percentile_cont skips runs still running (NULL duration).

@@ -28,6 +28,17 @@ REFUSED_VALUE_ERRORS = (asyncpg.DataError,)
 
 
 @dataclass(frozen=True)
+class RunsCandidates:
+    """What a page of runs holds of their candidates, read from one snapshot: per run id, its steps that
+    answer for candidates (as ``candidate_steps``), their stored outcome parts, and the recorded decisions
+    on one candidate of those steps that sent no outcomes."""
+    steps: dict[uuid.UUID, list[Row]]
+    parts: dict[uuid.UUID, list[Part]]
+    decisions: dict[uuid.UUID, list[Row]]
+    wrappers: dict[uuid.UUID, list[Row]]  # retrieval and rank steps (queries/lineage.py not_passed_on)
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """One pipeline's figures over a window, read from one snapshot."""
     runs: Row | None  # read_sql.PIPELINE_RUNS's row; None when no run of it started in the window
@@ -114,6 +125,44 @@ class Reads:
         order (filters.STEP_SORTS), each with ``sort_key``."""
         query, args = filters.search_steps(f, page)
         return await self._pool.fetch(query, *args)
+
+    async def pipeline_run_page(self, name: str, since: datetime, until: datetime, before: list[Any] | None,
+                                project: str | None, limit: int) -> list[Row]:
+        """Up to ``limit`` runs of pipeline ``name`` that started in [since, until), newest first, before the
+        key (started_at, id) ``before``; only ``project``'s when one is given."""
+        args: list[Any] = [name, since, until, *(before or (None, None))]
+        where = "TRUE"
+        if project is not None:
+            args.append(project)
+            where = f"r.project = ${len(args)}"
+        args.append(limit)
+        query = sql.PIPELINE_RUN_PAGE.format(where=where, limit=f"${len(args)}")
+        return await self._pool.fetch(query, *args)
+
+    async def pipeline_exists(self, name: str, project: str | None) -> bool:
+        """Whether a run was ever named ``name`` (one of ``project``'s, when given)."""
+        return await self._pool.fetchval(sql.PROJECT_RUN_NAME_EXISTS, name, project)
+
+    async def runs_candidates(self, run_ids: Sequence[uuid.UUID], candidate: str | None) -> RunsCandidates:
+        """The candidates the runs hold (RunsCandidates); decisions and wrappers only when ``candidate`` is given."""
+        ids = list(run_ids)
+        steps: dict[uuid.UUID, list[Row]] = {}
+        parts: dict[uuid.UUID, list[Part]] = {}
+        decisions: dict[uuid.UUID, list[Row]] = {}
+        wrappers: dict[uuid.UUID, list[Row]] = {}
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            for row in await conn.fetch(sql.RUNS_CANDIDATE_STEPS, ids):
+                steps.setdefault(row["run_id"], []).append(row)
+            for row in await conn.fetch(sql.RUNS_OUTCOME_PARTS, ids):
+                parts.setdefault(row["run_id"], []).append(Part(row))
+            sampled = [s["span_id"] for rows in steps.values() for s in rows if not s["has_outcomes"]]
+            if candidate is not None and sampled:
+                for row in await conn.fetch(sql.RUNS_CANDIDATE_DECISIONS, ids, candidate, sampled):
+                    decisions.setdefault(row["run_id"], []).append(row)
+            if candidate is not None:
+                for row in await conn.fetch(sql.RUNS_WRAPPERS, ids):
+                    wrappers.setdefault(row["run_id"], []).append(row)
+        return RunsCandidates(steps, parts, decisions, wrappers)
 
     async def pipelines(self, since: datetime, until: datetime, service: str | None, limit: int) -> list[Row]:
         """Per run name, its runs that started in [since, until): counts, durations, cost."""

@@ -1,0 +1,188 @@
+"""One candidate across a pipeline's runs, and the candidates a pipeline never lets through (issue 18):
+runs written by the SDK's helpers through the stock OTLP exporter, answered by
+/pipelines/{name}/candidates/{cid} and /pipelines/{name}/never-survives."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from helpers import Array, call, export_request, get_json, make_span, new_ids, post_otlp
+from xray_otel import configure, process_candidates, rank_candidates, start_run
+from xray_otel.sdk import build_provider, flush
+
+TARGET = "B0PHONECASE"
+ALWAYS_OUT = "B0GOLDPLATED"  # too dear for every run's price limit
+LIMITS = [100, 100, 100, 50, 50, 50]  # the price filter's limit, run by run: halved after the third run
+
+
+def _products(with_target: bool) -> list[dict[str, Any]]:
+    products = [{"id": f"B0{n:08d}", "price": 10 + (n * 37) % 200, "rating": (n * 13) % 50 / 10} for n in range(400)]
+    products.append({"id": ALWAYS_OUT, "price": 999, "rating": 5.0})
+    if with_target:
+        products.insert(123, {"id": TARGET, "price": 80, "rating": 4.9})
+    return products
+
+
+def _run(name: str, limit: int, with_target: bool = True) -> str:
+    with start_run(name) as run:
+        kept = process_candidates(_products(with_target),
+                                  lambda p: (p["price"] <= limit, None if p["price"] <= limit else "price_too_high"),
+                                  step_name="filter_by_price")
+        rank_candidates(kept, lambda p: p["rating"], top_k=60, step_name="rank_by_rating")
+    return run.run_id
+
+
+@pytest.fixture(scope="module")
+def pipeline(receiver) -> dict[str, Any]:
+    name = f"competitor_selection_{uuid.uuid4().hex[:8]}"
+    provider = build_provider("history-test", endpoint=receiver.url, protocol="http/protobuf")
+    configure(tracer_provider=provider)
+    try:
+        runs = []
+        for limit in LIMITS:
+            runs.append(_run(name, limit))
+            time.sleep(0.01)  # distinct start times: newest first is well defined
+        runs.append(_run(name, 100, with_target=False))
+        assert flush(timeout=60)
+    finally:
+        provider.shutdown()
+    _wait_whole(receiver.url, runs)
+    return {"url": receiver.url, "name": name, "runs": runs}  # oldest first
+
+
+def _wait_whole(url: str, runs: list[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    for run_id in runs:
+        while True:
+            reply = call("GET", f"{url}/analyze/{run_id}")
+            if reply.status == 200 and reply.json()["run"]["status"] != "RUNNING" and all(
+                    f.get("outcomes") == "complete" for f in reply.json()["funnel"]):
+                break
+            assert time.monotonic() < deadline, f"run {run_id} not whole: {reply.body[:300]!r}"
+            time.sleep(0.2)
+
+
+def _history(p: dict[str, Any], candidate: str, query: str = "") -> Any:
+    return call("GET", f"{p['url']}/pipelines/{quote(p['name'])}/candidates/{quote(candidate)}{query}")
+
+
+def test_history_gives_each_runs_fate_newest_first_and_where_it_changed(pipeline) -> None:
+    reply = _history(pipeline, TARGET)
+    assert reply.status == 200, reply.body[:300]
+    answer = reply.json()
+    runs = answer["runs"]
+    assert [r["run"]["id"] for r in runs] == list(reversed(pipeline["runs"][:6]))  # not the run without it
+    assert [r["outcome"] for r in runs] == ["dropped"] * 3 + ["kept"] * 3
+    assert {(r["left_at"]["step"], r["left_at"]["reason"]) for r in runs[:3]} == {("filter_by_price",
+                                                                                     "price_too_high")}
+    assert [e["step"] for e in runs[-1]["path"]] == ["filter_by_price", "rank_by_rating"]
+    s = answer["summary"]
+    assert (s["runs_read"], s["runs_with_candidate"]) == (7, 6)
+    assert s["outcomes"] == {"kept": 3, "dropped": 3, "unknown": 0}
+    assert s["left_at"] == [{"step": "filter_by_price", "reason": "price_too_high", "runs": 3}]
+    assert len(s["changes"]) == 1
+    change = s["changes"][0]
+    assert change["run_id"] == pipeline["runs"][3] and change["previous_run_id"] == pipeline["runs"][2]
+    assert change["from"] == {"outcome": "kept", "step": None, "reason": None}
+    assert change["to"] == {"outcome": "dropped", "step": "filter_by_price", "reason": "price_too_high"}
+    assert answer["next_cursor"] is None and "Link" not in reply.headers
+
+
+def test_each_runs_answer_is_the_runs_own(pipeline) -> None:
+    for entry in _history(pipeline, TARGET).json()["runs"]:
+        own = get_json(f"{pipeline['url']}/runs/{entry['run']['id']}/candidates/{TARGET}")
+        assert (own["outcome"], own["left_at"]) == (entry["outcome"], entry["left_at"])
+        assert [(e["step"], e["outcome"], e["reason"], e["rank"]) for e in own["path"]] == [
+            (e["step"], e["outcome"], e["reason"], e["rank"]) for e in entry["path"]]
+
+
+def test_pages_follow_the_cursor_without_gaps_or_repeats(pipeline) -> None:
+    seen: list[str] = []
+    query = "?limit=2"
+    for _ in range(10):
+        reply = _history(pipeline, TARGET, query)
+        assert reply.status == 200
+        page = reply.json()
+        assert len(page["runs"]) <= 2
+        seen += [r["run"]["id"] for r in page["runs"]]
+        if page["next_cursor"] is None:
+            break
+        assert reply.headers["X-Next-Cursor"] == page["next_cursor"]
+        query = f"?limit=2&cursor={quote(page['next_cursor'])}"
+    assert seen == list(reversed(pipeline["runs"][:6]))
+
+
+def test_a_candidate_never_seen_gets_an_empty_history_that_says_what_was_read(pipeline) -> None:
+    answer = _history(pipeline, "B0NOSUCHTHING").json()
+    assert answer["runs"] == [] and answer["summary"]["runs_read"] == 7
+
+
+def test_the_window_narrows_the_runs_read(pipeline) -> None:
+    answer = _history(pipeline, TARGET, "?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z").json()
+    assert answer["runs"] == [] and answer["summary"]["runs_read"] == 0
+
+
+@pytest.mark.parametrize("query, words", [
+    ("?cursor=abc", "cursor"), ("?limit=0", "limit"), ("?since=1h&until=2h", "since"), ("?since=yesterday", "since"),
+])
+def test_bad_parameters_are_400(pipeline, query: str, words: str) -> None:
+    reply = _history(pipeline, TARGET, query)
+    assert reply.status == 400 and words in reply.json()["error"]["message"], reply.body[:300]
+
+
+def test_an_unknown_pipeline_is_404(pipeline) -> None:
+    reply = call("GET", f"{pipeline['url']}/pipelines/no-such-pipeline-{uuid.uuid4().hex}/candidates/{TARGET}")
+    assert reply.status == 404 and "no run named" in reply.json()["error"]["message"]
+    reply = call("GET", f"{pipeline['url']}/pipelines/no-such-pipeline-{uuid.uuid4().hex}/never-survives")
+    assert reply.status == 404
+
+
+def test_never_survives_ranks_the_candidates_dropped_most_often(pipeline) -> None:
+    answer = get_json(f"{pipeline['url']}/pipelines/{quote(pipeline['name'])}/never-survives?limit=500")
+    assert answer["runs_read"] == answer["runs_counted"] == 7 and answer["runs_not_counted"] is None
+    top = answer["candidates"][0]
+    assert top["dropped_runs"] == 7 and top["never_survives"] is True
+    always = [c for c in answer["candidates"] if c["candidate_id"] == ALWAYS_OUT]
+    assert always == [{"candidate_id": ALWAYS_OUT, "step": "filter_by_price", "reason": "price_too_high",
+                       "dropped_runs": 7, "seen_runs": 7, "survived_runs": 0, "never_survives": True}]
+    target = [c for c in answer["candidates"] if c["candidate_id"] == TARGET]
+    assert target == [{"candidate_id": TARGET, "step": "filter_by_price", "reason": "price_too_high",
+                       "dropped_runs": 3, "seen_runs": 6, "survived_runs": 3, "never_survives": False}]
+    counts = [c["dropped_runs"] for c in answer["candidates"]]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_never_survives_narrows_to_a_step_and_reason(pipeline) -> None:
+    base = f"{pipeline['url']}/pipelines/{quote(pipeline['name'])}/never-survives"
+    ranked = get_json(f"{base}?step=rank_by_rating&limit=500")["candidates"]
+    assert ranked and {(c["step"], c["reason"]) for c in ranked} == {("rank_by_rating", "below_top_k")}
+    assert get_json(f"{base}?reason=no_such_reason")["candidates"] == []
+    newest = get_json(f"{base}?runs=2&limit=500")
+    assert newest["runs_read"] == 2 and all(c["dropped_runs"] <= 2 for c in newest["candidates"])
+
+
+def test_a_run_with_incomplete_outcomes_is_left_out_of_the_counts_and_unknown_in_the_history(pipeline) -> None:
+    trace, base = new_ids()
+    t0 = time.time_ns()
+    ids = [TARGET, ALWAYS_OUT] + [f"B0{n:08d}" for n in range(10)]
+    spans = [
+        make_span(trace, base, pipeline["name"], attrs={"xray.kind": "run"}, start=t0, duration_ns=10**7),
+        make_span(trace, base + 1, "filter_by_price", parent=base, start=t0 + 10**6, attrs={
+            "xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": 24,
+            "xray.step.outcomes.ids": Array(ids[1:]), "xray.step.outcomes.codes": Array([1] * 11),
+            "xray.step.outcomes.reasons": Array(["price_too_high"]), "xray.step.outcomes.total": 24,
+            "xray.step.outcomes.part": 0, "xray.step.outcomes.parts": 2}),  # part 1 never comes
+    ]
+    assert post_otlp(pipeline["url"], export_request(spans, service="history-test")).status == 200
+    run_id = str(uuid.UUID(bytes=trace))
+    history = _history(pipeline, TARGET).json()
+    assert history["runs"][0]["run"]["id"] == run_id and history["runs"][0]["outcome"] == "unknown"
+    assert "did not arrive" in history["runs"][0]["why"]
+    answer = get_json(f"{pipeline['url']}/pipelines/{quote(pipeline['name'])}/never-survives?limit=500")
+    assert answer["runs_read"] == 8 and answer["runs_counted"] == 7
+    assert answer["runs_not_counted"] == {"runs": 1, "why": {"outcomes incomplete": 1}}
