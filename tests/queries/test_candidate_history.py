@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import Array, call, export_request, get_json, make_span, new_ids, post_otlp
+from helpers import Array, call, db, export_request, get_json, make_span, new_ids, post_otlp
 from xray_otel import configure, process_candidates, rank_candidates, start_run
 from xray_otel.sdk import build_provider, flush
 
@@ -78,9 +78,8 @@ def test_history_gives_each_runs_fate_newest_first_and_where_it_changed(pipeline
     runs = answer["runs"]
     assert [r["run"]["id"] for r in runs] == list(reversed(pipeline["runs"][:6]))  # not the run without it
     assert [r["outcome"] for r in runs] == ["dropped"] * 3 + ["kept"] * 3
-    assert {(r["left_at"]["step"], r["left_at"]["reason"]) for r in runs[:3]} == {("filter_by_price",
-                                                                                     "price_too_high")}
-    assert [e["step"] for e in runs[-1]["path"]] == ["filter_by_price", "rank_by_rating"]
+    assert {r["run"]["status"] for r in runs} == {"COMPLETED"}
+    assert runs[0]["left_at"] == {"step": "filter_by_price", "reason": "price_too_high"} and runs[-1]["left_at"] is None
     s = answer["summary"]
     assert (s["runs_read"], s["runs_with_candidate"]) == (7, 6)
     assert s["outcomes"] == {"kept": 3, "dropped": 3, "unknown": 0}
@@ -96,9 +95,8 @@ def test_history_gives_each_runs_fate_newest_first_and_where_it_changed(pipeline
 def test_each_runs_answer_is_the_runs_own(pipeline) -> None:
     for entry in _history(pipeline, TARGET).json()["runs"]:
         own = get_json(f"{pipeline['url']}/runs/{entry['run']['id']}/candidates/{TARGET}")
-        assert (own["outcome"], own["left_at"]) == (entry["outcome"], entry["left_at"])
-        assert [(e["step"], e["outcome"], e["reason"], e["rank"]) for e in own["path"]] == [
-            (e["step"], e["outcome"], e["reason"], e["rank"]) for e in entry["path"]]
+        left = own["left_at"] and {"step": own["left_at"]["step"], "reason": own["left_at"]["reason"]}
+        assert (own["outcome"], left, own["why"]) == (entry["outcome"], entry["left_at"], entry["why"])
 
 
 def test_pages_follow_the_cursor_without_gaps_or_repeats(pipeline) -> None:
@@ -186,3 +184,68 @@ def test_a_run_with_incomplete_outcomes_is_left_out_of_the_counts_and_unknown_in
     answer = get_json(f"{pipeline['url']}/pipelines/{quote(pipeline['name'])}/never-survives?limit=500")
     assert answer["runs_read"] == 8 and answer["runs_counted"] == 7
     assert answer["runs_not_counted"] == {"runs": 1, "why": {"outcomes incomplete": 1}}
+
+
+# --- the per-hour index (store/candidate_hours.py) ------------------------------------------------------
+
+
+def _backdated_run(url: str, name: str, start_s: float, *, target_dropped: bool, cut: bool = False) -> str:
+    """A run of two filter steps at ``start_s`` (epoch seconds), in the wire form the SDK sends; ``cut``:
+    the second step announces two parts and sends one, without the target."""
+    trace, base = new_ids()
+    t0 = int(start_s * 1e9)
+    ids = [TARGET, ALWAYS_OUT] + [f"B0{n:08d}" for n in range(20)]
+    price = [1 if c == ALWAYS_OUT or (c == TARGET and target_dropped) else 0 for c in ids]
+    kept = [c for c, code in zip(ids, price) if code == 0]
+    total = len(kept)
+    if cut:  # the target is among the outcomes of the part that never comes
+        kept = [c for c in kept if c != TARGET]
+    rating = [1 if i % 3 == 2 else 0 for i in range(len(kept))]
+    second: dict[str, Any] = {"xray.step.outcomes.total": total + (5 if cut else 0)}
+    if cut:
+        second.update({"xray.step.outcomes.part": 0, "xray.step.outcomes.parts": 2})
+    spans = [
+        make_span(trace, base, name, attrs={"xray.kind": "run"}, start=t0, duration_ns=10**7),
+        make_span(trace, base + 1, "filter_by_price", parent=base, start=t0 + 10**6, attrs={
+            "xray.kind": "step", "xray.step.type": "filter", "xray.step.outcomes.ids": Array(ids),
+            "xray.step.outcomes.codes": Array(price), "xray.step.outcomes.reasons": Array(["price_too_high"])}),
+        make_span(trace, base + 2, "filter_by_rating", parent=base, start=t0 + 2 * 10**6, attrs={
+            "xray.kind": "step", "xray.step.type": "filter", "xray.step.outcomes.ids": Array(kept),
+            "xray.step.outcomes.codes": Array(rating), "xray.step.outcomes.reasons": Array(["rating_below_4"]),
+            **second}),
+    ]
+    assert post_otlp(url, export_request(spans, service="history-test")).status == 200
+    return str(uuid.UUID(bytes=trace))
+
+
+def _indexed_hours(dsn: str, name: str) -> int:
+    return db(dsn, "SELECT count(*) AS n FROM candidate_hours WHERE name = $1", name)[0]["n"]
+
+
+def test_a_whole_hour_is_answered_from_its_index_while_it_is_up_to_date(receiver, pg_dsn) -> None:
+    url, name = receiver.url, f"indexed_{uuid.uuid4().hex[:8]}"
+    hour = (int(time.time()) // 3600 - 3) * 3600
+    runs = [_backdated_run(url, name, hour + 60 + 10 * i, target_dropped=i >= 3) for i in range(5)]
+    runs.append(_backdated_run(url, name, hour + 200, target_dropped=False, cut=True))  # answered per run
+    query = f"{url}/pipelines/{name}/candidates/{TARGET}"
+    from_rows = get_json(query)  # and the hour is handed to the indexer
+    assert [r["run"]["id"] for r in from_rows["runs"]] == list(reversed(runs))
+    assert from_rows["runs"][0]["outcome"] == "unknown"  # its second step's outcomes are cut
+    assert [r["outcome"] for r in from_rows["runs"][1:]] == ["dropped", "dropped", "kept", "kept", "kept"]
+    deadline = time.monotonic() + 30
+    while _indexed_hours(pg_dsn, name) == 0:
+        assert time.monotonic() < deadline, "the hour was not indexed"
+        time.sleep(0.2)
+    again = get_json(query)  # the same answer, from the index
+    assert (again["runs"], again["summary"]) == (from_rows["runs"], from_rows["summary"])
+    # Proof that the index answers: tamper with what it says, and the answer follows...
+    db(pg_dsn, "UPDATE candidate_hours SET fate_reasons = array_fill('tampered'::text, "
+               "ARRAY[cardinality(fate_reasons)]) WHERE name = $1", name)
+    tampered = get_json(query)["runs"]
+    assert [r["left_at"]["reason"] for r in tampered if r["outcome"] == "dropped"] == ["tampered", "tampered"]
+    assert tampered[0]["outcome"] == "unknown"  # the cut run is read from its rows
+    # ...until the hour changes (a late run): then its rows answer again, the new run with them.
+    late = _backdated_run(url, name, hour + 300, target_dropped=True)
+    fresh = get_json(query)["runs"]
+    assert fresh[0]["run"]["id"] == late and {r["left_at"]["reason"] for r in fresh if r["left_at"]} == {
+        "price_too_high"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import zlib
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from itertools import compress, repeat
@@ -22,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..store.candidate_hours import Hour, hour_start, ordinals_before, whole_hours
+from ..store.candidate_index import lookup
 from ..store.outcomes import DISAGREE, INCOMPLETE, state
 from ..store.reads import Reads, Row, RunsCandidates
 from ..web import PROJECT, json_ok
@@ -40,7 +43,7 @@ _KEY = (datetime, uuid.UUID)
 HISTORY_PARAMS = (
     Param("since", "datetime", f"{SINCE.description} (default {DEFAULT_WINDOW.days} days before `until`)"),
     Param("until", "datetime", f"{UNTIL.description} (default now)"),
-    limit_param(default=50, maximum=500),
+    limit_param(default=100, maximum=10_000),
     CURSOR,
 )
 NEVER_PARAMS = (
@@ -62,57 +65,145 @@ async def candidate_history(request: web.Request) -> web.Response:
     candidate = convert(_CANDIDATE, request.match_info["candidate_id"])
     p = parse(request.query, HISTORY_PARAMS)
     since, until = _window(p)
-    before = decode_cursor(p["cursor"], "history", _KEY)
+    page = _Page(request, name, candidate, p["limit"], decode_cursor(p["cursor"], "history", _KEY))
     store = reads(request)
-    found: list[dict[str, Any]] = []
-    scanned: list[Row] = []
-    more = True
-    while more and len(found) < p["limit"] and len(scanned) < MAX_SCANNED:
-        runs = await store.pipeline_run_page(name, since, until, before, request.get(PROJECT),
-                                             min(RUNS_PER_READ, MAX_SCANNED - len(scanned)))
-        more = len(runs) == min(RUNS_PER_READ, MAX_SCANNED - len(scanned))
-        if not runs:
+    first, last = whole_hours(since, until)
+    # The index holds every project's steps: a project-bound key reads its runs' own rows.
+    hours = {} if request.get(PROJECT) is not None else {
+        h.hour: h for h in await store.indexed_hours(name, first, last, zlib.crc32(candidate.encode()))}
+    for start, end, hour in _segments(since, until, first, last):
+        if page.full():
             break
-        held = await store.runs_candidates([r["id"] for r in runs], candidate)
-        for run in runs:
-            scanned.append(run)
-            before = [run["started_at"], run["id"]]
-            entry = await asyncio.to_thread(_run_history, request, run, held, candidate)
-            if entry is not None:
-                found.append(entry)
-                if len(found) == p["limit"]:
-                    more = more or run is not runs[-1]
-                    break
-    if not scanned and p["cursor"] is None:
+        if hour in hours:
+            await page.read_hour(hours[hour])
+        else:
+            await page.read_rows(start, end)
+    if not page.read and p["cursor"] is None:
         await _exists(store, name, request)
-    headers = link_headers(request.rel_url, encode_cursor("history", before)) if more and before else {}
+    await page.add_statuses()
+    headers = link_headers(request.rel_url, encode_cursor("history", page.before)) if page.full() else {}
     body = {
         "pipeline": name, "candidate_id": candidate, "window": {"since": since, "until": until},
-        "runs": found, "summary": summary(found, scanned, request),
+        "runs": page.found, "summary": summary(page.found, page.read),
         "next_cursor": headers.get("X-Next-Cursor"),
     }
     return json_ok(body, headers=headers)
 
 
-def _run_history(request: web.Request, run: Row, held: RunsCandidates, candidate: str) -> dict[str, Any] | None:
-    """The candidate's fate in one run, as /runs/{id}/candidates/{cid} gives it; None when the run shows
-    no trace of it."""
-    steps = project_steps(request, held.steps.get(run["id"], []))
-    path = candidate_entries(steps, held.parts.get(run["id"], []), held.decisions.get(run["id"], []), candidate)
+def _segments(since: datetime, until: datetime, first: int, last: int) -> list[tuple[datetime, datetime, int | None]]:
+    """[start, end) pieces of the window, newest first: each whole hour (with its epoch hour) that has
+    ended, and the part-hours at either end."""
+    pieces: list[tuple[datetime, datetime, int | None]] = []
+    if first < last:
+        pieces.append((hour_start(last), until, None))
+        pieces += [(hour_start(h), hour_start(h + 1), h) for h in range(last - 1, first - 1, -1)]
+        pieces.append((since, hour_start(first), None))
+    else:
+        pieces.append((since, until, None))
+    return [(start, end, hour) for start, end, hour in pieces if start < end]
+
+
+class _Page:
+    """One page of a candidate's history, filled newest first: from an hour's index, or from runs' own
+    rows; full when it holds ``limit`` runs or has read MAX_SCANNED runs from their rows."""
+
+    def __init__(self, request: web.Request, name: str, candidate: str, limit: int, before: list[Any] | None):
+        self.request, self.name, self.candidate, self.limit, self.before = request, name, candidate, limit, before
+        self.store = reads(request)
+        self.found: list[dict[str, Any]] = []
+        self.read: list[tuple[datetime, Any]] = []  # (started_at, run id) of every run read, newest first
+        self.from_rows = 0
+        self._more = False
+
+    def full(self) -> bool:
+        return self._more or len(self.found) >= self.limit or self.from_rows >= MAX_SCANNED
+
+    def _take(self, started: datetime, run_id: Any, entry: dict[str, Any] | None) -> None:
+        self.read.append((started, run_id))
+        self.before = [started, run_id]
+        if entry is not None:
+            self.found.append(entry)
+        if len(self.found) >= self.limit or self.from_rows >= MAX_SCANNED:
+            self._more = True
+
+    async def read_hour(self, hour: Hour) -> None:
+        fates = dict(lookup(*hour.shard, self.candidate)) if hour.shard else {}
+        per_run = set(hour.per_run)
+        start = ordinals_before(hour, self.before)
+        ordinals = range(start + 1, len(hour.run_ids) + 1)
+        own = [o for o in ordinals if o in per_run][:MAX_SCANNED - self.from_rows]
+        answers = await self._from_rows({hour.run_ids[o - 1]: hour.run_started[o - 1] for o in own}, {}) if own else {}
+        for o in ordinals:
+            if self.full():
+                return
+            run_id, started = hour.run_ids[o - 1], hour.run_started[o - 1]
+            if o in per_run:
+                if run_id not in answers:  # past what this page reads from rows
+                    self._more = True
+                    return
+                self.from_rows += 1
+                self._take(started, run_id, answers[run_id])
+            elif o in fates:
+                fate = fates[o]
+                step, reason = hour.fates[fate - 1] if fate else (None, None)
+                self._take(started, run_id, _entry(run_id, started, "dropped" if fate else "kept", step, reason))
+            else:
+                self._take(started, run_id, None)
+
+    async def read_rows(self, start: datetime, end: datetime) -> None:
+        while not self.full():
+            want = min(RUNS_PER_READ, MAX_SCANNED - self.from_rows)
+            runs = await self.store.pipeline_run_page(self.name, start, end, self.before,
+                                                      self.request.get(PROJECT), want)
+            answers = await self._from_rows({r["id"]: r["started_at"] for r in runs},
+                                            {r["id"]: r["trace_id"] for r in runs}) if runs else {}
+            for run in runs:
+                if self.full():
+                    return
+                self.from_rows += 1
+                self._take(run["started_at"], run["id"], answers[run["id"]])
+            if len(runs) < want:
+                return
+
+    async def _from_rows(self, started: dict[Any, datetime],
+                         trace_ids: dict[Any, Any]) -> dict[Any, dict[str, Any] | None]:
+        """The candidate's fate in each of these runs (id: start time), read from their own rows."""
+        held = await self.store.runs_candidates(list(started), self.candidate)
+        return await asyncio.to_thread(lambda: {
+            run_id: _run_history(self.request, run_id, at, trace_ids.get(run_id), held, self.candidate)
+            for run_id, at in started.items()})
+
+    async def add_statuses(self) -> None:
+        statuses = await self.store.run_statuses([e["run"]["stored_id"] for e in self.found]) if self.found else {}
+        for entry in self.found:
+            entry["run"]["status"] = statuses.get(entry["run"].pop("stored_id"))
+
+
+def _entry(run_id: Any, started: datetime, outcome: str, step: str | None, reason: str | None,
+           why: str | None = None, shown: str | None = None) -> dict[str, Any]:
+    return {"run": {"id": shown or str(run_id), "stored_id": run_id, "status": None, "started_at": started},
+            "outcome": outcome, "left_at": {"step": step, "reason": reason} if outcome == "dropped" else None,
+            "why": why}
+
+
+def _run_history(request: web.Request, run_id: Any, started: datetime, trace_id: Any, held: RunsCandidates,
+                 candidate: str) -> dict[str, Any] | None:
+    """The candidate's fate in one run read from its rows, as /runs/{id}/candidates/{cid} gives it; None
+    when the run shows no trace of it."""
+    steps = project_steps(request, held.steps.get(run_id, []))
+    path = candidate_entries(steps, held.parts.get(run_id, []), held.decisions.get(run_id, []), candidate)
     if not path:
         return None
     if all(d["accepted"] is not False for d in path):
         parents = {s["span_id"]: s["parent_span_id"] for s in steps}
-        path += not_passed_on(path, parents, project_steps(request, held.wrappers.get(run["id"], [])))
-    shown = shown_run_id(request, run["id"], run["trace_id"])
-    answer = lineage({"id": shown, "status": run["status"], "started_at": run["started_at"]}, candidate, path)
-    answer["path"] = [{"step_id": d["step_id"], "step": d["step"], "type": d["type"], "outcome": d["outcome"],
-                       "reason": d["reason"], "rank": d["rank"], "source": d["source"]} for d in path]
-    del answer["candidate_id"]
-    return answer
+        path += not_passed_on(path, parents, project_steps(request, held.wrappers.get(run_id, [])))
+    answer = lineage({}, candidate, path)
+    left = answer["left_at"] or {}
+    return _entry(run_id, started, answer["outcome"], left.get("step"), left.get("reason"), answer["why"],
+                  shown_run_id(request, run_id, trace_id))
 
 
-def summary(found: list[dict[str, Any]], scanned: list[Row], request: web.Request) -> dict[str, Any]:
+def summary(found: list[dict[str, Any]], read: list[tuple[datetime, Any]]) -> dict[str, Any]:
     """Pure: what the page's runs say together: how often the candidate appeared, its outcomes, where it
     left, and each time its fate differed from the run before (oldest first)."""
     outcomes = Counter(f["outcome"] for f in found)
@@ -126,9 +217,9 @@ def summary(found: list[dict[str, Any]], scanned: list[Row], request: web.Reques
                             previous["run"]["id"], "from": _fate(previous), "to": fate})
         previous = f
     return {
-        "runs_read": len(scanned),
-        "read_from": scanned[-1]["started_at"] if scanned else None,
-        "read_until": scanned[0]["started_at"] if scanned else None,
+        "runs_read": len(read),
+        "read_from": read[-1][0] if read else None,
+        "read_until": read[0][0] if read else None,
         "runs_with_candidate": len(found),
         "outcomes": {k: outcomes.get(k, 0) for k in ("kept", "dropped", "unknown")},
         "left_at": [{"step": step, "reason": reason, "runs": n} for (step, reason), n in left.most_common()],

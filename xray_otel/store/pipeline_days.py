@@ -12,9 +12,7 @@ Retention forgets the days whose runs it deleted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time as clock
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -28,10 +26,6 @@ _DAY = timedelta(days=1)
 # Days are stored a week per transaction: short transactions, and work done is kept if a later
 # week fails.
 DAYS_PER_TRANSACTION = 7
-# A database the server may read but not write (a replica, a read-only role): reads still answer
-# (from the step rows for days not stored), and storing is retried this much later.
-_CANNOT_WRITE = (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)
-_WRITE_RETRY_S = 600.0
 
 # --- /pipelines/{name}: step figures from per-day summaries (migrations/0007_pipeline_days.sql) ---
 # A run's UTC day, as the summaries key it, and a UTC day from a timestamptz parameter.
@@ -45,14 +39,14 @@ def _utc_day(param: str) -> str:
 # What a day's summary depends on, hashed per run and summed: step rows never change once
 # stored but for the run span flag, so a run's rows are fixed by its id, step_count,
 # steps_run_span and start (offsets are from it). Read from runs_name_started_idx alone.
-_RUN_SIGNATURE = ("(uuid_hash_extended(r.id, r.step_count) # hashtextextended(coalesce(r.steps_run_span, ''), 0)"
+RUN_SIGNATURE = ("(uuid_hash_extended(r.id, r.step_count) # hashtextextended(coalesce(r.steps_run_span, ''), 0)"
                   " # timestamptz_hash_extended(r.started_at, 0))")
 
 # The whole UTC days in [$2, $3) of pipeline $1 whose stored summary is missing, out of date,
 # or of a day that no longer has runs.
 STALE_PIPELINE_DAYS = f"""
 WITH current AS (
-    SELECT {RUN_DAY} AS day, count(*) AS runs, sum({_RUN_SIGNATURE}) AS signature
+    SELECT {RUN_DAY} AS day, count(*) AS runs, sum({RUN_SIGNATURE}) AS signature
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
     GROUP BY 1
@@ -180,7 +174,7 @@ WITH {_summarise("TRUE", _NO_DAY)}
 STORE_PIPELINE_DAYS = f"""
 WITH signed AS (
     INSERT INTO pipeline_days (name, day, runs, signature)
-    SELECT $1, {RUN_DAY}, count(*), sum({_RUN_SIGNATURE})
+    SELECT $1, {RUN_DAY}, count(*), sum({RUN_SIGNATURE})
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {RUN_DAY} = ANY($4::date[])
     GROUP BY 2
@@ -245,49 +239,6 @@ async def step_figures(conn: asyncpg.Connection, name: str, since: datetime, unt
                     extra={"pipeline": name[:64], "error": str(exc)[:200]})
         return await conn.fetch(PIPELINE_ROW_FIGURES, name, since, until, top_reasons, limit), []
     return rows, stale
-
-
-class Refresher:
-    """Stores the summaries of days reads found missing or out of date, one pipeline and one pool
-    connection at a time, so ingest and reads never wait for it. A pipeline another process is
-    refreshing (its advisory lock taken) is left to that process."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._pending: dict[str, set[date]] = {}
-        self._task: asyncio.Task | None = None
-        self._write_after = 0.0
-
-    def request(self, name: str, days: list[date]) -> None:
-        if clock.monotonic() < self._write_after:
-            return
-        self._pending.setdefault(name, set()).update(days)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _drain(self) -> None:
-        while self._pending:
-            name = next(iter(self._pending))
-            days = sorted(self._pending.pop(name))
-            try:
-                stored = 0
-                for i in range(0, len(days), DAYS_PER_TRANSACTION):
-                    async with self._pool.acquire() as conn:  # given back between weeks, for ingest
-                        stored += await store_days(conn, name, days[i:i + DAYS_PER_TRANSACTION])
-                if stored:
-                    log.info("pipeline days summarised", extra={"pipeline": name[:64], "days": stored})
-            except _CANNOT_WRITE as exc:
-                log.warning("pipeline day summaries cannot be stored; reads use step rows meanwhile",
-                            extra={"error": str(exc)[:200], "retry_in_s": _WRITE_RETRY_S})
-                self._write_after = clock.monotonic() + _WRITE_RETRY_S
-                self._pending.clear()
-            except Exception:  # the next read that needs these days asks again
-                log.exception("storing pipeline day summaries failed", extra={"pipeline": name[:64]})
 
 
 async def store_days(conn: asyncpg.Connection, name: str, days: list[date]) -> int:

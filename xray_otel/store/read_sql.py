@@ -163,6 +163,7 @@ WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
 ORDER BY r.started_at DESC, r.id DESC
 LIMIT {limit}
 """
+RUN_STATUSES = "SELECT id, status FROM runs WHERE id = ANY($1::uuid[])"
 # RUN_CANDIDATE_STEPS for the runs $1, with each step's run_id.
 RUNS_CANDIDATE_STEPS = f"""
 WITH o AS ({_OUTCOME_SUMMARY.format(key="run_id, span_id", runs="run_id = ANY($1::uuid[])")})

@@ -16,10 +16,12 @@ from typing import Any
 
 import asyncpg
 
-from . import filters, pipeline_days, read_sql as sql
+from . import candidate_hours, filters, pipeline_days, read_sql as sql
+from .candidate_hours import Hour
 from .filters import DecisionFilters, Page, RunFilters, StepFilters
 from .outcomes import Part
 from .pipeline_stats import step_figures
+from .refresher import Refresher
 
 Row = Mapping[str, Any]
 
@@ -51,10 +53,14 @@ class Reads:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # Stores the per-day summaries reads found missing or out of date, in the background.
-        self._refresher = pipeline_days.Refresher(pool)
+        self._refresher = Refresher(pool, pipeline_days.store_days, pipeline_days.DAYS_PER_TRANSACTION,
+                                    "pipeline day summaries")
+        # Indexes the hours reads found missing or out of date (candidate_hours.py), in the background.
+        self.hour_indexer = Refresher(pool, candidate_hours.store_hours, 1, "candidate hours")
 
     async def close(self) -> None:
         await self._refresher.close()
+        await self.hour_indexer.close()
 
     # --- one run ---------------------------------------------------------------------------
 
@@ -142,6 +148,19 @@ class Reads:
     async def pipeline_exists(self, name: str, project: str | None) -> bool:
         """Whether a run was ever named ``name`` (one of ``project``'s, when given)."""
         return await self._pool.fetchval(sql.PROJECT_RUN_NAME_EXISTS, name, project)
+
+    async def indexed_hours(self, name: str, first: int, last: int, crc: int) -> list[Hour]:
+        """The stored candidate index of pipeline ``name``'s whole hours in [first, last) (epoch hours) that
+        is still up to date, newest first, with the shard row of the candidate whose id's crc32 is ``crc``.
+        Hours found missing or out of date are indexed in the background, for the next read."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            hours, stale = await candidate_hours.read_hours(conn, name, first, last, crc)
+        if stale:
+            self.hour_indexer.request(name, stale)
+        return hours
+
+    async def run_statuses(self, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        return {r["id"]: r["status"] for r in await self._pool.fetch(sql.RUN_STATUSES, list(run_ids))}
 
     async def runs_candidates(self, run_ids: Sequence[uuid.UUID], candidate: str | None) -> RunsCandidates:
         """The candidates the runs hold (RunsCandidates); decisions and wrappers only when ``candidate`` is given."""
