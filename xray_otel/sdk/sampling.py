@@ -18,12 +18,14 @@ name and size: the same step gives the same sample, and a test can rely on it.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import random
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
+from itertools import compress
 from typing import Any
 
 from .. import conventions as c
@@ -138,28 +140,54 @@ def boundary(codes: bytearray | array, values: list[Any], per_side: int) -> list
     For each reason: its dropped candidates whose value is nearest the kept ones' values, and the kept
     nearest them, ``per_side`` each. Whether a reason drops values above or below the kept ones is read
     from their means (a filter may drop on both sides: too cheap, too expensive). Only numbers count;
-    a step with no kept (or no dropped) value has no boundary.
+    a step with no kept (or no dropped) value has no boundary. Candidates are split by code at C speed
+    (``compress``); only the nearest few are sorted.
     """
-    kept: list[int] = []
-    dropped: dict[int, list[int]] = {}
-    for i, v in enumerate(values):
-        if (type(v) is float and v == v) or type(v) is int:
-            code = codes[i]
-            if code:
-                dropped.setdefault(code, []).append(i)
-            else:
-                kept.append(i)
-    if not kept or not dropped:
+    groups = {code: _numbers(codes, code, values) for code in set(codes)}
+    kept = groups.pop(0, ([], []))
+    if not kept[0] or not any(v for v, _ in groups.values()):
         return []
-    value = values.__getitem__
-    kept_mean = sum(map(value, kept)) / len(kept)
+    kept_mean = sum(kept[0]) / len(kept[0])
     picks: list[int] = []
-    for members in dropped.values():
-        above = sum(map(value, members)) / len(members) > kept_mean
-        nearest, kept_side = (heapq.nsmallest, heapq.nlargest) if above else (heapq.nlargest, heapq.nsmallest)
-        picks += nearest(per_side, members, key=value)
-        picks += kept_side(per_side, kept, key=value)
+    for vals, members in groups.values():
+        if vals:
+            above = sum(vals) / len(vals) > kept_mean
+            picks += _nearest(vals, members, per_side, smallest=above)
+            picks += _nearest(*kept, per_side, smallest=not above)
     return picks
+
+
+def _numbers(codes: bytearray | array, code: int, values: list[Any]) -> tuple[list[Any], list[int]]:
+    """The values and positions of the candidates of ``code`` whose value is a number (not NaN)."""
+    if type(codes) is bytearray:
+        mask: bytes | list[bool] = codes.translate(_mask(code))
+    else:
+        mask = [x == code for x in codes]
+    vals, members = list(compress(values, mask)), list(compress(range(len(codes)), mask))
+    try:
+        total = sum(vals)
+        if total == total:  # all numbers, none NaN: the common case, checked at C speed
+            return vals, members
+    except TypeError:
+        pass
+    pairs = [(v, i) for v, i in zip(vals, members) if (type(v) is float and v == v) or type(v) is int]
+    return [v for v, _ in pairs], [i for _, i in pairs]
+
+
+@functools.lru_cache(maxsize=256)
+def _mask(code: int) -> bytes:
+    """A translate table: 1 for ``code``, 0 for any other byte."""
+    return bytes(int(x == code) for x in range(256))
+
+
+def _nearest(vals: list[Any], members: list[int], k: int, smallest: bool) -> list[int]:
+    """Positions of the ``k`` smallest (or largest) values; ties in input order."""
+    if len(vals) <= k:
+        return list(members)
+    cut = (heapq.nsmallest if smallest else heapq.nlargest)(k, vals)[-1]
+    near = [(v, i) for v, i in zip(vals, members) if (v <= cut if smallest else v >= cut)]
+    near.sort(key=lambda pair: pair[0], reverse=not smallest)
+    return [i for _, i in near[:k]]
 
 
 def watched_positions(ids: Sequence[str], watch: frozenset[str]) -> list[int]:
