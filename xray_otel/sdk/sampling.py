@@ -127,10 +127,8 @@ def spread(codes: bytearray | array, code: int, count: int, k: int, rng: random.
                 break
             seen += in_chunk
             start += _CHUNK
-        i = start - 1
-        for _ in range(t - seen + 1):
-            i = codes.find(code, i + 1)
-        found.append(i)
+        end = min(start + _CHUNK, n)
+        found.append(list(compress(range(start, end), codes[start:end].translate(_mask(code))))[t - seen])
     return found
 
 
@@ -185,7 +183,8 @@ def _nearest(vals: list[Any], members: list[int], k: int, smallest: bool) -> lis
     if len(vals) <= k:
         return list(members)
     cut = (heapq.nsmallest if smallest else heapq.nlargest)(k, vals)[-1]
-    near = [(v, i) for v, i in zip(vals, members) if (v <= cut if smallest else v >= cut)]
+    inside = map(cut.__ge__ if smallest else cut.__le__, vals)  # C speed: no Python-level loop
+    near = [(v, i) for v, i in compress(zip(vals, members), inside)]
     near.sort(key=lambda pair: pair[0], reverse=not smallest)
     return [i for _, i in near[:k]]
 
