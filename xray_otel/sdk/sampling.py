@@ -114,6 +114,8 @@ def score_picks(best: list[int], n: int, ids: Sequence[str], watch: frozenset[st
 
 def spread(codes: bytearray | array, code: int, count: int, k: int, rng: random.Random) -> list[int]:
     """``k`` positions drawn uniformly among the ``count`` positions holding ``code`` (all when fewer)."""
+    if count <= k and type(codes) is bytearray:  # all of them: one pass at C speed
+        return list(compress(range(len(codes)), codes.translate(_mask(code))))
     targets = range(count) if count <= k else sorted(rng.sample(range(count), k))
     if type(codes) is not bytearray:  # 16-bit codes (past 255 reasons): rare, a plain pass
         members = [i for i, x in enumerate(codes) if x == code]
