@@ -43,6 +43,17 @@ STEP_REJECTIONS = "xray.step.rejections"  # JSON object: reason -> count
 STEP_DECISIONS = "xray.step.decisions"  # JSON array of decision objects (see below)
 STEP_CAPTURE = "xray.step.capture"  # "summary" | "sampled" | "full"
 STEP_DECISIONS_DROPPED = "xray.step.decisions_dropped"  # int: decisions not recorded (sampling caps)
+STEP_FUNNEL = "xray.step.funnel"  # string: the candidate stream a step belongs to (funnel= on the helpers)
+
+# How the decisions sample was chosen, so a reader knows what a payload sample is (docs/conventions.md).
+STEP_SAMPLE_RULE = "xray.step.sample.rule"  # string: SAMPLE_RULE_* below
+STEP_SAMPLE_RATE = "xray.step.sample.rate"  # double: decisions recorded / candidates, 0..1
+STEP_SAMPLE_COUNTS = "xray.step.sample.counts"  # JSON object: {"kept": {sampled, total}, "dropped": {reason: {...}}}
+STEP_SAMPLE_SEED = "xray.step.sample.seed"  # int: the seed of the random picks (the same seed, the same sample)
+SAMPLE_RULE_DEBUG = "debug"  # survivors up to a cap, a few per reason at random, the boundary, watched ids
+SAMPLE_RULE_ALL = "all"  # every decision up to a cap (capture="full"), and watched ids past it
+SAMPLE_RULE_NONE = "none"  # no decision (capture="summary")
+STEP_SAMPLE_KEYS = (STEP_SAMPLE_RULE, STEP_SAMPLE_RATE, STEP_SAMPLE_COUNTS, STEP_SAMPLE_SEED)
 DERIVED = "xray.derived"  # set by the receiver, not sent: which step fields a heuristic rule filled, and how
 
 # Candidate outcomes: every candidate's fate, exact, as parallel arrays (docs/conventions.md).
@@ -61,6 +72,12 @@ DECISION_REASON = "reason"  # string or null
 DECISION_SCORE = "score"  # number or null (ranking)
 DECISION_RANK = "rank"  # int or null (1 = best)
 DECISION_LABEL = "label"  # string, optional: what the candidate was (label_fn: a title, a category path)
+DECISION_VALUE = "value"  # optional: the value the filter compared, when filter_fn returns (keep, reason, value)
+DECISION_SAMPLED_AS = "sampled_as"  # string, optional: why this decision is in the sample (SAMPLED_* below)
+SAMPLED_WATCHED = "watched"  # its id was asked for (watch=[...], XRAY_WATCH_IDS)
+SAMPLED_BOUNDARY = "boundary"  # among the nearest to the decision's threshold, on either side
+SAMPLED_SURVIVOR = "survivor"  # kept (every survivor up to a cap; past it, at random)
+SAMPLED_RESERVOIR = "reservoir"  # drawn at random among the candidates dropped for the same reason
 
 # --- OpenTelemetry GenAI semantic conventions the SDK also sets ------------------
 GEN_AI_SYSTEM = "gen_ai.system"

@@ -67,3 +67,52 @@ def test_every_category_answers_exactly_through_the_stock_exporters(receiver, pr
     assert cut["outcome"] == "dropped" and cut["left_at"]["step"] == "rank" and cut["path"][1]["rank"] == 4
     listed = get_json(f"{receiver.url}/runs/{run_id}/candidates?step=attribute_filter&prefix=cat-5999&limit=1000")
     assert [e["candidate_id"] for e in listed] == [f"cat-5999{i}" for i in range(10)]
+
+
+def test_a_watched_candidate_payload_and_the_sample_rule_are_served(receiver, monkeypatch) -> None:
+    """5,000 products, a price filter that reports the price it compared: the watched one, dropped as the
+    700th ``price_too_high`` (far past any first-come sample), is served with its payload and why it is there."""
+    from xray_otel.sdk import sampling
+
+    monkeypatch.setattr(sampling, "_env_watched", None)
+    monkeypatch.setenv(sampling.WATCH_IDS_ENV, "B0PHONECASE")
+    products = [{"id": f"P{n:05d}", "price": 10 + n % 40} for n in range(5_000)]
+    products[2_000] = {"id": "B0PHONECASE", "price": 45}
+    provider = build_provider("sample-e2e", endpoint=receiver.url)
+    configure(tracer_provider=provider)  # reads XRAY_WATCH_IDS
+    try:
+        with start_run("competitor_selection") as run:
+            process_candidates(products, lambda p: (p["price"] <= 30, "price_too_high", p["price"]),
+                               step_name="filter_by_price", watch=["P04975"], funnel="products")
+        assert flush(timeout=60)
+    finally:
+        provider.shutdown()
+    _wait_funnel(receiver.url, run.run_id, 1)
+    got = get_json(f"{receiver.url}/runs/{run.run_id}/candidates/B0PHONECASE")
+    (entry,) = got["path"]
+    assert (got["outcome"], entry["reason"]) == ("dropped", "price_too_high")
+    assert entry["payload"] == {"value": 45, "sampled_as": "watched"}
+    assert entry["sample"]["rule"] == "debug" and entry["sample"]["sampled_as"] == "watched"
+    assert 0 < entry["sample"]["rate"] < 0.05 and isinstance(entry["sample"]["seed"], int)
+    also = get_json(f"{receiver.url}/runs/{run.run_id}/candidates/P04975")["path"][0]  # watch=[...] too
+    assert also["payload"]["sampled_as"] == "watched" and also["outcome"] == "kept"
+    unsampled = get_json(f"{receiver.url}/runs/{run.run_id}/candidates/P00035")["path"][0]
+    assert (unsampled["payload"] is None) == (unsampled["sample"]["sampled_as"] is None)  # in the sample or not
+    (step,) = get_json(f"{receiver.url}/runs/{run.run_id}/steps")
+    assert step["sample"]["counts"]["dropped"]["price_too_high"]["total"] == 5_000 - sum(
+        p["price"] <= 30 for p in products)
+    assert step["attributes"]["xray.step.funnel"] == "products"
+    boundary = [d for d in step["decisions"] if d.get("sampled_as") == "boundary"]
+    assert {d["value"] for d in boundary} == {30, 31}
+    (hit,) = get_json(f"{receiver.url}/steps?run_name=competitor_selection&name=filter_by_price")
+    assert hit["sample"]["rule"] == "debug" and hit["sample"]["counts"]["kept"]["sampled"] > 0
+
+
+def _wait_funnel(url: str, run_id: str, steps: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reply = call("GET", f"{url}/analyze/{run_id}")
+        if reply.status == 200 and len(reply.json()["funnel"]) == steps and reply.json()["run"]["status"] != "RUNNING":
+            return
+        assert time.monotonic() < deadline, f"run {run_id} not at the receiver: {reply.body[:500]!r}"
+        time.sleep(0.3)

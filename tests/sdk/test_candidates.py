@@ -61,21 +61,33 @@ def test_summary_records_exact_counts_and_the_histogram_only(spans):
     assert c.STEP_DECISIONS not in attrs
 
 
-def test_sampled_keeps_every_survivor_and_the_first_rejections_of_each_reason(spans):
+def test_sampled_keeps_every_survivor_and_a_few_of_each_reason_spread_over_the_input(spans):
     with start_run("r"):
         process_candidates(ITEMS, by_price, step_name="price", id_fn=lambda i: i.sku)
     span = only_span(spans, "price")
     got = decisions(span)
     accepted = [d for d in got if d["accepted"]]
     assert [d["id"] for d in accepted] == [f"S{i}" for i in range(100, 130)]
-    assert all(d["reason"] is None for d in accepted)  # (True, "too_expensive") names the rejection only
-    rejected = [(d["id"], d["reason"]) for d in got if not d["accepted"]]
-    assert rejected == [(f"S{i}", "too_cheap") for i in range(cand.SAMPLES_PER_REASON)] + [
-        (f"S{i}", "too_expensive") for i in range(130, 130 + cand.SAMPLES_PER_REASON)
-    ]
-    assert got[0] == {"id": "S0", "accepted": False, "reason": "too_cheap", "score": None, "rank": None}
+    assert all(d["reason"] is None and d["sampled_as"] == "survivor" for d in accepted)
+    rejected = [d for d in got if not d["accepted"]]
+    assert all(d["sampled_as"] == "reservoir" for d in rejected)
+    too_expensive = [int(d["id"][1:]) for d in rejected if d["reason"] == "too_expensive"]
+    assert len(too_expensive) == cand.SAMPLES_PER_REASON
+    assert too_expensive != list(range(130, 130 + cand.SAMPLES_PER_REASON))  # not first come
+    assert max(too_expensive) - min(too_expensive) > 300  # spread over the 870 of them
+    assert sum(d["reason"] == "too_cheap" for d in rejected) == cand.SAMPLES_PER_REASON
+    assert [d["id"] for d in got] == sorted((d["id"] for d in got), key=lambda i: int(i[1:]))  # input order
     assert span.attributes[c.STEP_CAPTURE] == "sampled"
     assert span.attributes[c.STEP_DECISIONS_DROPPED] == 1000 - len(got)
+    assert span.attributes[c.STEP_SAMPLE_RULE] == c.SAMPLE_RULE_DEBUG
+    assert span.attributes[c.STEP_SAMPLE_RATE] == len(got) / 1000
+    assert json.loads(span.attributes[c.STEP_SAMPLE_COUNTS]) == {
+        "kept": {"sampled": 30, "total": 30},
+        "dropped": {"too_cheap": {"sampled": 5, "total": 100}, "too_expensive": {"sampled": 5, "total": 870}}}
+    with start_run("r"):  # the same step again: the same sample (seeded by the step's name and size)
+        process_candidates(ITEMS, by_price, step_name="price", id_fn=lambda i: i.sku)
+    again = [s for s in spans.get_finished_spans() if s.name == "price"][-1]
+    assert decisions(again) == got and again.attributes[c.STEP_SAMPLE_SEED] == span.attributes[c.STEP_SAMPLE_SEED]
 
 
 def test_sampled_caps_the_survivors_recorded(spans):
@@ -154,13 +166,16 @@ def test_rank_records_kept_scores_and_the_best_rejected(spans):
     assert (span.attributes[c.STEP_INPUT_COUNT], span.attributes[c.STEP_OUTPUT_COUNT]) == (40, 3)
     assert json.loads(span.attributes[c.STEP_REJECTIONS]) == {cand.BELOW_TOP_K: 37}
     got = decisions(span)
-    assert got[:4] == [
-        {"id": "c16", "accepted": True, "reason": None, "score": 16.0, "rank": 1},
-        {"id": "c33", "accepted": True, "reason": None, "score": 16.0, "rank": 2},
-        {"id": "c15", "accepted": True, "reason": None, "score": 15.0, "rank": 3},
-        {"id": "c32", "accepted": False, "reason": cand.BELOW_TOP_K, "score": 15.0, "rank": 4},
+    assert got[:4] == [  # the kept and the first cut are the ranking's boundary
+        {"id": "c16", "accepted": True, "reason": None, "score": 16.0, "rank": 1, "sampled_as": "boundary"},
+        {"id": "c33", "accepted": True, "reason": None, "score": 16.0, "rank": 2, "sampled_as": "boundary"},
+        {"id": "c15", "accepted": True, "reason": None, "score": 15.0, "rank": 3, "sampled_as": "boundary"},
+        {"id": "c32", "accepted": False, "reason": cand.BELOW_TOP_K, "score": 15.0, "rank": 4,
+         "sampled_as": "boundary"},
     ]
-    assert len(got) == 3 + cand.SAMPLES_PER_REASON
+    assert [d["rank"] for d in got[:8]] == list(range(1, 9))  # 3 kept, 5 first cut
+    assert [d["sampled_as"] for d in got[8:]] == ["reservoir"] * cand.SAMPLES_PER_REASON
+    assert len(got) == 3 + 2 * cand.SAMPLES_PER_REASON
     assert span.attributes[c.STEP_DECISIONS_DROPPED] == 40 - len(got)
 
 

@@ -88,7 +88,9 @@ def test_the_stored_decisions_explain_the_winner(receiver_url, exported_run):
     steps = {s["name"]: s for s in get_json(f"{receiver_url}/runs/{exported_run}/steps")}
     ranking = steps["rank_and_select"]["decisions"]
     assert ranking[0]["id"] == SELECTED and (ranking[0]["rank"], ranking[0]["accepted"]) == (1, True)
-    assert [d["rank"] for d in ranking[1:]] == [2, 3, 4, 5, 6]
+    assert [d["rank"] for d in ranking[1:6]] == [2, 3, 4, 5, 6]  # the first cut: the ranking's boundary
+    assert [d["sampled_as"] for d in ranking[:6]] == ["boundary"] * 6
+    assert all(d["sampled_as"] == "reservoir" and d["rank"] > 6 for d in ranking[6:])  # more of the cut, at random
     assert all(d["reason"] == "below_top_k" and d["score"] <= ranking[0]["score"] for d in ranking[1:])
     price_rejections = {d["reason"] for d in steps["filter_by_price"]["decisions"] if not d["accepted"]}
     assert price_rejections == {"price_too_low", "price_too_high"}

@@ -129,7 +129,7 @@ def test_many_reasons_widen_the_codes_and_past_the_cap_are_named_honestly(spans,
     assert all(type(code) is int for code in wide[c.OUTCOME_CODES])
 
     monkeypatch.setattr(cand, "MAX_REASONS", 3)
-    cand._warned.discard("reasons")
+    outcomes._warned.discard("reasons")
     with start_run("r"):
         process_candidates(range(10), lambda n: (False, f"r{n % 5}"), step_name="capped")
     capped = only_span(spans, "capped").attributes
@@ -172,10 +172,10 @@ def test_score_candidates_scores_every_candidate_and_drops_none(spans):
     assert (a[c.OUTCOME_CODES], a[c.OUTCOME_REASONS]) == ((0, 0, 0, 0), ())
     assert c.OUTCOME_RANKS not in a
     assert decisions(span) == [  # best first, as a ranking's sample
-        {"id": "title-1", "accepted": True, "reason": None, "score": 15, "rank": None, "label": "Vacuum flask 1L"},
-        {"id": "title-0", "accepted": True, "reason": None, "score": 12, "rank": None, "label": "Steel bottle"},
-        {"id": "title-2", "accepted": True, "reason": None, "score": 6, "rank": None, "label": "Bottle"},
-        {"id": "title-3", "accepted": True, "reason": None, "score": 5, "rank": None, "label": "Flask"},
+        {"id": "title-1", "accepted": True, "reason": None, "score": 15, "rank": None, "label": "Vacuum flask 1L", "sampled_as": "survivor"},
+        {"id": "title-0", "accepted": True, "reason": None, "score": 12, "rank": None, "label": "Steel bottle", "sampled_as": "survivor"},
+        {"id": "title-2", "accepted": True, "reason": None, "score": 6, "rank": None, "label": "Bottle", "sampled_as": "survivor"},
+        {"id": "title-3", "accepted": True, "reason": None, "score": 5, "rank": None, "label": "Flask", "sampled_as": "survivor"},
     ]
     judge = only_span(spans, "llm_judge").attributes  # an unnamed call annotates the open step
     assert (judge[c.STEP_TYPE], judge[c.OUTCOME_TOTAL]) == ("llm", 4)
@@ -187,7 +187,9 @@ def test_score_candidates_samples_the_best(spans):
         score_candidates(range(10), float, step_name="quiet", capture="summary")
     got = decisions(only_span(spans, "s"))
     assert [d["id"] for d in got[:3]] == ["500", "499", "501"]  # ties keep input order
-    assert len(got) == cand.MAX_SAMPLED_ACCEPTED
+    assert [d["sampled_as"] for d in got] == ["survivor"] * cand.MAX_SAMPLED_ACCEPTED + [
+        "reservoir"] * cand.SAMPLES_PER_REASON  # and a few others at random, so low scores are seen too
+    assert all(abs(int(d["id"]) - 500) >= 50 for d in got[cand.MAX_SAMPLED_ACCEPTED:])
     assert only_span(spans, "s").attributes[c.OUTCOME_TOTAL] == 1000
     assert c.OUTCOME_IDS not in only_span(spans, "quiet").attributes
 
@@ -242,11 +244,11 @@ def test_more_than_a_part_goes_on_continuation_spans(spans):
 def test_a_twenty_thousand_item_array_survives_the_sdk_own_attribute_path(spans, monkeypatch):
     """The direct store and OTel's set_attribute give the same span; SpanLimits defaults cut neither."""
     with start_run("r"):
-        rank_candidates(range(outcomes.PART_SIZE), float, top_k=10, step_name="direct")
+        rank_candidates(range(outcomes.PART_SIZE), float, top_k=10, step_name="rank")
     monkeypatch.setattr(outcomes, "_sdk_attributes", lambda span: None)
     with start_run("r"):
-        rank_candidates(range(outcomes.PART_SIZE), float, top_k=10, step_name="sdk_path")
-    direct, sdk_path = only_span(spans, "direct").attributes, only_span(spans, "sdk_path").attributes
+        rank_candidates(range(outcomes.PART_SIZE), float, top_k=10, step_name="rank")
+    direct, sdk_path = (s.attributes for s in spans.get_finished_spans() if s.name == "rank")
     assert dict(direct) == dict(sdk_path)
     assert len(sdk_path[c.OUTCOME_IDS]) == len(sdk_path[c.OUTCOME_RANKS]) == outcomes.PART_SIZE
     assert {type(v) for v in direct.values() if isinstance(v, (list, tuple))} == {tuple}

@@ -277,9 +277,19 @@ def _unmapped_json(attrs: dict[str, Any], mapped: frozenset[str], derived: str |
     if attrs.keys() <= mapped and derived is None:
         return "{}"
     unmapped = {k: v for k, v in attrs.items() if k not in mapped}
+    counts = unmapped.get(c.STEP_SAMPLE_COUNTS)
+    if isinstance(counts, str):  # the sample's counts as an object, for the answers to show as they are
+        unmapped[c.STEP_SAMPLE_COUNTS] = _json_or_text(counts)
     if derived is not None:
         unmapped[c.DERIVED] = derived
     return to_json(unmapped)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
 
 
 def _either(xray: Any, other: Any) -> Any:

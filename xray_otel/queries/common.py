@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
+from .. import conventions as c
 from ..mapping.rows import project_run_id
 from ..store.reads import REFUSED_VALUE_ERRORS, Reads, Row
 from ..store.store import UNAVAILABLE_ERRORS, Store
@@ -180,7 +181,12 @@ def run_summary(row: Row, request: web.Request) -> dict[str, Any]:
     }
 
 
+_SAMPLE_KEYS = (("rule", c.STEP_SAMPLE_RULE), ("rate", c.STEP_SAMPLE_RATE), ("seed", c.STEP_SAMPLE_SEED),
+                ("counts", c.STEP_SAMPLE_COUNTS))
+
+
 def step(row: Row, run_id: str) -> dict[str, Any]:
+    attributes = json_value(row["attributes"])
     return {
         "id": row["span_id"],
         "run_id": run_id,
@@ -206,8 +212,18 @@ def step(row: Row, run_id: str) -> dict[str, Any]:
         "duration_ms": duration_ms(row["started_at"], row["completed_at"]),
         "error": row["error"],
         "service": row["service"],
-        "attributes": json_value(row["attributes"]),
+        "attributes": attributes,
+        "sample": sample_drawn(attributes),
     }
+
+
+def sample_drawn(attributes: Any) -> dict[str, Any] | None:
+    """How a step's decisions sample was drawn, from its ``xray.step.sample.*`` attributes (rule, rate, seed,
+    sampled and total per outcome); None when the step sent none of them."""
+    if not isinstance(attributes, dict):
+        return None
+    drawn = {field: attributes[key] for field, key in _SAMPLE_KEYS if key in attributes}
+    return drawn or None
 
 
 def json_value(text: str | None) -> Any:

@@ -31,6 +31,7 @@ PARTS_PER_READ = 4  # outcome parts read at once when listing a step's candidate
 _PART = 2**32  # an outcome's place in its step, for a page's key: part * _PART + index in the part
 # Keys of a sampled decision object that are shown as fields of their own; the rest is its payload.
 _DECISION_FIELDS = frozenset({"id", "accepted", "reason", "score", "rank", "label"})
+_SAMPLED_AS = "sampled_as"  # conventions.DECISION_SAMPLED_AS: why a payload is in the step's sample
 
 DECISION_PARAMS = (
     limit_param(),
@@ -138,7 +139,7 @@ def not_passed_on(path: list[dict[str, Any]], parents: dict[str, str | None],
                      "candidate_id": decision["candidate_id"], "accepted": False, "reason": REJECTED_BY_WRAPPER,
                      "score": None, "rank": None, "step_input_count": wrapper["input_count"],
                      "step_output_count": wrapper["output_count"], "started_at": wrapper["started_at"],
-                     "label": None, "payload": None, "outcome": "dropped", "source": "decisions",
+                     "label": None, "payload": None, "sample": None, "outcome": "dropped", "source": "decisions",
                      "derived": DERIVED_NOT_PASSED_ON}]
     return []
 
@@ -282,6 +283,7 @@ def _outcome(step: Row, part: Part, index: int, candidate: str, sample: dict[str
         **_tail(step),
         "label": _label(sample),
         "payload": _payload(sample),
+        "sample": sample_of(step, sample),
         "outcome": "kept" if code == 0 else "dropped",
         "source": "outcomes",
     }
@@ -292,7 +294,7 @@ def _unknown(step: Row, candidate: str, why: str | None) -> dict[str, Any]:
         **_step_fields(step),
         "candidate_id": candidate, "accepted": None, "reason": None, "score": None, "rank": None,
         **_tail(step),
-        "label": None, "payload": None, "outcome": "unknown", "source": "outcomes",
+        "label": None, "payload": None, "sample": sample_of(step, {}), "outcome": "unknown", "source": "outcomes",
         "why": f"not among the outcomes this step holds, which are incomplete: {why}",
     }
 
@@ -316,9 +318,22 @@ def _decision(row: Row) -> dict[str, Any]:
         "started_at": row["started_at"],
         "label": _label(elem),
         "payload": _payload(elem),
+        "sample": sample_of(row, elem),
         "outcome": "kept" if accepted is True else "dropped" if accepted is False else "unknown",
         "source": "decisions",
     }
+
+
+def sample_of(step: Row, elem: dict[str, Any]) -> dict[str, Any] | None:
+    """How the step's payload sample was drawn (rule, rate, seed: ``xray.step.sample.*``) and why this
+    candidate's payload is in it (``sampled_as``; null: not in the sample). None when the step said nothing
+    of its sample (an older SDK, other instrumentation)."""
+    text = step.get("sample")
+    drawn = json.loads(text) if text else {}
+    if not drawn:
+        return None
+    sampled_as = elem.get(_SAMPLED_AS)
+    return {**drawn, "sampled_as": sampled_as if isinstance(sampled_as, str) else None}
 
 
 def _elem(row: Row) -> dict[str, Any]:

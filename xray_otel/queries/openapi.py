@@ -58,14 +58,20 @@ SCHEMAS: dict[str, Any] = {
         "parent_id": _STR, "name": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string"},
         "service": _STR, "input_count": _INT, "output_count": _INT, "dropped": _INT, "drop_rate": _NUM,
         "rejections": _OBJ, "reasoning": _STR, "cost": {"type": "number"}, "cost_source": _STR, "model": _STR,
-        "started_at": _TIME, "completed_at": _TIME, "duration_ms": _NUM, "error": _STR}},
+        "started_at": _TIME, "completed_at": _TIME, "duration_ms": _NUM, "error": _STR,
+        "sample": {**_OBJ, "description": "how the step's decisions sample was drawn: `rule`, `rate`, `seed`, "
+                   "`counts` (sampled and total, kept and per reason); null when the step did not say"}}},
     "Decision": {"type": "object", "properties": {
         "step_id": {"type": "string"}, "step": {"type": "string"}, "type": {"type": "string"},
         "candidate_id": _STR, "accepted": {"type": "boolean", "nullable": True}, "reason": _STR,
         "score": {"nullable": True}, "rank": {"nullable": True}, "step_input_count": _INT,
         "step_output_count": _INT, "started_at": _TIME,
         "label": {**_STR, "description": "the candidate's short text, from the step's sampled decisions"},
-        "payload": {**_OBJ, "description": "what else the step's sampled decision on it holds"},
+        "payload": {**_OBJ, "description": "what else the step's sampled decision on it holds (`sampled_as`: why "
+                    "it is in the sample; `value`: what the filter compared)"},
+        "sample": {**_OBJ, "description": "how the step's payload sample was drawn (`rule`, `rate`, `seed`) and "
+                   "why this candidate is in it (`sampled_as`: watched, boundary, survivor, reservoir; null: not "
+                   "in it); null when the step did not say"},
         "outcome": {"type": "string", "enum": ["kept", "dropped", "unknown"]},
         "source": {"type": "string", "enum": ["outcomes", "decisions"], "description": "outcomes: the step's "
                    "exact record of every candidate; decisions: its recorded decisions, a sample unless captured "

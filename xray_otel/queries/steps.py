@@ -84,4 +84,5 @@ def step_hit(row: Row, run_id: str) -> dict[str, Any]:
         "completed_at": row["completed_at"],
         "duration_ms": duration_ms(row["started_at"], row["completed_at"]),
         "error": row["error"],
+        "sample": json_value(row["sample"]) or None,
     }

@@ -4,14 +4,15 @@ outcome, and a sample of decisions.
 What each capture mode records (counts and the rejection histogram are always exact):
   summary  counts and the histogram only;
   sampled  (default) the outcome of every candidate (``xray.step.outcomes.*``: id, kept or the
-           reason it was dropped, rank in a ranking; exact, no cap), and a sample of decisions
-           (``xray.step.decisions``: every survivor up to MAX_SAMPLED_ACCEPTED, the first
-           SAMPLES_PER_REASON rejections of each reason, the best rejected in a ranking);
-  full     every outcome, and every decision up to MAX_DECISIONS.
+           reason it was dropped, rank in a ranking; exact, no cap), and a sample of decisions chosen
+           for debugging (``xray.step.decisions``, sampling.py: watched ids, the decision boundary,
+           survivors up to a cap, a few of each reason at random), each saying why it is there;
+  full     every outcome, and every decision up to MAX_DECISIONS (and watched ids past it).
 Outcomes are parallel arrays (docs/conventions.md, "Candidate outcomes"); a step of more than
 PART_SIZE candidates sends them in parts (outcomes.py). ``xray.step.decisions_dropped`` counts the
-decisions left out of the sample. The filter loop stays tight: it only appends a small code per
-candidate; ids are built in one comprehension after it.
+decisions left out of the sample, ``xray.step.sample.*`` says how it was drawn. The filter loop
+stays tight: it only appends a small code (and the compared value) per candidate; ids are built
+in one comprehension after it.
 """
 
 from __future__ import annotations
@@ -20,23 +21,30 @@ import contextlib
 import heapq
 import logging
 import math
+import random
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .. import conventions as c
-from .outcomes import MAX_ID_CHARS, MAX_REASON_CHARS, Outcomes
+from . import sampling
+from .outcomes import MAX_ID_CHARS, MAX_REASON_CHARS, Outcomes, warn_once
 from .runs import Step, current_step, step
+from .serialize import to_json
 
 log = logging.getLogger("xray_otel")
 
 T = TypeVar("T")
 CAPTURE_MODES = ("summary", "sampled", "full")
-MAX_SAMPLED_ACCEPTED = 100
-SAMPLES_PER_REASON = 5
+MAX_SAMPLED_ACCEPTED = sampling.MAX_SURVIVORS
+SAMPLES_PER_REASON = sampling.PER_REASON
 MAX_DECISIONS = 10_000
 """Most decisions in ``xray.step.decisions`` with capture="full" (outcomes have no cap)."""
+MAX_DECISIONS_CHARS = 1_000_000
+"""Most characters of the decisions attribute, under the receiver's 1 MiB value cap: past it, payloads are
+left out (watched and boundary ones last) with one warning, rather than the receiver cutting the text."""
+_PRIORITY = {c.SAMPLED_WATCHED: 0, c.SAMPLED_BOUNDARY: 1, c.SAMPLED_SURVIVOR: 2, c.SAMPLED_RESERVOIR: 3}
 MAX_LABEL_CHARS = 200
 MAX_REASONS = 1_000
 """Most distinct reasons in one step's outcomes; candidates dropped for further reasons get OTHER_REASONS."""
@@ -46,8 +54,6 @@ DEFAULT_REASON = "rejected"
 """The histogram key when ``filter_fn`` returns a bare False (or no reason)."""
 BELOW_TOP_K = "below_top_k"
 
-_warned: set[str] = set()
-
 
 def process_candidates(
     candidates: Iterable[T],
@@ -56,25 +62,34 @@ def process_candidates(
     capture: str = "sampled",
     id_fn: Callable[[T], Any] | None = None,
     label_fn: Callable[[T], Any] | None = None,
+    *,
+    watch: Iterable[Any] | None = None,
+    funnel: str | None = None,
 ) -> list[T]:
     """Keep the candidates ``filter_fn`` accepts, recording why the others went.
 
-    ``filter_fn`` returns ``(keep, reason)`` or a bool. With ``step_name`` (or outside any
-    step) a ``filter`` step of that name is recorded; otherwise the open step is annotated.
-    ``id_fn`` names a candidate (default: its ``id`` key or attribute, else its position);
-    ``label_fn`` gives the short text shown beside the id in sampled decisions (a title, a
-    category path). Returns the survivors, in order, exactly as without instrumentation.
+    ``filter_fn`` returns ``(keep, reason)``, ``(keep, reason, value)`` or a bool; ``value`` (the
+    number the filter compared, e.g. the price) lets the sample hold the candidates nearest the
+    threshold. With ``step_name`` (or outside any step) a ``filter`` step of that name is recorded;
+    otherwise the open step is annotated. ``id_fn`` names a candidate (default: its ``id`` key or
+    attribute, else its position); ``label_fn`` gives the short text shown beside the id in sampled
+    decisions (a title, a category path); ``watch`` lists ids whose payload is always sampled;
+    ``funnel`` names the candidate stream the step belongs to. Returns the survivors, in order,
+    exactly as without instrumentation.
     """
     _check_capture(capture)
     items = candidates if isinstance(candidates, Sequence) else list(candidates)
     with _target_step(step_name, "process_candidates", "filter") as s:
+        if s.recording and funnel is not None:
+            _set_funnel(s, funnel)
         if capture == "summary" or not s.recording:
             survivors, rejections = _filter_counting(items, filter_fn)
             if s.recording:
                 _record_summary(s, len(items), len(survivors), _histogram(rejections.items()))
             return survivors
-        survivors, reasons, codes, others = _filter_coding(items, filter_fn)
-        _guarded(_record_filter, s, items, capture, id_fn, label_fn, reasons, codes, others, len(survivors))
+        survivors, reasons, codes, others, values = _filter_coding(items, filter_fn)
+        _guarded(_record_filter, s, items, capture, id_fn, label_fn, reasons, codes, others, len(survivors),
+                 values, watch)
     return survivors
 
 
@@ -86,12 +101,15 @@ def rank_candidates(
     capture: str = "sampled",
     id_fn: Callable[[T], Any] | None = None,
     label_fn: Callable[[T], Any] | None = None,
+    *,
+    watch: Iterable[Any] | None = None,
+    funnel: str | None = None,
 ) -> list[T]:
     """The ``top_k`` candidates by descending ``score_fn`` (ties keep input order; None keeps all).
 
-    Records every candidate's rank and whether it made the cut, each kept candidate's score,
-    and in ``sampled`` mode the SAMPLES_PER_REASON best rejected ones, so "why did this one
-    win" has an answer.
+    Records every candidate's rank and whether it made the cut, and in the sample the best kept, the
+    last kept and first cut (the boundary), a random few of the cut and any watched id, with scores,
+    so "why did this one win" has an answer. ``watch`` and ``funnel`` as in process_candidates.
     """
     _check_capture(capture)
     if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
@@ -102,7 +120,9 @@ def rank_candidates(
         order = sorted(range(len(items)), key=scores.__getitem__, reverse=True)
         k = len(items) if top_k is None else min(top_k, len(items))
         if s.recording:
-            _guarded(_record_rank, s, items, scores, order, k, capture, id_fn, label_fn)
+            if funnel is not None:
+                _set_funnel(s, funnel)
+            _guarded(_record_rank, s, items, scores, order, k, capture, id_fn, label_fn, watch)
     return [items[i] for i in order[:k]]
 
 
@@ -113,20 +133,25 @@ def score_candidates(
     capture: str = "sampled",
     id_fn: Callable[[T], Any] | None = None,
     label_fn: Callable[[T], Any] | None = None,
+    *,
+    watch: Iterable[Any] | None = None,
+    funnel: str | None = None,
 ) -> list[Any]:
     """Score every candidate and drop none: returns ``score_fn``'s scores, in input order.
 
     Records every candidate as kept (outcomes) and, in the decisions sample, the scores of the
-    MAX_SAMPLED_ACCEPTED best (every one up to MAX_DECISIONS with ``capture="full"``). With
-    ``step_name`` (or outside any step) a ``score`` step of that name is recorded; otherwise the
-    open step is annotated (an LLM step that scores, say).
+    MAX_SAMPLED_ACCEPTED best, a random few others and any watched id (every one up to MAX_DECISIONS
+    with ``capture="full"``). With ``step_name`` (or outside any step) a ``score`` step of that name
+    is recorded; otherwise the open step is annotated (an LLM step that scores, say).
     """
     _check_capture(capture)
     items = candidates if isinstance(candidates, Sequence) else list(candidates)
     with _target_step(step_name, "score_candidates", "score") as s:
         scores = [score_fn(item) for item in items]
         if s.recording:
-            _guarded(_record_scores, s, items, scores, capture, id_fn, label_fn)
+            if funnel is not None:
+                _set_funnel(s, funnel)
+            _guarded(_record_scores, s, items, scores, capture, id_fn, label_fn, watch)
     return scores
 
 
@@ -142,13 +167,13 @@ def _guarded(record: Callable[..., None], s: Step, *args: Any) -> None:
 
 def _record_summary(s: Step, n: int, kept: int, histogram: dict[str, int]) -> None:
     s.set_counts(n, kept, histogram)
-    s._set_decisions([], "summary", n)
+    s._set_decisions(None, "summary", n, {c.STEP_SAMPLE_RULE: c.SAMPLE_RULE_NONE, c.STEP_SAMPLE_RATE: 0.0})
     s._set_outcomes(None)
 
 
 def _record_filter(s: Step, items: Sequence[Any], capture: str, id_fn: Callable[[Any], Any] | None,
                    label_fn: Callable[[Any], Any] | None, reasons: list[str], codes: bytearray | array,
-                   others: dict[str, int], kept: int) -> None:
+                   others: dict[str, int], kept: int, values: list[Any] | None, watch: Iterable[Any] | None) -> None:
     n = len(items)
     counts = _code_counts(codes, len(reasons))
     histogram: dict[str, int] = {}
@@ -158,24 +183,29 @@ def _record_filter(s: Step, items: Sequence[Any], capture: str, id_fn: Callable[
     histogram.update(others)
     s.set_counts(n, kept, histogram)
     ids = _candidate_ids(items, id_fn)
+    watched = sampling.watched_ids(watch)
+    seed = sampling.seed_for(s.name, n)
     if capture == "full":
-        picks: Iterable[int] = range(min(n, MAX_DECISIONS))
+        picks = _all_picks(n, ids, watched, s.name)
     else:
-        picks = _sampled_indices(codes, len(reasons), MAX_SAMPLED_ACCEPTED, SAMPLES_PER_REASON)
-    decisions = [_decision(ids[i], not codes[i], reasons[codes[i] - 1] if codes[i] else None, items[i], label_fn)
-                 for i in picks]
-    s._set_decisions(decisions, capture, n - len(decisions))
+        picks = sampling.filter_picks(codes, counts, values, ids, watched, random.Random(seed))
+    shown = sorted(picks)  # input order
+    decisions = [_decision(ids[i], not codes[i], reasons[codes[i] - 1] if codes[i] else None, items[i], label_fn,
+                           value=None if values is None else values[i], sampled_as=picks[i]) for i in shown]
+    _set_sample(s, decisions, capture, n, seed, lambda kept: sampling.sample_counts(codes, reasons, counts, kept),
+                shown)
     s._set_outcomes(Outcomes(ids, reasons, codes, None))
 
 
 def _record_rank(s: Step, items: Sequence[Any], scores: list[Any], order: list[int], k: int, capture: str,
-                 id_fn: Callable[[Any], Any] | None, label_fn: Callable[[Any], Any] | None) -> None:
+                 id_fn: Callable[[Any], Any] | None, label_fn: Callable[[Any], Any] | None,
+                 watch: Iterable[Any] | None) -> None:
     n = len(items)
-    s.set_counts(n, k, {BELOW_TOP_K: n - k} if n > k else {})
+    reasons = [BELOW_TOP_K] if n > k else []
     if capture == "summary":
-        s._set_decisions([], "summary", n)
-        s._set_outcomes(None)
+        _record_summary(s, n, k, {BELOW_TOP_K: n - k} if n > k else {})
         return
+    s.set_counts(n, k, {BELOW_TOP_K: n - k} if n > k else {})
     ids = _candidate_ids(items, id_fn)
     ranks = [0] * n
     for position, index in enumerate(order, 1):
@@ -183,29 +213,99 @@ def _record_rank(s: Step, items: Sequence[Any], scores: list[Any], order: list[i
     codes = bytearray(n)
     for index in order[k:]:
         codes[index] = 1
+    watched = sampling.watched_ids(watch)
+    seed = sampling.seed_for(s.name, n)
+    if capture == "full":
+        by_index = _all_picks(n, [ids[i] for i in order], watched, s.name)  # positions in the ranking
+    else:
+        by_index = sampling.rank_picks(order, k, ids, watched, random.Random(seed))
+    positions = sorted(by_index)
     decisions = [
-        _decision(ids[i], p < k, None if p < k else BELOW_TOP_K, items[i], label_fn, scores[i], p + 1)
-        for p, i in ((p, order[p]) for p in _ranked_picks(k, n, capture))
+        _decision(ids[i], p < k, None if p < k else BELOW_TOP_K, items[i], label_fn, scores[i], p + 1,
+                  sampled_as=by_index[p])
+        for p, i in ((p, order[p]) for p in positions)
     ]
-    s._set_decisions(decisions, capture, n - len(decisions))
-    s._set_outcomes(Outcomes(ids, [BELOW_TOP_K] if n > k else [], codes, ranks))
+    counts = [k, n - k] if n > k else [n]
+    _set_sample(s, decisions, capture, n, seed,
+                lambda shown: sampling.sample_counts(codes, reasons, counts, shown), [order[p] for p in positions])
+    s._set_outcomes(Outcomes(ids, reasons, codes, ranks))
 
 
 def _record_scores(s: Step, items: Sequence[Any], scores: list[Any], capture: str,
-                   id_fn: Callable[[Any], Any] | None, label_fn: Callable[[Any], Any] | None) -> None:
+                   id_fn: Callable[[Any], Any] | None, label_fn: Callable[[Any], Any] | None,
+                   watch: Iterable[Any] | None) -> None:
     n = len(items)
-    s.set_counts(n, n, {})
     if capture == "summary":
-        s._set_decisions([], "summary", n)
-        s._set_outcomes(None)
+        _record_summary(s, n, n, {})
         return
+    s.set_counts(n, n, {})
     ids = _candidate_ids(items, id_fn)
-    cap = MAX_DECISIONS if capture == "full" else MAX_SAMPLED_ACCEPTED
+    watched = sampling.watched_ids(watch)
+    seed = sampling.seed_for(s.name, n)
     key = _sort_key(scores)
-    best = heapq.nlargest(cap, range(n), key=key) if cap < n else sorted(range(n), key=key, reverse=True)
-    decisions = [_decision(ids[i], True, None, items[i], label_fn, scores[i]) for i in best]
-    s._set_decisions(decisions, capture, n - len(decisions))
-    s._set_outcomes(Outcomes(ids, [], bytes(n), None))
+    if capture == "full":
+        picks = _all_picks(n, ids, watched, s.name)
+    else:
+        best = heapq.nlargest(MAX_SAMPLED_ACCEPTED, range(n), key=key) if MAX_SAMPLED_ACCEPTED < n else list(range(n))
+        picks = sampling.score_picks(best, n, ids, watched, random.Random(seed))
+    shown = sorted(picks, key=key, reverse=True)  # best first
+    decisions = [_decision(ids[i], True, None, items[i], label_fn, scores[i], sampled_as=picks[i]) for i in shown]
+    codes = bytes(n)
+    _set_sample(s, decisions, capture, n, seed, lambda picked: sampling.sample_counts(codes, [], [n], picked), shown)
+    s._set_outcomes(Outcomes(ids, [], codes, None))
+
+
+def _all_picks(n: int, ids: Sequence[str], watched: frozenset[str], name: str) -> dict[int, str | None]:
+    """capture="full": every position up to MAX_DECISIONS, and watched ids past it."""
+    picks: dict[int, str | None] = dict.fromkeys(range(min(n, MAX_DECISIONS)))
+    if n > MAX_DECISIONS:
+        warn_once("full cap", "xray-otel: capture='full' records at most %d decisions a step; step %r had %d "
+                  "candidates (every outcome is still exact; watch=[...] keeps chosen ids' payloads)",
+                  MAX_DECISIONS, name, n)
+        picks.update(dict.fromkeys(sampling.watched_positions(ids, watched), c.SAMPLED_WATCHED))
+    return picks
+
+
+def _set_sample(s: Step, decisions: list[dict[str, Any]], capture: str, n: int, seed: int,
+                count: Callable[[list[int]], dict[str, Any]], indices: list[int]) -> None:
+    """The decisions attribute, within MAX_DECISIONS_CHARS, and how the sample was drawn."""
+    text, kept = _fit(decisions, s.name)
+    shown = indices if kept is None else [indices[j] for j in kept]
+    s._set_decisions(text, capture, n - len(shown), {
+        c.STEP_SAMPLE_RULE: c.SAMPLE_RULE_ALL if capture == "full" else c.SAMPLE_RULE_DEBUG,
+        c.STEP_SAMPLE_RATE: len(shown) / n if n else 0.0,
+        c.STEP_SAMPLE_COUNTS: to_json(count(shown), limit=None),
+        c.STEP_SAMPLE_SEED: seed,
+    })
+
+
+def _fit(decisions: list[dict[str, Any]], name: str) -> tuple[str | None, list[int] | None]:
+    """The decisions as JSON of at most MAX_DECISIONS_CHARS, and which of them it holds (None: all).
+
+    Past the cap the least telling go first (reservoir, then survivors, boundary, watched, as
+    ``sampled_as`` says; in full capture, the last in input order), with one warning."""
+    if not decisions:
+        return None, None
+    text = to_json(decisions, limit=None)
+    if len(text) <= MAX_DECISIONS_CHARS:
+        return text, None
+    ranked = sorted(range(len(decisions)), key=lambda j: _PRIORITY.get(decisions[j].get(c.DECISION_SAMPLED_AS), 4))
+    keep = len(decisions)
+    while len(text) > MAX_DECISIONS_CHARS and keep > 1:
+        keep = max(1, min(keep - 1, int(keep * MAX_DECISIONS_CHARS / len(text) * 0.95)))
+        chosen = sorted(ranked[:keep])
+        text = to_json([decisions[j] for j in chosen], limit=None)
+    warn_once("decisions size", "xray-otel: the decisions sample of step %r came to more than %d characters; %d of "
+              "%d payloads are recorded (every outcome is still exact)", name, MAX_DECISIONS_CHARS, keep,
+              len(decisions))
+    return text, sorted(ranked[:keep])
+
+
+def _set_funnel(s: Step, funnel: Any) -> None:
+    try:
+        s.span.set_attribute(c.STEP_FUNNEL, str(funnel))
+    except Exception:
+        log.warning("xray-otel: recording the funnel of step %r failed", s.name, exc_info=True)
 
 
 def _sort_key(scores: list[Any]) -> Callable[[int], Any]:
@@ -213,15 +313,6 @@ def _sort_key(scores: list[Any]) -> Callable[[int], Any]:
     if all(isinstance(x, (int, float)) for x in scores):
         return scores.__getitem__
     return lambda i: scores[i] if isinstance(scores[i], (int, float)) else -math.inf
-
-
-def _ranked_picks(k: int, n: int, capture: str) -> list[int]:
-    """Positions in the ranking whose decisions are recorded."""
-    if capture == "summary":
-        return []
-    if capture == "full":
-        return list(range(min(n, MAX_DECISIONS)))
-    return [*range(min(k, MAX_SAMPLED_ACCEPTED)), *range(k, min(n, k + SAMPLES_PER_REASON))]
 
 
 def _check_capture(capture: str) -> None:
@@ -255,8 +346,9 @@ def _filter_counting(items: Sequence[T], filter_fn: Callable[[T], Any]) -> tuple
 
 
 def _filter_coding(items: Sequence[T], filter_fn: Callable[[T], Any]
-                   ) -> tuple[list[T], list[str], bytearray | array, dict[str, int]]:
-    """The outcomes loop: survivors, and a code per candidate (0 kept, r dropped for ``reasons[r - 1]``).
+                   ) -> tuple[list[T], list[str], bytearray | array, dict[str, int], list[Any] | None]:
+    """The outcomes loop: survivors, a code per candidate (0 kept, r dropped for ``reasons[r - 1]``), and
+    the value each ``(keep, reason, value)`` compared (None when no candidate's result gave one).
 
     Codes are bytes until a 256th reason, then 16-bit. Past MAX_REASONS distinct reasons a candidate
     gets the code of OTHER_REASONS, and ``others`` counts it under its own reason.
@@ -268,9 +360,16 @@ def _filter_coding(items: Sequence[T], filter_fn: Callable[[T], Any]
     code_of: dict[Any, int] = {}  # reason as returned -> code
     reasons: list[str] = []
     others: dict[str, int] = {}
+    values: list[Any] = []
+    value = values.append
     for item in items:
         result = filter_fn(item)
-        keep, reason = (result[0], result[1]) if isinstance(result, (tuple, list)) else (result, None)
+        if isinstance(result, (tuple, list)):
+            keep, reason = result[0], result[1]
+            value(result[2] if len(result) > 2 else None)
+        else:
+            keep, reason = result, None
+            value(None)
         if keep:
             keep_item(item)
             code(0)
@@ -282,7 +381,7 @@ def _filter_coding(items: Sequence[T], filter_fn: Callable[[T], Any]
                     codes = array("H", list(codes))  # (from bytes it would read pairs)
                     code = codes.append
             code(r)
-    return survivors, reasons, codes, others
+    return survivors, reasons, codes, others, None if values.count(None) == len(values) else values
 
 
 def _new_code(reason: Any, code_of: dict[Any, int], reasons: list[str], others: dict[str, int]) -> int:
@@ -298,7 +397,7 @@ def _new_code(reason: Any, code_of: dict[Any, int], reasons: list[str], others: 
         return r
     if not others:
         reasons.append(OTHER_REASONS)
-        _warn_once("reasons", "xray-otel: a step dropped candidates for more than %d distinct reasons; their "
+        warn_once("reasons", "xray-otel: a step dropped candidates for more than %d distinct reasons; their "
                    "outcomes name the rest %r (the histogram keeps every reason)", MAX_REASONS, OTHER_REASONS)
     others[text] = others.get(text, 0) + 1  # given no code of its own: every such candidate passes here
     return MAX_REASONS + 1
@@ -310,28 +409,6 @@ def _code_counts(codes: bytearray | array, n_reasons: int) -> list[int]:
         return [codes.count(r) for r in range(n_reasons + 1)]
     counted = Counter(codes)
     return [counted.get(r, 0) for r in range(n_reasons + 1)]
-
-
-def _sampled_indices(codes: bytearray | array, n_reasons: int, max_kept: int, per_reason: int) -> list[int]:
-    """In input order: the first ``max_kept`` survivors and the first ``per_reason`` of each reason."""
-    picks: list[int] = []
-    if type(codes) is bytearray:
-        for r in range(n_reasons + 1):
-            start, limit = 0, max_kept if r == 0 else per_reason
-            while limit:
-                start = codes.find(r, start) + 1
-                if not start:
-                    break
-                picks.append(start - 1)
-                limit -= 1
-        picks.sort()
-        return picks
-    left = [max_kept] + [per_reason] * n_reasons
-    for i, r in enumerate(codes):
-        if left[r]:
-            left[r] -= 1
-            picks.append(i)
-    return picks
 
 
 def _histogram(rejections: Iterable[tuple[Any, int]]) -> dict[str, int]:
@@ -359,7 +436,7 @@ def _candidate_ids(items: Sequence[Any], id_fn: Callable[[Any], Any] | None) -> 
     except Exception:  # a broken id_fn costs the ids it cannot give, not the pipeline
         ids = [_candidate_id(item, i, id_fn) for i, item in enumerate(items)]
     if ids and max(map(len, ids)) > MAX_ID_CHARS:
-        _warn_once("long ids", "xray-otel: candidate ids longer than %d characters are cut to that length",
+        warn_once("long ids", "xray-otel: candidate ids longer than %d characters are cut to that length",
                    MAX_ID_CHARS)
         ids = [i[:MAX_ID_CHARS] for i in ids]
     return ids
@@ -380,8 +457,9 @@ def _candidate_id(item: Any, index: int, id_fn: Callable[[Any], Any] | None) -> 
 
 
 def _decision(candidate_id: str, accepted: bool, reason: str | None, item: Any,
-              label_fn: Callable[[Any], Any] | None, score: Any = None, rank: int | None = None) -> dict[str, Any]:
-    decision = {
+              label_fn: Callable[[Any], Any] | None, score: Any = None, rank: int | None = None, *,
+              value: Any = None, sampled_as: str | None = None) -> dict[str, Any]:
+    decision: dict[str, Any] = {
         c.DECISION_ID: candidate_id,
         c.DECISION_ACCEPTED: accepted,
         c.DECISION_REASON: None if accepted else reason,  # (keep, "too_expensive") names the rejection
@@ -390,6 +468,10 @@ def _decision(candidate_id: str, accepted: bool, reason: str | None, item: Any,
     }
     if label_fn is not None:
         decision[DECISION_LABEL] = _label(item, label_fn)
+    if value is not None:
+        decision[c.DECISION_VALUE] = value
+    if sampled_as is not None:
+        decision[c.DECISION_SAMPLED_AS] = sampled_as
     return decision
 
 
@@ -401,8 +483,3 @@ def _label(item: Any, label_fn: Callable[[Any], Any]) -> str | None:
         return None
     return None if value is None else str(value)[:MAX_LABEL_CHARS]
 
-
-def _warn_once(key: str, message: str, *args: Any) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(message, *args)

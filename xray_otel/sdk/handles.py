@@ -186,12 +186,17 @@ class Step(_Handle):
         if rejections is not None:
             self.span.set_attribute(c.STEP_REJECTIONS, to_json({str(k): int(v) for k, v in rejections.items()}))
 
-    def _set_decisions(self, decisions: list[dict[str, Any]], capture: str, dropped: int) -> None:
+    def _set_decisions(self, decisions_json: str | None, capture: str, dropped: int, sample: dict[str, Any]) -> None:
+        """The decisions sample (JSON, None for none) and how it was drawn (``xray.step.sample.*``),
+        replacing what an earlier helper call on this step set."""
         if self.span.is_recording():
             self.span.set_attribute(c.STEP_CAPTURE, capture)
             self.span.set_attribute(c.STEP_DECISIONS_DROPPED, dropped)
-            if decisions:
-                self.span.set_attribute(c.STEP_DECISIONS, to_json(decisions, limit=None))
+            drop_attributes(self.span, [key for key in (c.STEP_DECISIONS, *c.STEP_SAMPLE_KEYS)
+                                        if key not in sample and (key != c.STEP_DECISIONS or decisions_json is None)])
+            self.span.set_attributes(sample)
+            if decisions_json is not None:
+                self.span.set_attribute(c.STEP_DECISIONS, decisions_json)
 
     def _set_outcomes(self, outcomes: Outcomes | None) -> None:
         """Every candidate's outcome (part 0 now, the other parts when the step ends); None removes them.

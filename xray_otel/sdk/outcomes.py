@@ -36,6 +36,16 @@ INT_BYTES = 6
 MAX_ID_CHARS = 200
 MAX_REASON_CHARS = 1_000
 
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Tell the application's log, once per process and ``key``, that the SDK records less than asked."""
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
+
+
 OUTCOME_KEYS = (c.OUTCOME_IDS, c.OUTCOME_REASONS, c.OUTCOME_CODES, c.OUTCOME_RANKS, c.OUTCOME_TOTAL,
                 c.OUTCOME_PART, c.OUTCOME_PARTS)
 

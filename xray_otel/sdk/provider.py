@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from .. import pricing
 from .export import FailSafeExporter, run_within
+from .sampling import load_watched
 
 log = logging.getLogger("xray_otel")
 
@@ -86,6 +87,7 @@ def configure(
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if prices:
         set_prices(prices)
+    load_watched()  # XRAY_WATCH_IDS, read once here (or at the first step that samples)
     with _lock:
         if tracer_provider is not None:
             return _use(tracer_provider)

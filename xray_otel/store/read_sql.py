@@ -10,6 +10,8 @@ row (``steps.run_span``) and keeps each run's step count and cost total on the r
 
 from __future__ import annotations
 
+from .. import conventions as c
+
 # A step row that is not the run's own span (the row whose span_id is runs.span_id of a run
 # with source > 0; the store keeps the flag in step with that rule).
 IS_STEP = "NOT s.run_span"
@@ -92,11 +94,19 @@ ORDER BY {{order}}
 LIMIT {{limit}}
 """
 
+# How a step's decisions sample was drawn (xray.step.sample.*, kept in steps.attributes): rule, rate, seed,
+# and with counts the sampled and total candidates per outcome. '{}' when the step sent none of it.
+_SAMPLE_FIELDS = (f"'rule', s.attributes -> '{c.STEP_SAMPLE_RULE}', 'rate', s.attributes -> '{c.STEP_SAMPLE_RATE}', "
+                  f"'seed', s.attributes -> '{c.STEP_SAMPLE_SEED}'")
+STEP_SAMPLE = f"jsonb_strip_nulls(jsonb_build_object({_SAMPLE_FIELDS}))"
+STEP_SAMPLE_COUNTS = (f"jsonb_strip_nulls(jsonb_build_object({_SAMPLE_FIELDS}, "
+                      f"'counts', s.attributes -> '{c.STEP_SAMPLE_COUNTS}'))")
+
 # Steps across runs, with their run's id, trace and name; filled by filters.py as LIST_RUNS_FILTERED.
 SEARCH_STEPS = f"""
 SELECT s.run_id, r.trace_id, r.name AS run_name, s.span_id, s.parent_span_id, s.name, s.type, s.status, s.service,
        s.cost, s.cost_source, s.model, s.input_count, s.output_count, s.rejections, s.reasoning, s.started_at,
-       s.completed_at, s.error, {{key}} AS sort_key
+       s.completed_at, s.error, {STEP_SAMPLE_COUNTS} AS sample, {{key}} AS sort_key
 FROM steps s
 JOIN runs r ON r.id = s.run_id
 WHERE {IS_STEP} AND {{where}}
@@ -129,7 +139,7 @@ SELECT s.span_id, s.parent_span_id, s.name, s.type, s.service, s.started_at, s.i
        {STEP_TIME} AS step_time, o.span_id IS NOT NULL AS has_outcomes, o.parts, o.parts_min, o.present,
        o.stored, o.total, o.total_min, o.totals, o.notes,
        CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) ELSE 0 END
-           AS decision_count
+           AS decision_count, {STEP_SAMPLE} AS sample
 FROM steps s
 LEFT JOIN o ON o.span_id = s.span_id
 WHERE s.run_id = $1 AND {IS_STEP}
@@ -203,7 +213,7 @@ ORDER BY s.run_id, {STEP_TIME}, s.span_id COLLATE "C", d.ord
 # {where} adds filters on s (steps) and d.elem (one decision); values are parameters.
 RUN_DECISIONS = f"""
 SELECT s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
-       {STEP_TIME} AS step_time, d.ord, d.elem
+       {STEP_TIME} AS step_time, d.ord, d.elem, {STEP_SAMPLE} AS sample
 FROM steps s
 CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN s.decisions ELSE '[]'::jsonb END
