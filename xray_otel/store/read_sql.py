@@ -181,7 +181,7 @@ SELECT s.run_id, s.span_id, s.parent_span_id, s.name, s.type, s.service, s.start
        s.output_count, {STEP_TIME} AS step_time, o.span_id IS NOT NULL AS has_outcomes, o.parts, o.parts_min,
        o.present, o.stored, o.total, o.total_min, o.totals, o.notes,
        CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) ELSE 0 END
-           AS decision_count
+           AS decision_count, {STEP_SAMPLE} AS sample
 FROM steps s
 LEFT JOIN o ON o.run_id = s.run_id AND o.span_id = s.span_id
 WHERE s.run_id = ANY($1::uuid[]) AND {IS_STEP}
@@ -198,7 +198,7 @@ ORDER BY run_id, span_id, part
 # The recorded decisions on candidate $2 of the steps $3 of the runs $1 (steps that sent no outcomes).
 RUNS_CANDIDATE_DECISIONS = f"""
 SELECT s.run_id, s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
-       {STEP_TIME} AS step_time, d.ord, d.elem
+       {STEP_TIME} AS step_time, d.ord, d.elem, {STEP_SAMPLE} AS sample
 FROM steps s
 CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN s.decisions ELSE '[]'::jsonb END
