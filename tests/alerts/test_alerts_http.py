@@ -7,9 +7,11 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import _admin, _with_database, free_port, serve
 from helpers import call, db, export_request, get_json, new_ids, pipeline_spans, post_otlp
+from query_data import health_runs
 from xray_otel.cli import main
 
 SECRET = "webhook-secret-1234"
@@ -218,14 +221,28 @@ def test_changing_rules_needs_the_admin_scope(alert_db: str) -> None:
         assert call("GET", server.url + "/alerts", headers={"Authorization": "Bearer shop-key"}).status == 403
 
 
-def test_a_change_rule_says_why_it_cannot_decide_without_the_detector(alert_db: str) -> None:
-    with serve(alert_db, **FAST) as server:
-        created = post_json(server.url + "/alerts/rules", {"name": "any change", "kind": "change",
-                                                           "pipeline": PIPELINE}).json()
-        assert created["window"] == "1d" and created["baseline"] == "7d"
-        shown = until(lambda: [r for r in get_json(server.url + "/alerts/rules") if r["evaluated_at"]],
-                      "the rule evaluated")[0]
-        assert shown["state"] == "unknown" and "change detection" in shown["note"]
+def test_a_change_rule_fires_once_naming_the_step_and_what_moved(alert_db: str) -> None:
+    """The price filter of a noisy pipeline starts rejecting twice as much as "too expensive" in the last day."""
+    rng, now, day = random.Random(7), datetime.now(timezone.utc), timedelta(days=1)
+    with Hook() as hook, serve(alert_db, **FAST) as server:
+        reply = post_json(server.url + "/alerts/rules", {"name": "nobody yet", "kind": "change", "pipeline": "nope"})
+        assert reply.json()["window"] == "1d" and reply.json()["baseline"] == "7d"
+        until(lambda: get_json(server.url + f"/alerts/rules/{reply.json()['id']}")["evaluated_at"], "evaluated")
+        assert "no run is named 'nope'" in get_json(server.url + f"/alerts/rules/{reply.json()['id']}")["note"]
+
+        health_runs(server.url, "shop", sorted(now - 8 * day + 7 * day * rng.random() for _ in range(280)), rng)
+        health_runs(server.url, "shop", sorted(now - day + day * rng.random() for _ in range(40)), rng,
+                    high_share=0.6)
+        assert post_json(server.url + "/alerts/rules", {"name": "anything in shop", "kind": "change",
+                                                        "pipeline": "shop", "webhook": hook.url,
+                                                        "secret": SECRET}).status == 201
+        body = until(hook.delivered, "the change delivered")[0]
+        seen = evaluations(server.url)
+        until(lambda: evaluations(server.url) >= seen + 5, "five more evaluations")
+    assert len(hook.calls) == 1
+    assert body["state"] == "firing" and body["pipeline"] == "shop" and body["step"] == "filter_by_price"
+    assert body["what"] in ("drop_rate", "reason_share") and body["value"] >= 1
+    assert body["changes"][0]["significant"] and body["changes"][0]["step"] == "filter_by_price"
 
 
 def test_rules_file_at_start_is_idempotent_by_name(alert_db: str, tmp_path: Path) -> None:
