@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import compare, docs, funnel, lineage, pipelines, run_steps, runs, steps
+from . import changes, compare, docs, funnel, lineage, pipelines, run_steps, runs, series, steps
 
 
 def add_routes(app: web.Application) -> None:
@@ -18,5 +18,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/compare", compare.compare_runs)
     app.router.add_get("/pipelines", pipelines.list_pipelines)
     app.router.add_get("/pipelines/{name}", pipelines.get_pipeline)
+    app.router.add_get("/pipelines/{name}/series", series.get_series)
+    app.router.add_get("/pipelines/{name}/changes", changes.get_pipeline_changes)
+    app.router.add_get("/changes", changes.list_changes)
     app.router.add_get("/openapi.json", docs.openapi_json)
     app.router.add_get("/docs", docs.docs_page)

@@ -38,7 +38,7 @@ _WRITE_RETRY_S = 600.0
 RUN_DAY = "(r.started_at AT TIME ZONE 'UTC')::date"
 
 
-def _utc_day(param: str) -> str:
+def utc_day(param: str) -> str:
     return f"({param} AT TIME ZONE 'UTC')::date"
 
 
@@ -58,7 +58,7 @@ WITH current AS (
     GROUP BY 1
 ), stored AS (
     SELECT day, runs, signature FROM pipeline_days
-    WHERE name = $1 AND day >= {_utc_day('$2')} AND day < {_utc_day('$3')}
+    WHERE name = $1 AND day >= {utc_day('$2')} AND day < {utc_day('$3')}
 )
 SELECT coalesce(current.day, stored.day) AS day
 FROM current FULL JOIN stored ON stored.day = current.day
@@ -66,8 +66,9 @@ WHERE (current.runs, current.signature) IS DISTINCT FROM (stored.runs, stored.si
 ORDER BY 1
 """
 
-_SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offset_n, offset_sum, types,
-    type_counts, drop_histogram, duration_histogram, reasons, reason_counts"""
+SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offset_n, offset_sum, types,
+    type_counts, drop_histogram, duration_histogram, reasons, reason_counts, input_sum, output_sum,
+    drop_sq_sum, cost_sq_sum, reject_sq_sum, reason_runs, reason_sq, reason_cross"""
 
 
 def _histogram(column: str, key: str, of: str) -> str:
@@ -83,24 +84,28 @@ def _histogram(column: str, key: str, of: str) -> str:
 _NO_DAY = "'infinity'::date"  # not NULL: the aggregates are joined USING (day, step)
 
 
-def _summarise(runs: str, day: str) -> str:
+def summarise_sql(runs: str, day: str, steps: str = "TRUE") -> str:
     """CTEs ending in ``summary``: per ``day`` (the run's UTC day, or _NO_DAY for one row per
-    step) and step name, the figures of pipeline $1's steps whose run started in [$2, $3) and passes
-    ``runs``. One pass over the step rows (materialised), then one aggregate per figure."""
+    step, or any other bucket of the run's start) and step name, the figures of pipeline $1's
+    steps whose run started in [$2, $3) and passes ``runs``, of the steps passing ``steps``. One
+    pass over the step rows (materialised), then one aggregate per figure."""
     return f"""
 r AS MATERIALIZED (
     SELECT r.id, r.started_at, {day} AS day
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}
 ), s AS MATERIALIZED (
-    SELECT r.day, s.name AS step, s.type, s.cost, s.rejections, {sql.STEP_HAS_ERROR} AS failed,
+    SELECT r.day, s.run_id, s.span_id, s.name AS step, s.type, s.cost, s.rejections,
+           {sql.STEP_HAS_ERROR} AS failed, s.input_count, s.output_count,
            {sql.DROP_RATE} AS drop_rate, {sql.STEP_DURATION_MS} AS duration_ms,
            extract(epoch FROM s.started_at - r.started_at)::double precision AS offset_s
-    FROM r JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP}
+    FROM r JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP} AND {steps}
 ), day_totals AS (
     SELECT day, step, count(*) AS count, count(*) FILTER (WHERE failed) AS failed,
            sum(cost::numeric) AS cost_sum, count(drop_rate) AS drop_n, sum(drop_rate) AS drop_sum,
-           count(offset_s) AS offset_n, sum(offset_s) AS offset_sum
+           count(offset_s) AS offset_n, sum(offset_s) AS offset_sum,
+           sum(input_count::numeric) AS input_sum, sum(output_count::numeric) AS output_sum,
+           sum(drop_rate * drop_rate) AS drop_sq_sum, sum((cost::double precision) ^ 2) AS cost_sq_sum
     FROM s GROUP BY day, step
 ), day_types AS (
     SELECT day, step, array_agg(type ORDER BY type) AS types, array_agg(n ORDER BY type) AS type_counts
@@ -109,17 +114,28 @@ r AS MATERIALIZED (
     {_histogram("drop_histogram", drop_key_sql("drop_rate"), "drop_rate")}
 ), day_durations AS (
     {_histogram("duration_histogram", duration_key_sql("duration_ms"), "duration_ms")}
+), reason_rows AS MATERIALIZED (
+    SELECT s.day, s.step, s.run_id, s.span_id, j.key AS reason, (j.value)::numeric AS n
+    FROM s CROSS JOIN LATERAL jsonb_each(
+        CASE WHEN jsonb_typeof(s.rejections) = 'object' THEN s.rejections ELSE '{{}}'::jsonb END) AS j
+    WHERE jsonb_typeof(j.value) = 'number'
+), row_rejects AS (  -- per step row, its rejections added up over its reasons (t)
+    SELECT day, step, run_id, span_id, sum(n)::double precision AS t FROM reason_rows GROUP BY 1, 2, 3, 4
+), day_rejects AS (
+    SELECT day, step, sum(t * t) AS reject_sq_sum FROM row_rejects GROUP BY 1, 2
 ), day_reasons AS (
-    SELECT day, step, array_agg(reason ORDER BY reason) AS reasons, array_agg(n ORDER BY reason) AS reason_counts
-    FROM (SELECT s.day, s.step, j.key AS reason, sum((j.value)::numeric) AS n
-          FROM s CROSS JOIN LATERAL jsonb_each(
-              CASE WHEN jsonb_typeof(s.rejections) = 'object' THEN s.rejections ELSE '{{}}'::jsonb END) AS j
-          WHERE jsonb_typeof(j.value) = 'number'
+    SELECT day, step, array_agg(reason ORDER BY reason) AS reasons, array_agg(n ORDER BY reason) AS reason_counts,
+           array_agg(runs ORDER BY reason) AS reason_runs, array_agg(sq ORDER BY reason) AS reason_sq,
+           array_agg(cross_t ORDER BY reason) AS reason_cross
+    FROM (SELECT day, step, reason, sum(n) AS n, count(*) AS runs, sum((n::double precision) ^ 2) AS sq,
+                 sum(n::double precision * t) AS cross_t
+          FROM reason_rows JOIN row_rejects USING (day, step, run_id, span_id)
           GROUP BY 1, 2, 3) t GROUP BY 1, 2
 ), summary AS (
-    SELECT {_SUMMARY_COLUMNS}
+    SELECT {SUMMARY_COLUMNS}
     FROM day_totals JOIN day_types USING (day, step) LEFT JOIN day_drops USING (day, step)
     LEFT JOIN day_durations USING (day, step) LEFT JOIN day_reasons USING (day, step)
+    LEFT JOIN day_rejects USING (day, step)
 )"""
 
 
@@ -159,19 +175,19 @@ LIMIT {limit}"""
 # Per step name of pipeline $1 over runs that started in [$2, $3), the top $7 reasons, at most
 # $8 steps: the stored summaries of the whole days [$4, $5) but days $6 (out of date or not
 # stored), and the rest of the window (part-days and those days) summarised from the step rows.
-_STORED_AND_ROWS = f"""SELECT {_SUMMARY_COLUMNS} FROM pipeline_step_days
-    WHERE name = $1 AND day >= {_utc_day('$4')} AND day < {_utc_day('$5')} AND day <> ALL($6::date[])
+_STORED_AND_ROWS = f"""SELECT {SUMMARY_COLUMNS} FROM pipeline_step_days
+    WHERE name = $1 AND day >= {utc_day('$4')} AND day < {utc_day('$5')} AND day <> ALL($6::date[])
     UNION ALL
-    SELECT {_SUMMARY_COLUMNS} FROM summary"""
+    SELECT {SUMMARY_COLUMNS} FROM summary"""
 PIPELINE_STEP_FIGURES = f"""
-WITH {_summarise(f"(NOT (r.started_at >= $4 AND r.started_at < $5) OR {RUN_DAY} = ANY($6::date[]))", _NO_DAY)}
+WITH {summarise_sql(f"(NOT (r.started_at >= $4 AND r.started_at < $5) OR {RUN_DAY} = ANY($6::date[]))", _NO_DAY)}
 {_step_figures(_STORED_AND_ROWS, "$7", "$8")}
 """
 # The same from the step rows alone (top $4 reasons, at most $5 steps), for a role that may not
 # read the stored summaries.
 PIPELINE_ROW_FIGURES = f"""
-WITH {_summarise("TRUE", _NO_DAY)}
-{_step_figures(f"SELECT {_SUMMARY_COLUMNS} FROM summary", "$4", "$5")}
+WITH {summarise_sql("TRUE", _NO_DAY)}
+{_step_figures(f"SELECT {SUMMARY_COLUMNS} FROM summary", "$4", "$5")}
 """
 
 # Store the summaries of days $4 of pipeline $1 (runs started in [$2, $3)) with the signature
@@ -184,9 +200,9 @@ WITH signed AS (
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {RUN_DAY} = ANY($4::date[])
     GROUP BY 2
-), {_summarise(f"{RUN_DAY} = ANY($4::date[])", RUN_DAY)}
-INSERT INTO pipeline_step_days (name, {_SUMMARY_COLUMNS})
-SELECT $1, {_SUMMARY_COLUMNS} FROM summary
+), {summarise_sql(f"{RUN_DAY} = ANY($4::date[])", RUN_DAY)}
+INSERT INTO pipeline_step_days (name, {SUMMARY_COLUMNS})
+SELECT $1, {SUMMARY_COLUMNS} FROM summary
 """
 # The days' pipeline_days rows are locked first (LOCK_PIPELINE_DAYS), in key order, as retention
 # locks them (FORGET_DAYS_BEFORE), so the two never wait for each other in a cycle.

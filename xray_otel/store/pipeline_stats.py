@@ -94,3 +94,75 @@ def step_figures(row: Mapping[str, Any]) -> dict[str, Any]:
                         "p95": percentile(*durations, 0.95, duration_value)},
         "top_rejections": [{"reason": r, "count": c} for r, c in zip(row["reasons"] or (), row["reason_counts"] or ())],
     }
+
+
+class Sums:
+    """One step's summary rows (pipeline_days.SUMMARY_COLUMNS) added up over a bucket: what a
+    series point shows and what the change tests read. Counts and sums add exactly; histograms
+    are kept packed and concatenated, as _step_figures does in SQL."""
+
+    __slots__ = ("count", "failed", "cost_sum", "cost_sq", "drop_n", "drop_sum", "drop_sq", "input_sum",
+                 "output_sum", "reject_sq", "offset_n", "offset_sum", "drop_histograms", "duration_histograms", "types", "reasons")
+
+    def __init__(self) -> None:
+        self.count = self.failed = self.drop_n = 0
+        self.cost_sum = self.cost_sq = self.drop_sum = self.drop_sq = self.input_sum = self.output_sum = 0.0
+        self.reject_sq = self.offset_sum = 0.0
+        self.offset_n = 0
+        self.drop_histograms: list[bytes] = []
+        self.duration_histograms: list[bytes] = []
+        self.types: dict[str, int] = defaultdict(int)
+        # reason -> [count, rows naming it, sum of count^2, sum of count * row's rejections]
+        self.reasons: dict[str, list[float]] = {}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.count += row["count"]
+        self.failed += row["failed"]
+        self.cost_sum += float(row["cost_sum"] or 0)
+        self.cost_sq += row["cost_sq_sum"] or 0.0
+        self.drop_n += row["drop_n"]
+        self.drop_sum += row["drop_sum"] or 0.0
+        self.drop_sq += row["drop_sq_sum"] or 0.0
+        self.input_sum += float(row["input_sum"] or 0)
+        self.output_sum += float(row["output_sum"] or 0)
+        self.reject_sq += row["reject_sq_sum"] or 0.0
+        self.offset_n += row["offset_n"]
+        self.offset_sum += row["offset_sum"] or 0.0
+        if row["drop_histogram"]:
+            self.drop_histograms.append(row["drop_histogram"])
+        if row["duration_histogram"]:
+            self.duration_histograms.append(row["duration_histogram"])
+        for kind, n in zip(row["types"], row["type_counts"]):
+            self.types[kind] += n
+        for values in zip(row["reasons"] or (), row["reason_counts"] or (), row["reason_runs"] or (),
+                          row["reason_sq"] or (), row["reason_cross"] or ()):
+            sums = self.reasons.setdefault(values[0], [0.0, 0.0, 0.0, 0.0])
+            for i, value in enumerate(values[1:]):
+                sums[i] += float(value)
+
+    @property
+    def offset_s(self) -> float:
+        """Mean start offset from the run's start: steps sort by it, as they sit in their runs."""
+        return self.offset_sum / self.offset_n if self.offset_n else math.inf
+
+    @property
+    def type(self) -> str | None:
+        return min(self.types, key=lambda kind: (-self.types[kind], kind)) if self.types else None
+
+    def drops(self) -> tuple[list[int], list[int]]:
+        return histogram(b"".join(self.drop_histograms))
+
+    def durations(self) -> tuple[list[int], list[int]]:
+        return histogram(b"".join(self.duration_histograms))
+
+
+def log_duration_moments(keys: Sequence[int], cumulative: Sequence[int]) -> tuple[int, float, float]:
+    """(n, mean, sum of squares) of ln(duration ms) over a duration histogram's positive buckets:
+    the log scale on which a change in duration is tested (a duration's spread grows with it)."""
+    n, total, squares, before = 0, 0.0, 0.0, 0
+    for key, running in zip(keys, cumulative):
+        count, before = running - before, running
+        if key > 0:
+            value = math.log(duration_value(key))
+            n, total, squares = n + count, total + count * value, squares + count * value * value
+    return n, (total / n if n else 0.0), squares

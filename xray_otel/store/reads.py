@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from . import filters, pipeline_days, read_sql as sql
+from . import filters, pipeline_days, pipeline_series, read_sql as sql
 from .filters import DecisionFilters, Page, RunFilters, StepFilters
 from .outcomes import Part
 from .pipeline_stats import step_figures
@@ -32,6 +32,15 @@ class Pipeline:
     """One pipeline's figures over a window, read from one snapshot."""
     runs: Row | None  # read_sql.PIPELINE_RUNS's row; None when no run of it started in the window
     steps: list[dict[str, Any]]  # per step name, as pipeline_stats.step_figures reads them
+
+
+@dataclass(frozen=True)
+class Series:
+    """One window of a pipeline, per bucket (UTC day or hour): ``rows`` are summary rows
+    (pipeline_days.SUMMARY_COLUMNS, ``day`` the bucket; pipeline_stats.Sums adds them up),
+    ``runs`` its runs and failed runs per bucket (``day``, ``runs``, ``failed``)."""
+    rows: list[Row]
+    runs: list[Row]
 
 
 class Reads:
@@ -138,3 +147,36 @@ class Reads:
         figures = await asyncio.to_thread(lambda: [step_figures(row) for row in steps])
         return Pipeline(runs[0] if runs else None, figures)
 
+
+    async def pipeline_series(self, name: str, windows: Sequence[tuple[datetime, datetime]], *, hourly: bool,
+                              steps: Sequence[str] | None = None) -> list[Series] | None:
+        """Pipeline ``name``'s figures per UTC day (or hour) and step over each window [since,
+        until) (only ``steps`` when given), all read from one snapshot; None when no run was ever
+        named so. Days whose stored summary was out of date are stored again in the background."""
+        found, stale = [], set()
+        async with self._pool.acquire() as conn, \
+                conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot for all windows
+            for since, until in windows:
+                rows, runs, days = await pipeline_series.series(conn, name, since, until, hourly,
+                                                                list(steps) if steps else None)
+                found.append(Series(rows, runs))
+                stale.update(days)
+            if not any(series.runs for series in found) and not await conn.fetchval(sql.RUN_NAME_EXISTS, name):
+                return None
+        if stale:
+            self._refresher.request(name, sorted(stale))
+        return found
+
+    async def active_pipelines(self, since: datetime, until: datetime, limit: int) -> list[str]:
+        """Run names with runs started in [since, until), most runs first."""
+        return [row["name"] for row in await self._pool.fetch(pipeline_series.ACTIVE_PIPELINES, since, until, limit)]
+
+    async def example_runs(self, name: str, since: datetime, until: datetime,
+                           wanted: Sequence[tuple[str, str | None]]) -> dict[tuple[str, str | None], uuid.UUID]:
+        """Per (step, reason or None) of ``wanted``, the newest run of pipeline ``name`` started in
+        [since, until) that has that step (whose step names that reason), when there is one."""
+        if not wanted:
+            return {}
+        rows = await self._pool.fetch(pipeline_series.EXAMPLE_RUNS, name, since, until,
+                                      [step for step, _ in wanted], [reason or "" for _, reason in wanted])
+        return {(row["step"], row["reason"] or None): row["run_id"] for row in rows if row["run_id"] is not None}
