@@ -1,10 +1,12 @@
 """API keys and scopes. Keys are held only as SHA-256 digests and compared in constant time.
 
-A key entry is ``SCOPES:KEY`` where SCOPES is ``ingest``, ``read`` or ``ingest+read``, optionally
+A key entry is ``SCOPES:KEY`` where SCOPES is ``ingest``, ``read``, ``admin`` or several joined by ``+``
+(``ingest+read``), optionally
 bound to one project (a resource ``service.name``) as ``SCOPES@PROJECT:KEY``;
 entries are comma-separated in ``XRAY_API_KEYS`` or one per line in ``XRAY_API_KEYS_FILE``
 (``#`` comments allowed). ``ingest`` covers OTLP (HTTP and gRPC) and /ingest; ``read``
-covers queries. With no keys configured, nothing is checked.
+covers queries; ``admin`` covers changing alert rules (POST, PUT, DELETE under /alerts/rules).
+With no keys configured, nothing is checked.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 
 from .mapping.values import MAX_NAME
 
-INGEST, READ = "ingest", "read"
-SCOPES = (INGEST, READ)
+INGEST, READ, ADMIN = "ingest", "read", "admin"
+SCOPES = (INGEST, READ, ADMIN)
 
 
 class AuthError(Exception):
@@ -74,8 +76,8 @@ def _parse_entry(entry: str, number: int) -> _Key:
     scopes, at, project = scopes.partition("@")
     wanted = frozenset(s.strip() for s in scopes.split("+"))
     if not sep or not key.strip() or not wanted <= set(SCOPES) or (at and not project.strip()):
-        raise ValueError(f"API key entry {number} must look like 'ingest:KEY', 'read:KEY', 'ingest+read:KEY' "
-                         "or, bound to one project, 'ingest+read@SERVICE_NAME:KEY'")
+        raise ValueError(f"API key entry {number} must look like 'ingest:KEY', 'read:KEY', 'ingest+read:KEY', "
+                         "'read+admin:KEY' or, bound to one project, 'ingest+read@SERVICE_NAME:KEY'")
     if len(project.strip()) > MAX_NAME:
         raise ValueError(f"API key entry {number}: a project name is a service.name of at most {MAX_NAME} characters")
     return _Key(hashlib.sha256(key.strip().encode()).digest(), wanted, project.strip() or None)

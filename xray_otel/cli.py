@@ -1,4 +1,4 @@
-"""`xray-otel serve | demo | runs | steps | analyze | compare`: the command-line entry point."""
+"""`xray-otel serve | demo | runs | steps | analyze | compare | alerts`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention", help="delete runs older than this, e.g. 30d, 12h (XRAY_RETENTION; "
                                            "default: keep everything)")
     serve.add_argument("--workers", type=int, help="receiver processes sharing the ports (XRAY_WORKERS; default 1)")
+    serve.add_argument("--alert-rules", type=Path, help="JSON file of alert rules to create or update at start, "
+                                                         "by name (XRAY_ALERT_RULES; docs/alerts.md)")
     serve.add_argument("--max-body-bytes", type=int, help="request size limit after decompression "
                                                           "(XRAY_MAX_BODY_BYTES; default 20 MiB)")
     serve.set_defaults(func=_serve)
@@ -38,9 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--url", default="http://127.0.0.1:4318", help="receiver URL (started if not running)")
     demo.set_defaults(func=_demo)
 
+    from .client_alerts import add_commands as add_alert_commands  # alerts list | add | rm
     from .client_cli import add_commands  # runs | steps | analyze | compare, against a running server
 
     add_commands(commands)
+    add_alert_commands(commands)
     return parser
 
 
@@ -54,7 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
                                      database_url=args.database_url,
                                      data_dir=args.data_dir, max_body_bytes=args.max_body_bytes,
                                      workers=args.workers, api_keys_file=args.api_keys_file,
-                                     insecure=args.insecure, retention=args.retention)
+                                     insecure=args.insecure, retention=args.retention,
+                                     alert_rules=args.alert_rules)
     except ValueError as exc:
         print(f"xray-otel: {exc}", file=sys.stderr)
         return 2

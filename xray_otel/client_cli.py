@@ -1,4 +1,4 @@
-"""`xray-otel runs | steps | analyze | compare`: ask a running server, print aligned tables.
+"""`xray-otel runs | steps | analyze | compare | alerts`: ask a running server, print aligned tables.
 
 Tables are drawn by rich (the `cli` extra); `--json` prints the server's JSON as is, for scripts,
 and needs nothing beyond the standard library.
@@ -22,14 +22,21 @@ class ClientError(Exception):
     """Something to tell the user in one line (exit status 1)."""
 
 
-def add_commands(commands: Any) -> None:
-    """Register the client subcommands on the `xray-otel` parser."""
+def common_flags() -> argparse.ArgumentParser:
+    """--url, --api-key and --json, shared by every client subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=os.environ.get("XRAY_URL", DEFAULT_URL),
                         help=f"server URL (XRAY_URL; default {DEFAULT_URL})")
     common.add_argument("--api-key", default=os.environ.get("XRAY_API_KEY"),
-                        help="API key with read scope, when the server requires one (XRAY_API_KEY)")
+                        help="API key with read scope (admin too, to change alert rules), when the server "
+                             "requires one (XRAY_API_KEY)")
     common.add_argument("--json", action="store_true", help="print the JSON answer instead of a table")
+    return common
+
+
+def add_commands(commands: Any) -> None:
+    """Register the client subcommands on the `xray-otel` parser."""
+    common = common_flags()
 
     runs = commands.add_parser("runs", parents=[common], help="list runs with filters (GET /runs)")
     for flag, text in (("--name", "exact run name"), ("--q", "run name contains (case-insensitive)"),
@@ -73,14 +80,21 @@ def _error_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-error", dest="has_error", action="store_const", const="false", help="only without")
 
 
-def fetch(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
-    """GET ``path`` from the server: (decoded JSON, headers). ClientError with the server's message."""
+def fetch(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None, *, method: str = "GET",
+          body: Any = None) -> tuple[Any, dict[str, str]]:
+    """``method`` ``path`` on the server (``body`` sent as JSON): (decoded JSON answer or None, headers).
+    ClientError with the server's message."""
     query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v not in (None, [])}, doseq=True)
     url = args.url.rstrip("/") + path + (f"?{query}" if query else "")
     headers = {"Accept": "application/json"} | ({"Authorization": f"Bearer {args.api_key}"} if args.api_key else {})
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as resp:
-            return json.loads(resp.read()), dict(resp.headers)
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            answer = resp.read()
+            return (json.loads(answer) if answer else None), dict(resp.headers)
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read())["error"]["message"]
@@ -93,7 +107,7 @@ def fetch(args: argparse.Namespace, path: str, params: dict[str, Any] | None = N
                           "Set --url or XRAY_URL") from None
 
 
-def _run(func: Any) -> Any:
+def run_command(func: Any) -> Any:
     def wrapper(args: argparse.Namespace) -> int:
         try:
             func(args)
@@ -108,57 +122,57 @@ def _filters(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]
     return {n: getattr(args, n) for n in names}
 
 
-@_run
+@run_command
 def _runs(args: argparse.Namespace) -> None:
     data, headers = fetch(args, "/runs", _filters(args, (
         "name", "q", "status", "service", "since", "until", "min_cost", "max_cost", "has_error", "sort", "limit",
         "cursor", "tag")))
-    if _json_out(args, data):
+    if json_out(args, data):
         return
     rows = [(r["id"], r["name"], r["status"], r["service"], _num(r["step_count"]), _usd(r["total_cost"]),
              _ms(r["duration_ms"]), _time(r["started_at"]), r["error"]) for r in data]
-    _table(["run id", "name", "status", "service", "steps", "cost", "duration", "started", "error"], rows,
+    table(["run id", "name", "status", "service", "steps", "cost", "duration", "started", "error"], rows,
            numeric={4, 5, 6})
     _next(headers)
 
 
-@_run
+@run_command
 def _steps(args: argparse.Namespace) -> None:
     data, headers = fetch(args, "/steps", _filters(args, (
         "type", "name", "run_name", "service", "min_drop_rate", "max_drop_rate", "min_input_count", "status",
         "has_error", "since", "until", "sort", "limit", "cursor", "tag")))
-    if _json_out(args, data):
+    if json_out(args, data):
         return
     rows = [(s["run_id"], s["run_name"], s["name"], s["type"], _num(s["input_count"]), _num(s["output_count"]),
              _pct(s["drop_rate"]), _reasons(s["rejections"]), _usd(s["cost"]), _ms(s["duration_ms"]))
             for s in data]
-    _table(["run id", "run", "step", "type", "in", "out", "dropped", "top reasons", "cost", "duration"], rows,
+    table(["run id", "run", "step", "type", "in", "out", "dropped", "top reasons", "cost", "duration"], rows,
            numeric={4, 5, 6, 8, 9})
     _next(headers)
 
 
-@_run
+@run_command
 def _analyze(args: argparse.Namespace) -> None:
     data, _ = fetch(args, f"/analyze/{urllib.parse.quote(args.run_id, safe='')}")
-    if _json_out(args, data):
+    if json_out(args, data):
         return
     run, summary = data["run"], data["summary"]
-    _print(f"[bold]{run['name']}[/bold]  {run['id']}  {run['status']}  cost {_usd(run['total_cost'])}  "
+    say(f"[bold]{run['name']}[/bold]  {run['id']}  {run['status']}  cost {_usd(run['total_cost'])}  "
            f"{_ms(run['duration_ms'])}")
     rows = [("  " * f["depth"] + f["name"], f["type"], f["status"], _num(f["input_count"]), _num(f["output_count"]),
              _pct(f["drop_rate"]), _reasons(f["rejections"]), _usd(f["cost"]), _ms(f["duration_ms"]))
             for f in data["funnel"]]
-    _table(["step", "type", "status", "in", "out", "dropped", "top reasons", "cost", "duration"], rows,
+    table(["step", "type", "status", "in", "out", "dropped", "top reasons", "cost", "duration"], rows,
            numeric={3, 4, 5, 7, 8})
     biggest = summary["biggest_drop"]
-    _print(f"{_num(summary['initial_candidates'])} candidates → {_num(summary['final_count'])}"
+    say(f"{_num(summary['initial_candidates'])} candidates → {_num(summary['final_count'])}"
            + (f"; biggest drop: {biggest['step']} ({_pct(biggest['drop_rate'])})" if biggest else ""))
 
 
-@_run
+@run_command
 def _compare(args: argparse.Namespace) -> None:
     data, _ = fetch(args, "/compare", {"base": args.base, "other": args.other})
-    if _json_out(args, data):
+    if json_out(args, data):
         return
     rows = []
     for s in data["steps"]:
@@ -168,17 +182,17 @@ def _compare(args: argparse.Namespace) -> None:
                      f"{_num(o.get('input_count'))} → {_num(o.get('output_count'))}" if o else "—",
                      _pct(b.get("drop_rate")), _pct(o.get("drop_rate")),
                      ", ".join(f"{k} {v:+g}" for k, v in s["rejections_delta"].items()), ", ".join(s["changed"])))
-    _print(f"base  {data['base']['id']}  {data['base']['name']}\nother {data['other']['id']}  {data['other']['name']}")
-    _table(["step", "base in → out", "other in → out", "base drop", "other drop", "rejections Δ", "changed"], rows,
+    say(f"base  {data['base']['id']}  {data['base']['name']}\nother {data['other']['id']}  {data['other']['name']}")
+    table(["step", "base in → out", "other in → out", "base drop", "other drop", "rejections Δ", "changed"], rows,
            numeric={3, 4})
     first = data["first_divergence"]
-    _print(f"first divergence: {first['name']} ({', '.join(first['changed'])})" if first else "no divergence")
+    say(f"first divergence: {first['name']} ({', '.join(first['changed'])})" if first else "no divergence")
     outputs = data["summary"]["final_outputs"]
     if data["summary"]["outputs_changed"]:
-        _print(f"outputs: {json.dumps(outputs['base'])} → {json.dumps(outputs['other'])}")
+        say(f"outputs: {json.dumps(outputs['base'])} → {json.dumps(outputs['other'])}")
 
 
-def _json_out(args: argparse.Namespace, data: Any) -> bool:
+def json_out(args: argparse.Namespace, data: Any) -> bool:
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     return args.json
@@ -193,7 +207,7 @@ def _console() -> Any:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
-def _table(columns: list[str], rows: list[tuple[Any, ...]], *, numeric: set[int]) -> None:
+def table(columns: list[str], rows: list[tuple[Any, ...]], *, numeric: set[int]) -> None:
     from rich.table import Table  # _console() has checked rich is there
 
     console = _console()
@@ -207,14 +221,14 @@ def _table(columns: list[str], rows: list[tuple[Any, ...]], *, numeric: set[int]
         console.print("(nothing matched)")
 
 
-def _print(text: str) -> None:
+def say(text: str) -> None:
     _console().print(text)
 
 
 def _next(headers: dict[str, str]) -> None:
     cursor = headers.get("X-Next-Cursor")
     if cursor:
-        _print(f"more: --cursor {cursor}")
+        say(f"more: --cursor {cursor}")
 
 
 def _num(value: Any) -> str:

@@ -42,6 +42,11 @@ class Settings:
     cors_origins: str = field(default="", metadata={"env": "XRAY_CORS_ORIGINS"})
     retention: str | None = field(default=None, metadata={"env": "XRAY_RETENTION"})  # e.g. "30d"
     retention_interval: float = field(default=300.0, metadata={"env": "XRAY_RETENTION_INTERVAL"})
+    alert_rules: Path | None = field(default=None, metadata={"env": "XRAY_ALERT_RULES"})  # JSON, loaded at start
+    alert_interval: float = field(default=30.0, metadata={"env": "XRAY_ALERT_INTERVAL"})  # seconds per rule
+    alert_secret: str = field(default="", repr=False, metadata={"env": "XRAY_ALERT_SECRET"})  # webhook HMAC key
+    alert_retry: float = field(default=5.0, metadata={"env": "XRAY_ALERT_RETRY"})  # first retry; doubles to 1 h
+    public_url: str = field(default="", metadata={"env": "XRAY_PUBLIC_URL"})  # for links in webhook bodies
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -76,6 +81,11 @@ class Settings:
             parse_window(self.retention)
         if self.api_keys_file is not None:
             self.api_keys_file = Path(self.api_keys_file).expanduser()
+        if self.alert_rules is not None:
+            self.alert_rules = Path(self.alert_rules).expanduser()
+        for name in ("alert_interval", "alert_retry"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         if not self.insecure and not self.keys.enabled and not _is_loopback(self.host):
             raise ValueError(
                 f"refusing to listen on {self.host} without API keys: anyone who can reach it could read "

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import INGEST, READ, AuthError, KeyRing, presented_key
+from .auth import ADMIN, INGEST, READ, AuthError, KeyRing, presented_key
 from .web import json_error
 from .receiver.codec import PROTOBUF, codec_for
 from .receiver.errors import AUTH_ERRORS
@@ -20,7 +20,7 @@ _OPEN_PATHS = frozenset({"/health"})
 _OTLP_PATHS = frozenset({"/v1/traces", *SIGNAL_PATHS})
 _INGEST_PATHS = _OTLP_PATHS | {"/ingest"}
 _CORS_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization, x-api-key",
     "Access-Control-Max-Age": "600",
 }
@@ -35,7 +35,7 @@ async def require_api_key(request: web.Request, handler: Any) -> web.StreamRespo
     keys = request.app[KEYS]
     if not keys.enabled or request.path in _OPEN_PATHS or request.method == "OPTIONS" or _holds_no_data(request):
         return await handler(request)
-    scope = INGEST if request.path in _INGEST_PATHS else READ
+    scope = INGEST if request.path in _INGEST_PATHS else ADMIN if _changes_rules(request) else READ
     try:
         request[PROJECT] = keys.check(
             presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key")), scope)
@@ -49,6 +49,10 @@ async def require_api_key(request: web.Request, handler: Any) -> web.StreamRespo
             return response
         return json_error(exc.status, exc.message, headers=headers)
     return await handler(request)
+
+
+def _changes_rules(request: web.Request) -> bool:
+    return request.method in ("POST", "PUT", "DELETE") and request.path.startswith("/alerts/")
 
 
 def _holds_no_data(request: web.Request) -> bool:

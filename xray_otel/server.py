@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from .alerts.service import Alerts
 from .app import build_app
 from .config import Settings, parse_window
 from .logs import setup_logging
@@ -42,11 +43,13 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
     metrics.watch_pool(store.pool)
     ingester = Ingester(store, metrics, max_inflight=settings.max_inflight,
                         max_spans=settings.max_spans_per_request, max_value_chars=settings.max_value_chars)
+    alerts = Alerts(store, settings, metrics.registry)
     runner = web.AppRunner(build_app(store, ingester, settings), auto_decompress=False, access_log=None,
                            shutdown_timeout=_GRACE_S)
     grpc_server = retention = None
     try:
         await runner.setup()
+        await alerts.start()  # a bad rules file stops the start here, before anything listens
         await _listen_http(runner, settings, reuse_port)
         if settings.grpc_port:
             grpc_server = await start_grpc(ingester, settings.keys, settings.host, settings.grpc_port,
@@ -62,6 +65,7 @@ async def running(settings: Settings, dsn: str, *, reuse_port: bool = False) -> 
         if retention is not None:
             retention.cancel()
             await asyncio.gather(retention, return_exceptions=True)
+        await alerts.stop()
         # Both listeners stop accepting at once and share one grace period for requests in flight.
         stopping = [runner.cleanup()] + ([grpc_server.stop(_GRACE_S)] if grpc_server is not None else [])
         await asyncio.gather(*stopping)

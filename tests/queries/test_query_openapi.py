@@ -32,7 +32,7 @@ def _routes() -> set[tuple[str, str]]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if route.method in ("GET", "POST") and path:
+        if route.method in ("GET", "POST", "PUT", "DELETE") and path:
             found.add((route.method.lower(), path))
         elif route.method == "*" and path:
             found.add(("post", path))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
-from . import compare, lineage, pipelines, run_steps, runs, steps
+from . import alerts, compare, lineage, pipelines, run_steps, runs, steps
 from .params import Param
 
 
@@ -85,6 +85,25 @@ SCHEMAS: dict[str, Any] = {
         "steps": {"type": "array", "items": {"type": "object", "properties": {
             "name": {"type": "string"}, "occurrence": {"type": "integer"}, "base": _OBJ, "other": _OBJ,
             "changed": {"type": "array", "items": {"type": "string"}}, "rejections_delta": {"type": "object"}}}}}},
+    "AlertRule": {"type": "object", "description": "docs/alerts.md; the secret is write-only (has_secret)",
+                  "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "kind": {"type": "string", "enum": ["threshold", "change"]},
+        "pipeline": {"type": "string"}, "step": _STR,
+        "metric": {"type": "string", "enum": ["drop_rate", "reason_share", "failure_rate", "cost", "duration_p95"]},
+        "reason": _STR, "comparison": {"type": "string", "enum": ["above", "below"]}, "threshold": {"type": "number"},
+        "window": {"type": "string", "example": "15m"}, "baseline": {"type": "string", "example": "7d"},
+        "min_samples": {"type": "integer"}, "webhook": _STR, "has_secret": {"type": "boolean"},
+        "enabled": {"type": "boolean"},
+        "state": {"type": "string", "enum": ["unknown", "ok", "firing"], "description": "unknown: never decided, "
+                  "or the last window held too little data (note says why)"},
+        "value": _NUM, "note": _STR, "evaluated_at": _TIME, "created_at": _TIME, "updated_at": _TIME}},
+    "AlertFiring": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid", "description": "the webhook body's id"},
+        "rule_id": {"type": "integer"}, "rule": {"type": "string"},
+        "state": {"type": "string", "enum": ["firing", "resolved"]}, "firing_id": _STR, "at": _TIME,
+        "value": _NUM, "pipeline": {"type": "string"}, "step": _STR, "what": _STR, "reason": _STR,
+        "delivery": {**_OBJ, "description": "null: the rule has no webhook", "properties": {
+            "delivered_at": _TIME, "attempts": {"type": "integer"}}}}},
     "Pipeline": {"type": "object", "properties": {
         "name": {"type": "string"}, "run_count": {"type": "integer"}, "failed_count": {"type": "integer"},
         "failure_rate": _NUM, "duration_ms": {"type": "object", "properties": {"p50": _NUM, "p95": _NUM}},
@@ -126,6 +145,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              (pipelines.NAME,) + pipelines.GET_PARAMS,
              {"allOf": [_ref("Pipeline"), {"type": "object", "properties": {"steps": _array("PipelineStep")}}]},
              errors=(400, 404, 503)),
+    Endpoint("get", "/alerts", "Every alert rule with its state, and the latest firings and resolutions",
+             alerts.ALERT_PARAMS, {"type": "object", "properties": {"rules": _array("AlertRule"),
+                                                                   "firings": _array("AlertFiring")}}),
+    Endpoint("get", "/alerts/rules", "Every alert rule", schema=_array("AlertRule")),
+    Endpoint("post", "/alerts/rules", "Create an alert rule (JSON body, docs/alerts.md); `admin` scope",
+             schema=_ref("AlertRule"), errors=(400, 409, 503)),
+    Endpoint("get", "/alerts/rules/{id}", "One alert rule", (alerts.RULE_ID,), _ref("AlertRule"),
+             errors=(400, 404, 503)),
+    Endpoint("put", "/alerts/rules/{id}", "Replace an alert rule's definition (a secret left out is kept); "
+             "`admin` scope", (alerts.RULE_ID,), _ref("AlertRule"), errors=(400, 404, 409, 503)),
+    Endpoint("delete", "/alerts/rules/{id}", "Delete an alert rule with its firings; `admin` scope",
+             (alerts.RULE_ID,), errors=(400, 404, 503)),
     Endpoint("get", "/openapi.json", "This document", errors=()),
     Endpoint("get", "/docs", "Interactive API documentation (HTML, works offline)", errors=(),
              content_type="text/html"),
@@ -173,7 +204,7 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "xray-otel", "version": version("xray-otel"),
-                 "description": "Decision observability on OpenTelemetry: runs, steps, funnels, lineage. "
+                 "description": "Decision observability on OpenTelemetry: runs, steps, funnels, lineage, alerts. "
                                 "All errors share one JSON shape: {\"error\": {\"status\", \"message\"}}. "
                                 "Unknown query parameters are a 400."},
         "paths": paths,
@@ -181,7 +212,8 @@ def document() -> dict[str, Any]:
     }
 
 
-_ERRORS = {400: "bad parameter (the message names it)", 404: "not found", 413: "body too large",
+_ERRORS = {400: "bad parameter (the message names it)", 404: "not found", 409: "a rule of that name exists",
+           413: "body too large",
            415: "unsupported content type", 503: "database unavailable or at capacity; retry (Retry-After)"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import changes, compare, docs, funnel, lineage, pipelines, run_steps, runs, series, steps
+from . import alerts, changes, compare, docs, funnel, lineage, pipelines, run_steps, runs, series, steps
 
 
 def add_routes(app: web.Application) -> None:
@@ -21,5 +21,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/pipelines/{name}/series", series.get_series)
     app.router.add_get("/pipelines/{name}/changes", changes.get_pipeline_changes)
     app.router.add_get("/changes", changes.list_changes)
+    app.router.add_get("/alerts", alerts.alerts_overview)
+    app.router.add_get("/alerts/rules", alerts.list_rules)
+    app.router.add_post("/alerts/rules", alerts.create_rule)
+    app.router.add_get("/alerts/rules/{id}", alerts.get_rule)
+    app.router.add_put("/alerts/rules/{id}", alerts.replace_rule)
+    app.router.add_delete("/alerts/rules/{id}", alerts.delete_rule)
     app.router.add_get("/openapi.json", docs.openapi_json)
     app.router.add_get("/docs", docs.docs_page)

@@ -20,6 +20,7 @@ import asyncpg
 from ..mapping.rows import Batch, RunRow, StepRow
 from . import sql
 from .migrate import migrate
+from .alerts import AlertStore
 from .outcomes import PackedOutcomes, pack
 from .reads import Reads
 
@@ -67,6 +68,7 @@ class Store:
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
         self.pool = pool
         self.reads = Reads(pool)
+        self.alerts = AlertStore(pool)
         self._acquire_timeout = acquire_timeout
 
     @classmethod

@@ -1,0 +1,111 @@
+"""Background evaluation: every process runs this loop, the database makes sure each due rule is
+evaluated by one of them.
+
+A rule is claimed with FOR UPDATE SKIP LOCKED (store/alerts.py CLAIM_DUE_RULE); its verdict, the state
+change, the firing and the delivery owed are committed in that transaction, and ``next_eval_at`` moves
+one interval on. Another process skips the locked row, then sees it is no longer due: one evaluation per
+interval however many processes share the database, and a restart finds the state as it was left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, Mapping
+
+import asyncpg
+
+from ..store import alerts as sql
+from ..store.reads import Reads
+from .judge import Verdict, threshold_verdict, transition, webhook_body
+from ..web import dumps
+
+log = logging.getLogger(__name__)
+
+# find_changes(reads, pipeline, window, baseline, until, limit) -> [{pipeline, step, what, significant, ...}]
+ChangeFinder = Callable[..., Awaitable[list[dict[str, Any]]]]
+_NO_DETECTOR = ("change detection is not part of this build (xray_otel/health/changes.py): "
+                "the rule cannot be decided")
+_SHOWN_CHANGES = 5  # in a change rule's webhook body, most significant first
+
+
+class Evaluator:
+    """Evaluates due rules, one per call; each rule ``interval`` seconds apart (alerts/service.py runs it)."""
+
+    def __init__(self, pool: asyncpg.Pool, reads: Reads, *, interval: float, base_url: str,
+                 find_changes: ChangeFinder | None, counted: Callable[[str], None] = lambda outcome: None,
+                 delivered: asyncio.Event | None = None) -> None:
+        self._pool, self._reads = pool, reads
+        self.interval, self._base_url = interval, base_url
+        self._find_changes = find_changes
+        self._counted = counted
+        self._outbox = delivered  # set when a delivery was queued: the delivery loop need not wait its poll
+
+    async def evaluate_one(self) -> bool:
+        """Evaluate one due rule, if any is (and not taken by another process); True when one was."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql.CLAIM_DUE_RULE)
+            if row is None:
+                return False
+            rule = {**row, "spec": json.loads(row["spec"])}
+            verdict = await self._verdict(conn, rule)
+            state, event = transition(rule["state"], verdict.holds)
+            firing_id = rule["firing_id"] if state == "firing" else None
+            if event is not None:
+                event_id = await self._record(conn, rule, event, verdict)
+                firing_id = event_id if event == "firing" else None
+            await conn.execute(sql.SET_STATE, rule["id"], state, verdict.value, verdict.note, firing_id,
+                               self.interval)
+        if event is not None and rule["webhook"] and self._outbox is not None:
+            self._outbox.set()  # committed: the delivery loop can take it now rather than at its next poll
+        self._counted(state if verdict.holds is not None else "unknown")
+        return True
+
+    async def _verdict(self, conn: asyncpg.Connection, rule: Mapping[str, Any]) -> Verdict:
+        try:
+            async with conn.transaction():  # a savepoint: a failed figure leaves the claim standing
+                if rule["kind"] == "threshold":
+                    return await self._threshold(conn, rule)
+                return await self._changes(rule)
+        except (asyncpg.PostgresError, ValueError, TypeError) as exc:
+            log.warning("alert rule could not be evaluated", extra={"rule": rule["name"], "error": str(exc)})
+            self._counted("error")
+            return Verdict(None, None, f"evaluation failed: {type(exc).__name__}: {exc}"[:500])
+
+    async def _threshold(self, conn: asyncpg.Connection, rule: Mapping[str, Any]) -> Verdict:
+        spec, now = rule["spec"], rule["now"]
+        statement = sql.STEP_FIGURES if rule["step"] is not None else sql.RUN_FIGURES
+        figures = await conn.fetchrow(statement, rule["pipeline"], now - timedelta(seconds=spec["window"]), now,
+                                      rule["step"], spec.get("reason"))
+        return threshold_verdict(spec, rule["step"], figures)
+
+    async def _changes(self, rule: Mapping[str, Any]) -> Verdict:
+        if self._find_changes is None:
+            return Verdict(None, None, _NO_DETECTOR)
+        spec = rule["spec"]
+        found = await self._find_changes(self._reads, rule["pipeline"], timedelta(seconds=spec["window"]),
+                                         timedelta(seconds=spec["baseline"]), rule["now"])
+        flagged = [c for c in found if c.get("significant") and rule["step"] in (None, c.get("step"))]
+        if not flagged:
+            return Verdict(0.0, False)
+        top = flagged[0]
+        detail = {"what": top.get("what"), "reason": top.get("reason"), "changed_step": top.get("step"),
+                  "changes": flagged[:_SHOWN_CHANGES]}
+        return Verdict(float(len(flagged)), True, detail=detail)
+
+    async def _record(self, conn: asyncpg.Connection, rule: Mapping[str, Any], event: str,
+                      verdict: Verdict) -> uuid.UUID:
+        """The firing or resolution, and its delivery when the rule has a webhook: in the claim's transaction."""
+        event_id = uuid.uuid4()
+        ends = rule["firing_id"] if event == "resolved" else None
+        body = dumps(webhook_body(str(event_id), event, rule, verdict, rule["now"],
+                                  firing_id=None if ends is None else str(ends), base_url=self._base_url))
+        await conn.execute(sql.INSERT_FIRING, event_id, rule["id"], event, ends, rule["now"], verdict.value, body)
+        if rule["webhook"]:
+            await conn.execute(sql.INSERT_OUTBOX, event_id, rule["id"], rule["webhook"], body)
+        log.info("alert " + event, extra={"rule": rule["name"], "pipeline": rule["pipeline"], "step": rule["step"],
+                                          "value": verdict.value, "event_id": str(event_id)})
+        return event_id
