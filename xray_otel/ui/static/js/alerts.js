@@ -1,34 +1,30 @@
-// Alerts: the rules (GET /alerts/rules) with their state, and the recent firings and resolutions
-// (GET /alerts). A rule that could not be decided says unknown, and why.
+// Alerts: the rules with their state, and the recent firings and resolutions with their webhook
+// delivery (GET /alerts). A rule that could not be decided says unknown, and why (its note).
 
 import {ApiError, get, seg} from "./api.js";
 import {h, notice} from "./dom.js";
 import * as fmt from "./format.js";
 
 export async function showAlerts() {
-  let rules, firings;
+  let answer;
   try {
-    [rules, firings] = await Promise.all([get("/alerts/rules").then((r) => listOf(r.data, "rules")),
-                                          get("/alerts").then((r) => listOf(r.data, "firings"))]);
+    ({data: answer} = await get("/alerts"));
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404) throw err;
-    return page(notice("info", "This server has no alerts.", "It does not answer GET /alerts/rules; upgrade it to get them."));
+    return page(notice("info", "This server has no alerts.", "It does not answer GET /alerts; upgrade it to get them."));
   }
+  const rules = answer.rules || [];
+  const firings = answer.firings || [];
   return page(
     h("section", {"aria-labelledby": "rules-h"}, h("h2", {id: "rules-h"}, `Rules (${fmt.count(rules.length)})`),
       rules.length ? ruleTable(rules) : notice("info", "No alert rule yet.",
         "Add one with `xray-otel alerts add …`, POST /alerts/rules, or a rules file given to `xray-otel serve`.")),
-    h("section", {"aria-labelledby": "firings-h"}, h("h2", {id: "firings-h"}, "Recent firings"),
-      firings.length ? firingTable(firings, rules) : h("p", {class: "muted"}, "No rule has fired yet.")));
+    h("section", {"aria-labelledby": "firings-h"}, h("h2", {id: "firings-h"}, "Recent firings and resolutions"),
+      firings.length ? firingTable(firings) : h("p", {class: "muted"}, "No rule has fired yet.")));
 }
 
 function page(...parts) {
   return h("section", {class: "alerts"}, h("h1", {}, "Alerts"), ...parts);
-}
-
-/** A list answer, bare or wrapped as {key: [...]}. */
-function listOf(data, key) {
-  return Array.isArray(data) ? data : (data && data[key]) || [];
 }
 
 export function stateBadge(state) {
@@ -47,35 +43,46 @@ function ruleTable(rules) {
       h("td", {}, r.pipeline ? h("a", {href: `#/pipelines/${seg(r.pipeline)}`}, r.pipeline) : "any pipeline",
         r.step ? [" / ", r.step] : null),
       h("td", {}, condition(r)),
-      h("td", {class: "num"}, r.value === null || r.value === undefined ? h("span", {class: "muted"}, "unknown") : figure(r.value)),
+      h("td", {class: "num"}, r.value === null || r.value === undefined ? h("span", {class: "muted"}, "unknown")
+        : r.kind === "threshold" ? metricValue(r.metric, r.value) : String(r.value)),
       h("td", {title: r.evaluated_at || ""}, r.evaluated_at ? fmt.time(r.evaluated_at) : h("span", {class: "muted"}, "not yet")))))));
 }
 
-/** A rule's condition in words; its spec as given when the kind is not one this page knows. */
+const METRIC_WORDS = {drop_rate: "drop rate", reason_share: "share of reason", failure_rate: "failure rate",
+                      cost: "mean cost", duration_p95: "p95 duration"};
+
+/** A rule's condition in words: "drop rate above 90.0% over 15m", "any significant change in 24h against 7d". */
 export function condition(rule) {
-  const spec = rule.spec || rule;
-  if (rule.kind === "change") return "any significant change";
-  if (rule.kind === "threshold" && spec.metric) {
-    const limit = /rate|share/.test(spec.metric) && Number.isFinite(spec.value) ? fmt.percent(spec.value) : spec.value;
-    const over = spec.window || spec.for || spec.over;
-    return `${spec.metric.replace(/_/g, " ")} ${spec.op || spec.operator || (spec.above === false ? "below" : "above")} ${limit}`
-      + (over ? ` over ${over}` : "");
-  }
-  return h("code", {}, JSON.stringify(spec));
+  if (rule.kind === "change") return `any significant change in ${rule.window} against the ${rule.baseline} before`;
+  const what = `${METRIC_WORDS[rule.metric] || rule.metric}${rule.reason ? ` ${rule.reason}` : ""}`;
+  return `${what} ${rule.comparison} ${metricValue(rule.metric, rule.threshold)} over ${rule.window}`
+    + (rule.min_samples > 1 ? ` (at least ${fmt.count(rule.min_samples)} samples)` : "");
 }
 
-function figure(value) {
-  return typeof value === "number" ? String(Math.round(value * 10000) / 10000) : String(value);
+/** A rule's figure in its metric's unit. */
+export function metricValue(metric, value) {
+  if (value === null || value === undefined) return "unknown";
+  if (/rate|share/.test(metric || "")) return fmt.percent(value);
+  if (metric === "cost") return fmt.cost(value);
+  if (/duration/.test(metric || "")) return fmt.duration(value);
+  return String(Math.round(value * 10000) / 10000);
 }
 
-function firingTable(firings, rules) {
-  const names = new Map(rules.map((r) => [r.id, r.name]));
+function firingTable(firings) {
   return h("div", {class: "table-wrap"}, h("table", {class: "data", id: "alert-firings"},
-    h("thead", {}, h("tr", {}, ["When", "Rule", "Event", "Figure", "Id"].map((t) => h("th", {scope: "col"}, t)))),
-    h("tbody", {}, firings.map((f) => h("tr", {"data-firing": f.id},
+    h("thead", {}, h("tr", {}, ["When", "Rule", "Event", "Where", "Figure", "Webhook"].map((t) => h("th", {scope: "col"}, t)))),
+    h("tbody", {}, firings.map((f) => h("tr", {"data-firing": f.id, "data-rule": f.rule || ""},
       h("td", {title: f.at || ""}, fmt.time(f.at)),
-      h("td", {}, f.rule || f.rule_name || names.get(f.rule_id) || h("span", {class: "muted"}, "unknown")),
+      h("td", {}, f.rule || h("span", {class: "muted"}, "unknown")),
       h("td", {}, stateBadge(f.state)),
-      h("td", {class: "num"}, f.value === null || f.value === undefined ? h("span", {class: "muted"}, "unknown") : figure(f.value)),
-      h("td", {}, h("code", {}, f.id || "")))))));
+      h("td", {}, f.pipeline ? h("a", {href: `#/pipelines/${seg(f.pipeline)}`}, f.pipeline) : "",
+        f.step ? [" / ", f.step] : null, f.what ? h("div", {class: "muted"}, [f.what, f.reason].filter(Boolean).join(" ")) : null),
+      h("td", {class: "num"}, f.value === null || f.value === undefined ? h("span", {class: "muted"}, "unknown") : String(Math.round(f.value * 10000) / 10000)),
+      h("td", {}, delivery(f.delivery)))))));
+}
+
+function delivery(d) {
+  if (!d) return h("span", {class: "muted"}, "none (no webhook)");
+  if (d.delivered_at) return `delivered ${fmt.time(d.delivered_at)}`;
+  return h("span", {class: "error-text"}, `not yet delivered (${fmt.count(d.attempts)} attempts)`);
 }

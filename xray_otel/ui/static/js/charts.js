@@ -48,7 +48,7 @@ const W = 760, H = 260, LEFT = 48, RIGHT = 12, TOP = 22, BOTTOM = 34;
 /**
  * Lines over time buckets, y from 0 to 1 (shares: drop rates).
  * buckets: [{label, href, summary}] (href: where a click on the bucket goes; summary: its words);
- * lines: [{name, values: [0..1 | null]}]; marks: [{index, label}] (a change, drawn at its bucket).
+ * lines: [{name, values: [0..1 | null], changed}] (changed: drawn heavier, flagged in the key); marks: [{index, label}] (a change, drawn at its bucket).
  */
 export function lineChart({id, title, buckets, lines, marks = []}) {
   const n = buckets.length;
@@ -62,14 +62,15 @@ export function lineChart({id, title, buckets, lines, marks = []}) {
       marks.map((m) => s("g", {class: "mark", "data-index": m.index},
         s("line", {x1: x(m.index), x2: x(m.index), y1: TOP - 6, y2: H - BOTTOM}),
         s("text", {x: x(m.index), y: TOP - 9, "text-anchor": "middle"}, m.label))),
-      lines.map((line, k) => s("g", {class: `series series-${k % SERIES_STYLES}`, "data-name": line.name},
+      lines.map((line, k) => s("g", {class: `series series-${k % SERIES_STYLES}${line.changed ? " changed" : ""}`,
+                                     "data-name": line.name},
         segments(line.values).map((run) => run.length > 1
           ? s("polyline", {points: run.map((i) => `${x(i)},${y(line.values[i])}`).join(" ")}) : null),
         line.values.map((v, i) => (Number.isFinite(v) ? s("circle", {cx: x(i), cy: y(v), r: 3.5}) : null)))),
       buckets.map((b, i) => s("a", {href: b.href, class: "bucket", "data-index": i, "aria-label": b.summary},
         s("title", {}, b.summary),
         s("rect", {x: x(i) - step / 2, y: TOP, width: step, height: H - TOP - BOTTOM})))),
-    legend(lines.map((line) => line.name)));
+    legend(lines.map((line) => (line.changed ? `${line.name} ⚑ changed` : line.name))));
 }
 
 function axes(y, n, x, buckets) {

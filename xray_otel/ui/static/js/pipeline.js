@@ -6,16 +6,24 @@ import {ApiError, get, seg} from "./api.js";
 import {h, notice} from "./dom.js";
 import {SERIES_STYLES, lineChart, stackedBars} from "./charts.js";
 import * as fmt from "./format.js";
-import {changeList, changeText, windowForm, windowOf, worstStep} from "./pipelines.js";
+import {changeList, changeText, changeValue, windowForm, windowOf, worstStep} from "./pipelines.js";
 
 const TOP_REASONS = 5;
+const BASELINE = "7d"; // what the window is compared with: the API's default
+
+/** The chart shows the baseline and then the window, so the mark between them has a before and after. */
+function chartSince(since) {
+  const days = since.endsWith("h") ? Number.parseInt(since, 10) / 24 : Number.parseInt(since, 10);
+  return `${Math.ceil(days) + Number.parseInt(BASELINE, 10)}d`;
+}
 
 export async function showPipeline(name, query) {
   const [since, label, bucket] = windowOf(query);
   const [summary, series, changes] = await Promise.all([
     get(`/pipelines/${seg(name)}`, {since}).then((r) => r.data),
-    get(`/pipelines/${seg(name)}/series`, {since, bucket, step: query.getAll("step")}).then((r) => r.data, unknown),
-    get(`/pipelines/${seg(name)}/changes`).then((r) => r.data, unknown),
+    get(`/pipelines/${seg(name)}/series`, {since: chartSince(since), bucket, step: query.getAll("step")})
+      .then((r) => r.data, unknown),
+    get(`/pipelines/${seg(name)}/changes`, {window: since, baseline: BASELINE}).then((r) => r.data, unknown),
   ]);
   const path = `#/pipelines/${seg(name)}`;
   return h("section", {class: "pipeline"},
@@ -53,7 +61,7 @@ export function bucketsOf(series, name) {
     const label = hourly
       ? start.toLocaleString(undefined, {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"})
       : start.toLocaleDateString(undefined, {month: "short", day: "numeric"});
-    const runs = Number.isFinite(b.run_count) ? `${fmt.count(b.run_count)} runs` : "runs unknown";
+    const runs = Number.isFinite(b.run_count) ? `${fmt.count(b.run_count)} run${b.run_count === 1 ? "" : "s"}` : "runs unknown";
     return {start: b.start, end: b.end, partial: !!b.partial, runCount: b.run_count,
             label: b.partial ? `${label} (part)` : label,
             href: `#/runs?${new URLSearchParams({name, since: b.start, until: b.end})}`,
@@ -68,14 +76,14 @@ export function dropLines(series) {
     .filter((line) => line.values.some((v) => v !== null));
 }
 
-/** Buckets where the changes' window starts, one mark each: [{index, label}]. */
+/** The bucket where the changes' window starts, marked with how many significant changes it holds. */
 export function changeMarks(buckets, answer, changed) {
-  if (!changed.length || !buckets.length) return [];
-  const since = Date.parse((answer && answer.window && answer.window.since) || "")
-    || Date.now() - 24 * 3600 * 1000; // the API's default window: the 24 hours before now
-  let index = buckets.findIndex((b) => Date.parse(b.end) > since);
+  const since = Date.parse((answer && answer.window && answer.window.since) || "");
+  if (!buckets.length || Number.isNaN(since)) return [];
+  const index = buckets.findIndex((b) => Date.parse(b.end) > since);
   if (index < 0) return [];
-  return [{index, label: `⚑ ${changed.length} change${changed.length > 1 ? "s" : ""} from here`}];
+  const label = changed.length ? `⚑ ${changed.length} change${changed.length > 1 ? "s" : ""} from here` : "window";
+  return [{index, label}];
 }
 
 function charts(name, series, changes, summary, query, path) {
@@ -83,8 +91,7 @@ function charts(name, series, changes, summary, query, path) {
   const lines = dropLines(series);
   const changed = changeList(changes).filter((c) => c.significant);
   const changedSteps = new Set(changed.map((c) => c.step));
-  const shown = lines.slice(0, SERIES_STYLES).map((line) => (changedSteps.has(line.name)
-    ? {...line, name: `${line.name} ⚑`} : line));
+  const shown = lines.slice(0, SERIES_STYLES).map((line) => ({...line, changed: changedSteps.has(line.name)}));
   if (!buckets.length) return notice("info", "No bucket in this window.");
   const noRuns = buckets.every((b) => !b.runCount);
   return h("div", {},
@@ -183,30 +190,33 @@ function otherCount(counts, keys) {
 
 function changeSection(changes) {
   const heading = h("h2", {id: "changes-h"}, "What changed");
-  if (changes === null) return h("section", {"aria-labelledby": "changes-h"}, heading,
-    h("p", {class: "muted"}, "Unknown: this server does not answer GET /pipelines/{name}/changes."));
+  const section = (...parts) => h("section", {"aria-labelledby": "changes-h"}, heading, ...parts);
+  if (changes === null) return section(h("p", {class: "muted"}, "Unknown: this server does not answer GET /pipelines/{name}/changes."));
   const all = changeList(changes);
-  if (!all.length) return h("section", {"aria-labelledby": "changes-h"}, heading,
-    h("p", {class: "muted"}, "No step moved against its baseline."));
-  return h("section", {"aria-labelledby": "changes-h"}, heading,
-    h("ul", {class: "change-list", id: "changes"}, all.map((c) => h("li", {class: c.significant ? "significant" : null,
-                                                                       "data-step": c.step || ""},
-      h("span", {class: `badge ${c.significant ? "dropped" : "unknown"}`},
-        c.insufficient_data ? "too little data" : c.significant ? "significant" : "not significant"), " ",
-      changeText(c), " ", figures(c),
-      c.compare ? [" ", h("a", {href: compareHref(c.compare)}, "compare example runs")] : null))));
+  const sides = changes.window && changes.baseline
+    ? h("p", {class: "muted"}, `The window from ${fmt.time(changes.window.since)} against the baseline from `
+      + `${fmt.time(changes.baseline.since)} before it.`) : null;
+  const significant = all.filter((c) => c.significant);
+  const rest = all.filter((c) => !c.significant);
+  return section(sides,
+    significant.length ? changeItems(significant, "changes") : h("p", {}, "No significant change."),
+    rest.length ? h("details", {}, h("summary", {}, `${fmt.count(rest.length)} comparisons not significant or with too little data`),
+      changeItems(rest, "other-changes")) : null);
+}
+
+function changeItems(changes, id) {
+  return h("ul", {class: "change-list", id}, changes.map((c) => h("li", {"data-step": c.step || "", "data-what": c.what},
+    h("span", {class: `badge ${c.significant ? "dropped" : "unknown"}`},
+      c.insufficient_data ? "too little data" : c.significant ? "significant" : "not significant"), " ",
+    changeText(c), " ", figures(c),
+    c.compare ? [" ", h("a", {href: compareHref(c.compare)}, "compare example runs")] : null)));
 }
 
 function figures(c) {
-  const show = (v) => (v === null || v === undefined ? "unknown" : typeof v === "number" ? fmt.percent(v) : JSON.stringify(v));
-  if (!("baseline" in c) && !("window" in c)) return null;
-  return h("span", {class: "muted"}, `(baseline ${show(valueOf(c.baseline))} → window ${show(valueOf(c.window))})`);
-}
-
-/** A side's figure: a number, or an object's value/rate/share. */
-function valueOf(side) {
-  if (side === null || side === undefined || typeof side !== "object") return side;
-  return side.value ?? side.rate ?? side.share ?? side.mean ?? null;
+  const runs = c.runs ? ` over ${fmt.count(c.runs.baseline)} → ${fmt.count(c.runs.window)} runs` : "";
+  const share = /_new|_gone/.test(c.what || "") ? " of runs" : "";
+  return h("span", {class: "muted"}, `(baseline ${changeValue(c.what, c.baseline)} → window ${changeValue(c.what, c.window)}`
+    + `${share}${runs}${Number.isFinite(c.p_adjusted) ? `, adjusted p ${c.p_adjusted}` : ""})`);
 }
 
 /** The API's compare link (/compare?base=…&other=…) as the UI's page for it. */

@@ -70,7 +70,7 @@ function orUnknown(err) {
 
 /** Significant changes of every pipeline in the window, by pipeline; null when unknown. */
 async function changesByPipeline(window) {
-  const answer = await get("/changes", {window}).then((r) => r.data, orUnknown);
+  const answer = await get("/changes", {window, limit: 1000}).then((r) => r.data, orUnknown);
   if (!answer) return null;
   const byName = new Map();
   for (const change of changeList(answer)) {
@@ -110,15 +110,23 @@ export function dropRates(series, stepName) {
   return (step.points || []).map((p) => (p && p.drop_rate && Number.isFinite(p.drop_rate.mean) ? p.drop_rate.mean : null));
 }
 
+const WHAT_WORDS = {drop_rate: "drop rate", reason_share: "share of", reason_new: "new reason", reason_gone: "reason gone:",
+                    step_new: "new step", step_gone: "step gone", cost: "mean cost", duration: "median duration"};
+
+/** A change in words: "filter_by_price: drop rate +30.0 pts", "rank: new reason low_score". */
 export function changeText(change) {
-  const what = change.what === "reason_share" || change.reason ? `${change.what} ${change.reason || ""}`.trim() : change.what;
-  const delta = Number.isFinite(change.delta) ? ` ${change.delta > 0 ? "+" : "−"}${deltaText(change)}` : "";
+  const what = [WHAT_WORDS[change.what] || change.what, change.reason].filter(Boolean).join(" ");
+  const delta = Number.isFinite(change.delta) && !/_new|_gone/.test(change.what || "")
+    ? ` ${change.delta > 0 ? "+" : "−"}${changeValue(change.what, Math.abs(change.delta), true)}` : "";
   return `${change.step || "(pipeline)"}: ${what}${delta}`;
 }
 
-function deltaText(change) {
-  const size = Math.abs(change.delta);
-  return /rate|share/.test(change.what || "") ? `${(size * 100).toFixed(1)} pts` : String(Math.round(size * 1000) / 1000);
+/** A figure of a change in its unit: shares and rates in percent (points for a difference), cost, time. */
+export function changeValue(what, value, difference = false) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "unknown";
+  if (what === "cost") return fmt.cost(value);
+  if (what === "duration") return fmt.duration(value);
+  return difference ? `${(value * 100).toFixed(1)} pts` : fmt.percent(value);
 }
 
 function pipelineTable(pipelines, details, changes, since) {
