@@ -67,10 +67,23 @@ export function lineChart({id, title, buckets, lines, marks = []}) {
         segments(line.values).map((run) => run.length > 1
           ? s("polyline", {points: run.map((i) => `${x(i)},${y(line.values[i])}`).join(" ")}) : null),
         line.values.map((v, i) => (Number.isFinite(v) ? s("circle", {cx: x(i), cy: y(v), r: 3.5}) : null)))),
-      buckets.map((b, i) => s("a", {href: b.href, class: "bucket", "data-index": i, "aria-label": b.summary},
+      buckets.map((b, i) => s("a", {href: b.href, class: "bucket", "data-index": i, "aria-label": b.summary,
+                                    tabindex: i === n - 1 ? 0 : -1, onkeydown: roam},
         s("title", {}, b.summary),
         s("rect", {x: x(i) - step / 2, y: TOP, width: step, height: H - TOP - BOTTOM})))),
     legend(lines.map((line) => (line.changed ? `${line.name} ⚑ changed` : line.name))));
+}
+
+/** One Tab stop for all the buckets (the newest); arrows, Home and End move between them. */
+function roam(e) {
+  const all = [...e.currentTarget.parentNode.querySelectorAll("a.bucket")];
+  const at = all.indexOf(e.currentTarget);
+  const to = {ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: all.length - 1}[e.key];
+  if (to === undefined || !all[to]) return;
+  e.preventDefault();
+  all.forEach((a) => a.setAttribute("tabindex", "-1"));
+  all[to].setAttribute("tabindex", "0");
+  all[to].focus();
 }
 
 function axes(y, n, x, buckets) {
@@ -79,7 +92,8 @@ function axes(y, n, x, buckets) {
   return s("g", {class: "axes", "aria-hidden": "true"},
     ticks.map((t) => [s("line", {x1: LEFT, x2: W - RIGHT, y1: y(t), y2: y(t)}),
                       s("text", {x: LEFT - 6, y: y(t) + 4, "text-anchor": "end"}, `${t * 100}%`)]),
-    [...new Set(labelled)].map((i) => s("text", {x: x(i), y: H - BOTTOM + 18, "text-anchor": "middle"},
+    [...new Set(labelled)].map((i, k, all) => s("text", {x: x(i), y: H - BOTTOM + 18,
+      "text-anchor": all.length === 1 ? "middle" : k === 0 ? "start" : k === all.length - 1 ? "end" : "middle"},
       buckets[i] ? buckets[i].label : "")));
 }
 

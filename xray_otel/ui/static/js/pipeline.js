@@ -100,7 +100,8 @@ function charts(name, series, changes, summary, query, path) {
       shown.length ? [
         lineChart({id: "drop-chart", title: lineSummary(name, shown, buckets, changed), marks: changeMarks(buckets, changes, changed),
                    lines: shown, buckets: buckets.map((b, i) => ({...b, summary: bucketSummary(b, shown, i)}))}),
-        h("p", {class: "muted"}, "Choose a column (or Tab to it and press Enter) to open that bucket's runs."),
+        h("p", {class: "muted"}, "Choose a column to open that bucket's runs: from the keyboard, Tab to the chart, "
+          + "move with the arrow keys, Home and End, and press Enter."),
         lines.length > shown.length ? h("p", {class: "muted"},
           `The first ${shown.length} of ${lines.length} steps with a drop rate are drawn; the table has them all.`) : null,
         dropTable(lines, buckets)]
