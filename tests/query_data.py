@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from helpers import export_request, make_span, new_ids, post_otlp
 
@@ -83,4 +84,65 @@ def send_all(url: str) -> Sent:
     sent.runs["bad"] = accessory_run(url, sent.service, strict=True, t0=t0 + 1000 * MS,
                                      tags={"env": "staging", "attempt": 2})
     sent.runs["failed"] = failed_run(url, sent.service, t0 + 2000 * MS)
+    return sent
+
+
+# --- pipeline health over time (issue 20): a noisy competitor-selection-like pipeline -----------------
+
+
+@dataclass
+class HealthRun:
+    """What one run sent, so tests can add up the figures they expect without the server."""
+    run_id: str
+    start: datetime
+    failed: bool
+    steps: list[dict]  # name, input_count, output_count, rejections, cost, duration_ms
+
+
+def health_runs(url: str, name: str, starts: list, rng, *, high_share: float = 0.3,
+                new_reason: str | None = None, service: str = "health-svc") -> list[HealthRun]:
+    """Runs of ``name`` started at ``starts`` (backdated), sent over OTLP/HTTP in batches: retrieve ->
+    filter_by_price (price_too_high / price_too_low, with run-to-run beta noise around ``high_share``)
+    -> filter_by_rating -> call_llm (cost, sometimes failing). ``new_reason`` adds a third reason to
+    the price filter in every run, about 5% of its candidates."""
+    sent, spans = [], []
+    for start in starts:
+        trace_id, base = new_ids()
+        t0 = int(start.timestamp() * 1e9)
+        n = rng.randrange(100, 400)
+        high = round(n * rng.betavariate(30 * high_share, 30 * (1 - high_share)))
+        low = round((n - high) * rng.betavariate(4.5, 25.5))
+        extra = round(n * 0.05) if new_reason else 0
+        extra = min(extra, n - high - low)
+        kept = n - high - low - extra
+        rating_out = round(kept * rng.betavariate(20, 20))
+        failed = rng.random() < 0.05
+        price_rej = {"price_too_high": high, "price_too_low": low} | ({new_reason: extra} if new_reason else {})
+        steps = [
+            {"name": "retrieve", "input_count": None, "output_count": n, "rejections": None, "cost": 0.0,
+             "duration_ms": rng.randrange(20, 80)},
+            {"name": "filter_by_price", "input_count": n, "output_count": kept, "rejections": price_rej, "cost": 0.0,
+             "duration_ms": rng.randrange(1, 5)},
+            {"name": "filter_by_rating", "input_count": kept, "output_count": rating_out,
+             "rejections": {"rating_too_low": kept - rating_out}, "cost": 0.0, "duration_ms": rng.randrange(1, 5)},
+            {"name": "call_llm", "input_count": None, "output_count": None, "rejections": None,
+             "cost": round(rng.uniform(0.001, 0.003), 6), "duration_ms": rng.randrange(200, 900)},
+        ]
+        spans.append(make_span(trace_id, base, name, attrs={"xray.kind": "run"}, start=t0, duration_ns=2000 * MS,
+                               error="llm timeout" if failed else None))
+        for i, step in enumerate(steps, 1):
+            attrs = {"xray.kind": "step", "xray.step.type": "llm" if step["name"] == "call_llm" else "filter"}
+            for key in ("input_count", "output_count", "rejections"):
+                if step[key] is not None:
+                    attrs[f"xray.step.{key}"] = step[key]
+            if step["cost"]:
+                attrs["xray.step.cost"] = step["cost"]
+            spans.append(make_span(trace_id, base + i, step["name"], parent=base, start=t0 + i * 10 * MS,
+                                   duration_ns=step["duration_ms"] * MS, attrs=attrs))
+        sent.append(HealthRun(str(uuid.UUID(bytes=trace_id)), start, failed, steps))
+        if len(spans) >= 500:
+            assert post_otlp(url, export_request(spans, service=service)).status == 200
+            spans = []
+    if spans:
+        assert post_otlp(url, export_request(spans, service=service)).status == 200
     return sent
