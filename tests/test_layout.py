@@ -5,10 +5,10 @@ statement, function-local ones too) and checked by importing in a fresh interpre
   shared modules (conventions, pricing); importing a server module does not load the SDK;
 - mapping does no I/O and knows no protocol, storage or auth;
 - store knows no HTTP; receiver and queries do not import each other;
-- health (change detection) may use the store, never receiver, queries or aiohttp: the alert evaluator
-  and the REST queries both call it;
 - alerts (rules watched in the background) import no receiver and no queries; its rules and verdicts
   (alerts.rules, alerts.judge) are pure, and they are all the store may import of it;
+- health (change detection) may use the store, never receiver, queries or aiohttp: the alert evaluator
+  and the REST queries both call it;
 - no import circles anywhere in the package.
 """
 
@@ -110,16 +110,6 @@ def test_store_knows_no_http_and_receiver_and_queries_stay_apart() -> None:
             assert not {i for i in imports if _within(i, "xray_otel.receiver")}, name
 
 
-def test_health_uses_the_store_not_the_edges() -> None:
-    for name, imports in GRAPH.items():
-        if _within(name, "xray_otel.health"):
-            assert not {i for i in imports if _within(i, "aiohttp", "grpc", "xray_otel.receiver", "xray_otel.queries",
-                                                       "xray_otel.web", "xray_otel.mapping")}, name
-        if name == "xray_otel.health.drift":  # pure statistics: no I/O, nothing of ours
-            assert not _ours(imports), (name, _ours(imports))
-            assert not {i for i in imports if any(_within(i, lib) for lib in IO_LIBRARIES)}, name
-
-
 PURE_ALERTS = ("xray_otel.alerts.rules", "xray_otel.alerts.judge")
 PURE_IO = (IO_LIBRARIES - {"urllib"}) | {"urllib.request", "urllib.error"}  # urllib.parse only splits text
 
@@ -135,6 +125,16 @@ def test_alerts_stay_off_the_protocol_edges_and_their_rules_are_pure() -> None:
         if _within(name, "xray_otel.store"):
             alerts = {i for i in imports if _within(i, "xray_otel.alerts")}
             assert alerts <= set(PURE_ALERTS), (name, alerts)
+
+
+def test_health_uses_the_store_not_the_edges() -> None:
+    for name, imports in GRAPH.items():
+        if _within(name, "xray_otel.health"):
+            assert not {i for i in imports if _within(i, "aiohttp", "grpc", "xray_otel.receiver", "xray_otel.queries",
+                                                       "xray_otel.web", "xray_otel.mapping")}, name
+        if name == "xray_otel.health.drift":  # pure statistics: no I/O, nothing of ours
+            assert not _ours(imports), (name, _ours(imports))
+            assert not {i for i in imports if any(_within(i, lib) for lib in IO_LIBRARIES)}, name
 
 
 def test_no_import_circles() -> None:

@@ -72,7 +72,7 @@ def test_migrations_are_idempotent_and_refuse_newer_schema(pg_dsn: str) -> None:
             latest = migrations()[-1][0]
             assert await migrate(conn) == latest
             assert await migrate(conn) == latest
-            assert await conn.fetchval("SELECT count(*) FROM xray_schema_version") == latest
+            assert await conn.fetchval("SELECT count(*) FROM xray_schema_version") == len(migrations())  # each once
             await conn.execute("INSERT INTO xray_schema_version (version, name) VALUES (9999, 'future')")
             with pytest.raises(SchemaTooNew, match="upgrade xray-otel"):
                 await migrate(conn)

@@ -110,7 +110,7 @@ def test_non_loopback_without_keys_is_refused() -> None:
 
 def test_key_configuration_errors_never_echo_keys(tmp_path) -> None:
     with pytest.raises(ValueError) as failure:
-        Settings.from_env({"XRAY_API_KEYS": "admin:super-secret-value"})
+        Settings.from_env({"XRAY_API_KEYS": "root:super-secret-value"})
     assert "super-secret-value" not in str(failure.value) and "entry 1" in str(failure.value)
     keys_file = tmp_path / "keys"
     keys_file.write_text("# team keys\ningest:file-key-1\n\nread:file-key-2  # dashboards\n")

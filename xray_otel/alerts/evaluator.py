@@ -14,10 +14,11 @@ import json
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import asyncpg
 
+from ..health.changes import UnknownPipeline, find_changes
 from ..store import alerts as sql
 from ..store.reads import Reads
 from .judge import Verdict, threshold_verdict, transition, webhook_body
@@ -25,10 +26,6 @@ from ..web import dumps
 
 log = logging.getLogger(__name__)
 
-# find_changes(reads, pipeline, window, baseline, until, limit) -> [{pipeline, step, what, significant, ...}]
-ChangeFinder = Callable[..., Awaitable[list[dict[str, Any]]]]
-_NO_DETECTOR = ("change detection is not part of this build (xray_otel/health/changes.py): "
-                "the rule cannot be decided")
 _SHOWN_CHANGES = 5  # in a change rule's webhook body, most significant first
 
 
@@ -36,11 +33,10 @@ class Evaluator:
     """Evaluates due rules, one per call; each rule ``interval`` seconds apart (alerts/service.py runs it)."""
 
     def __init__(self, pool: asyncpg.Pool, reads: Reads, *, interval: float, base_url: str,
-                 find_changes: ChangeFinder | None, counted: Callable[[str], None] = lambda outcome: None,
+                 counted: Callable[[str], None] = lambda outcome: None,
                  delivered: asyncio.Event | None = None) -> None:
         self._pool, self._reads = pool, reads
         self.interval, self._base_url = interval, base_url
-        self._find_changes = find_changes
         self._counted = counted
         self._outbox = delivered  # set when a delivery was queued: the delivery loop need not wait its poll
 
@@ -83,16 +79,19 @@ class Evaluator:
         return threshold_verdict(spec, rule["step"], figures)
 
     async def _changes(self, rule: Mapping[str, Any]) -> Verdict:
-        if self._find_changes is None:
-            return Verdict(None, None, _NO_DETECTOR)
+        """health/changes.py's verdict on the window against the baseline right before it (its test, its
+        correction for the many figures compared); fires while any significant change stands."""
         spec = rule["spec"]
-        found = await self._find_changes(self._reads, rule["pipeline"], timedelta(seconds=spec["window"]),
-                                         timedelta(seconds=spec["baseline"]), rule["now"])
+        try:
+            found = await find_changes(self._reads, rule["pipeline"], timedelta(seconds=spec["window"]),
+                                       timedelta(seconds=spec["baseline"]), rule["now"])
+        except UnknownPipeline:
+            return Verdict(None, None, f"no run is named {rule['pipeline']!r} yet")
         flagged = [c for c in found if c.get("significant") and rule["step"] in (None, c.get("step"))]
         if not flagged:
             return Verdict(0.0, False)
         top = flagged[0]
-        detail = {"what": top.get("what"), "reason": top.get("reason"), "changed_step": top.get("step"),
+        detail = {"step": top.get("step"), "what": top.get("what"), "reason": top.get("reason"),
                   "changes": flagged[:_SHOWN_CHANGES]}
         return Verdict(float(len(flagged)), True, detail=detail)
 

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from ..config import Settings
 from ..store.store import UNAVAILABLE_ERRORS, Store
 from .delivery import Deliverer
-from .evaluator import ChangeFinder, Evaluator
+from .evaluator import Evaluator
 from .rules import RuleError, parse_rule
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,9 @@ def read_rules_file(path: Path) -> list[Any]:
 
 
 class Alerts:
-    """Started and stopped by server.running; ``find_changes`` decides change rules (None: undecided)."""
+    """Started and stopped by server.running."""
 
-    def __init__(self, store: Store, settings: Settings, registry: CollectorRegistry,
-                 find_changes: ChangeFinder | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, registry: CollectorRegistry) -> None:
         self.store = store.alerts
         self._settings = settings
         self._tick = min(settings.alert_interval, _MAX_TICK)
@@ -63,7 +62,7 @@ class Alerts:
                              "(delivered, failed: retried with backoff)", ["outcome"], registry=registry)
         base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
         self.evaluator = Evaluator(store.pool, store.reads, interval=settings.alert_interval, base_url=base_url,
-                                   find_changes=find_changes, counted=lambda o: evaluations.labels(o).inc(),
+                                   counted=lambda o: evaluations.labels(o).inc(),
                                    delivered=wake)
         self.deliverer = Deliverer(store.pool, server_secret=settings.alert_secret,
                                    first_retry=settings.alert_retry, wake=wake,

@@ -1,0 +1,90 @@
+"""Alert rules and verdicts, pure: every bad rule names its field; the state machine; the signature."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from xray_otel.alerts.delivery import MAX_BACKOFF, backoff, sign
+from xray_otel.alerts.judge import threshold_verdict, transition
+from xray_otel.alerts.rules import RuleError, parse_rule, show_duration
+
+GOOD = {"name": "price filter", "pipeline": "competitor_selection", "step": "filter_by_price",
+        "metric": "drop_rate", "comparison": "above", "threshold": 0.9, "window": "15m"}
+
+
+def test_a_good_rule_parses_with_defaults() -> None:
+    rule = parse_rule(GOOD)
+    assert rule.kind == "threshold" and rule.keeps_secret and rule.enabled
+    assert rule.spec == {"metric": "drop_rate", "reason": None, "comparison": "above", "threshold": 0.9,
+                         "window": 900, "min_samples": 1}
+    change = parse_rule({"name": "any", "kind": "change", "pipeline": "p"})
+    assert change.spec == {"window": 86400, "baseline": 7 * 86400} and change.step is None
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"name": None}, "name"), ({"name": ""}, "name"), ({"pipeline": 3}, "pipeline"), ({"metric": "speed"}, "metric"),
+    ({"threshold": "high"}, "threshold"), ({"threshold": True}, "threshold"), ({"threshold": float("nan")}, "threshold"),
+    ({"window": "5 parsecs"}, "window"), ({"window": "1s"}, "window"), ({"window": "100d"}, "window"),
+    ({"comparison": "over"}, "comparison"), ({"step": None}, "step"), ({"webhook": "ftp://x/y"}, "webhook"),
+    ({"webhook": "not a url"}, "webhook"), ({"secret": "short"}, "secret"), ({"enabled": "yes"}, "enabled"),
+    ({"min_samples": 0}, "min_samples"), ({"colour": "red"}, "colour"), ({"kind": "vibes"}, "kind"),
+    ({"metric": "reason_share"}, "reason"), ({"reason": "x"}, "reason"), ({"baseline": "7d"}, "baseline"),
+])
+def test_a_bad_rule_names_its_field(change: dict, field: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule({**GOOD, **change})
+    assert caught.value.field == field and str(caught.value).startswith(field + ": ")
+
+
+def test_a_change_rule_refuses_threshold_fields() -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule({"name": "c", "kind": "change", "pipeline": "p", "threshold": 1})
+    assert caught.value.field == "threshold"
+    with pytest.raises(RuleError):
+        parse_rule([GOOD])
+
+
+def test_durations_show_short() -> None:
+    assert [show_duration(s) for s in (900, 86400, 90, 7200)] == ["15m", "1d", "90s", "2h"]
+
+
+@pytest.mark.parametrize("state, holds, expected", [
+    ("unknown", True, ("firing", "firing")), ("ok", True, ("firing", "firing")), ("firing", True, ("firing", None)),
+    ("firing", False, ("ok", "resolved")), ("ok", False, ("ok", None)), ("unknown", False, ("ok", None)),
+    ("firing", None, ("firing", None)), ("ok", None, ("unknown", None)),
+])
+def test_states(state: str, holds: bool | None, expected: tuple) -> None:
+    assert transition(state, holds) == expected
+
+
+def _figures(**given: float) -> dict:
+    return {"n": 10, "failed": 0, "finished": 10, "drop_rate": None, "cost": None, "duration_p95": None,
+            "reason_n": 0, "rejected_n": 0, **given}
+
+
+def test_threshold_verdicts() -> None:
+    spec = parse_rule(GOOD).spec
+    assert threshold_verdict(spec, "f", _figures(drop_rate=0.95)).holds is True
+    assert threshold_verdict(spec, "f", _figures(drop_rate=0.9)).holds is False  # above means strictly above
+    undecided = threshold_verdict(spec, "f", _figures(n=0))
+    assert undecided.holds is None and undecided.value is None and "fewer than min_samples" in undecided.note
+    no_counts = threshold_verdict(spec, "f", _figures())
+    assert no_counts.holds is None and "candidate counts" in no_counts.note
+    share = parse_rule({**GOOD, "metric": "reason_share", "reason": "price_too_high", "comparison": "below",
+                        "threshold": 0.5}).spec
+    verdict = threshold_verdict(share, "f", _figures(reason_n=30, rejected_n=100))
+    assert verdict.value == pytest.approx(0.3) and verdict.holds is True
+
+
+def test_signature_is_the_hmac_a_receiver_computes() -> None:
+    body = b'{"id": "x"}'
+    expected = hmac.new(b"s3cret-key", body, hashlib.sha256).hexdigest()
+    assert sign("s3cret-key", body) == "sha256=" + expected
+
+
+def test_backoff_doubles_up_to_an_hour() -> None:
+    assert [backoff(n, 5) for n in (1, 2, 3)] == [5, 10, 20]
+    assert backoff(40, 5) == backoff(1000, 5) == MAX_BACKOFF

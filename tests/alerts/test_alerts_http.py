@@ -1,0 +1,282 @@
+"""Alerts through the real path: rules over HTTP, spans over OTLP, the server's own background evaluation,
+and a real aiohttp webhook receiver that checks the signature; two servers on one database; a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import _admin, _with_database, free_port, serve
+from helpers import call, db, export_request, get_json, new_ids, pipeline_spans, post_otlp
+from query_data import health_runs
+from xray_otel.cli import main
+
+SECRET = "webhook-secret-1234"
+FAST = {"alert_interval": 0.2, "alert_retry": 0.2}
+PIPELINE, STEP = "select_competitor", "filter_price"  # helpers.pipeline_spans: filter_price drops 4700 of 5000
+
+
+class Hook:
+    """A webhook receiver on its own loop: answers 500 to the first ``fail`` calls, then 200."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail, self.calls = fail, []  # calls: (status answered, headers, body bytes)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def __enter__(self) -> Hook:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/hook", self._receive)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        status = 500 if len(self.calls) < self.fail else 200
+        self.calls.append((status, dict(request.headers), body))
+        return web.Response(status=status)
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """The bodies answered 200, each with its signature checked against SECRET."""
+        found = []
+        for status, headers, body in self.calls:
+            expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(headers["X-Xray-Signature"], expected)
+            if status == 200:
+                found.append(json.loads(body))
+        return found
+
+
+@pytest.fixture
+def alert_db(pg_dsn: str) -> Iterator[str]:
+    """A database of this test's own: rules and firings no other server sees or evaluates."""
+    name = f"xray_alerts_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(pg_dsn, f'CREATE DATABASE "{name}"'))
+    yield _with_database(pg_dsn, name)
+    asyncio.run(_admin(pg_dsn, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting: {what}")
+
+
+def send(url: str, runs: int = 3) -> None:
+    for _ in range(runs):
+        assert post_otlp(url, export_request(pipeline_spans(*new_ids()))).status == 200
+
+
+def post_json(url: str, body: Any, method: str = "POST", **headers: str) -> Any:
+    return call(method, url, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})
+
+
+def rule(**change: Any) -> dict[str, Any]:
+    return {"name": "price filter drops nearly all", "pipeline": PIPELINE, "step": STEP, "metric": "drop_rate",
+            "comparison": "above", "threshold": 0.9, "window": "15m", **change}
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    text = call("GET", url + "/metrics").body.decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def evaluations(url: str) -> float:
+    return sum(v for (name, _), v in scrape(url).items() if name == "xray_alert_evaluations_total")
+
+
+def test_a_threshold_rule_fires_once_signed_retried_and_resolves(alert_db: str) -> None:
+    with Hook(fail=2) as hook, serve(alert_db, **FAST) as server:
+        send(server.url)
+        reply = post_json(server.url + "/alerts/rules", rule(webhook=hook.url, secret=SECRET))
+        assert reply.status == 201, reply.body
+        created = reply.json()
+        assert created["has_secret"] is True and SECRET not in reply.body.decode()
+        assert reply.headers["Location"] == f"/alerts/rules/{created['id']}"
+
+        firing = until(hook.delivered, "the firing delivered")[0]
+        assert [status for status, _, _ in hook.calls] == [500, 500, 200]  # retried with backoff, same body
+        assert len({body for _, _, body in hook.calls}) == 1
+        assert firing["state"] == "firing" and firing["pipeline"] == PIPELINE and firing["step"] == STEP
+        assert firing["what"] == "drop_rate" and firing["threshold"] == 0.9
+        assert firing["value"] == pytest.approx(0.94) and firing["rule"]["name"] == created["name"]
+        assert firing["links"]["steps"].startswith(server.url + "/steps?run_name=select_competitor&name=filter_price")
+        attempts = db(alert_db, "SELECT attempt, status FROM alert_delivery_attempts ORDER BY attempt")
+        assert [(a["attempt"], a["status"]) for a in attempts] == [(1, 500), (2, 500), (3, 200)]
+
+        overview = get_json(server.url + "/alerts")
+        assert overview["rules"][0]["state"] == "firing" and overview["rules"][0]["value"] == pytest.approx(0.94)
+        assert [(f["id"], f["state"], f["delivery"]["attempts"]) for f in overview["firings"]] == [
+            (firing["id"], "firing", 3)]
+        labels = (("pipeline", PIPELINE), ("rule", created["name"]), ("step", STEP))
+        assert scrape(server.url)[("xray_alert_firing", labels)] == 1
+
+        # The same rule with a threshold it no longer crosses: a resolution, naming the firing it ends.
+        reply = post_json(server.url + f"/alerts/rules/{created['id']}", rule(webhook=hook.url, threshold=0.99),
+                          method="PUT")
+        assert reply.status == 200 and reply.json()["has_secret"] is True  # a secret left out is kept
+        resolved = until(lambda: hook.delivered()[1:], "the resolution delivered")[0]
+        assert resolved["state"] == "resolved" and resolved["firing_id"] == firing["id"]
+        until(lambda: scrape(server.url)[("xray_alert_firing", labels)] == 0, "the gauge back to 0")
+        seen = evaluations(server.url)
+        until(lambda: evaluations(server.url) >= seen + 5, "five more evaluations")
+        assert len(hook.delivered()) == 2  # nothing new to say: nothing more sent
+        assert db(alert_db, "SELECT count(*) FROM alert_firings")[0]["count"] == 2
+
+
+def test_two_servers_on_one_database_fire_each_rule_once(alert_db: str) -> None:
+    with Hook() as hook, serve(alert_db, **FAST) as one, serve(alert_db, **FAST) as two:
+        send(one.url)
+        for n in range(10):  # disabled, then enabled at once: both servers find all ten due together
+            reply = post_json(two.url + "/alerts/rules",
+                              rule(name=f"rule {n}", webhook=hook.url, secret=SECRET, enabled=False))
+            assert reply.status == 201, reply.body
+        db(alert_db, "UPDATE alert_rules SET enabled = true, next_eval_at = now()")
+        until(lambda: len(hook.delivered()) >= 10, "ten firings delivered")
+        until(lambda: evaluations(one.url) + evaluations(two.url) >= 100, "many evaluations by both")
+        assert db(alert_db, "SELECT count(*) FROM alert_firings")[0]["count"] == 10
+        assert sorted(body["rule"]["name"] for body in hook.delivered()) == sorted(f"rule {n}" for n in range(10))
+        assert len(hook.calls) == 10
+
+
+def test_a_restart_neither_loses_nor_repeats_a_firing(alert_db: str) -> None:
+    with Hook(fail=10**6) as hook:
+        with serve(alert_db, **FAST) as server:
+            send(server.url)
+            assert post_json(server.url + "/alerts/rules", rule(webhook=hook.url, secret=SECRET)).status == 201
+            until(lambda: hook.calls, "a first delivery attempt")
+        hook.fail = 0  # the receiver recovers while no server runs
+        with serve(alert_db, **FAST) as server:
+            until(hook.delivered, "the firing delivered after the restart")
+            seen = evaluations(server.url)
+            until(lambda: evaluations(server.url) >= seen + 5, "five more evaluations")
+            assert get_json(server.url + "/alerts/rules")[0]["state"] == "firing"
+    assert len(hook.delivered()) == 1
+    assert len({body for _, _, body in hook.calls}) == 1  # every attempt the same firing
+    assert db(alert_db, "SELECT count(*) FROM alert_firings")[0]["count"] == 1
+
+
+def test_bad_input_is_a_400_naming_the_field(alert_db: str) -> None:
+    with serve(alert_db, **FAST) as server:
+        rules = server.url + "/alerts/rules"
+        for body, field in ((rule(name=None), "name"), (rule(metric="speed"), "metric"),
+                            (rule(threshold="high"), "threshold"), (rule(window="5 parsecs"), "window"),
+                            (rule(webhook="ftp://example.com"), "webhook"), (rule(colour="red"), "colour"),
+                            (rule(webhook="http://127.0.0.1:9/hook"), "secret"), ([], "body")):
+            reply = post_json(rules, body)
+            assert reply.status == 400, (field, reply.body)
+            assert reply.json()["error"]["message"].startswith(field + ":"), reply.body
+        assert call("POST", rules, b"{not json", {"Content-Type": "application/json"}).json()["error"][
+            "message"].startswith("body:")
+        created = post_json(rules, rule()).json()
+        assert post_json(rules, rule()).status == 409
+        assert call("GET", rules + "/abc").status == 400
+        assert call("GET", rules + "/999999").status == 404
+        assert post_json(rules + "/999999", rule(), method="PUT").status == 404
+        assert call("DELETE", rules + f"/{created['id']}").status == 204
+        assert call("DELETE", rules + f"/{created['id']}").status == 404
+        assert call("GET", server.url + "/alerts?limit=0").status == 400
+
+
+def test_changing_rules_needs_the_admin_scope(alert_db: str) -> None:
+    with serve(alert_db, api_keys="read:reader-key,read+admin:admin-key,read@shop:shop-key", **FAST) as server:
+        rules = server.url + "/alerts/rules"
+        assert post_json(rules, rule(), Authorization="Bearer reader-key").status == 403
+        assert post_json(rules, rule(), Authorization="Bearer admin-key").status == 201
+        assert call("GET", rules, headers={"Authorization": "Bearer reader-key"}).status == 200
+        assert call("GET", server.url + "/alerts", headers={"Authorization": "Bearer shop-key"}).status == 403
+
+
+def test_a_change_rule_fires_once_naming_the_step_and_what_moved(alert_db: str) -> None:
+    """The price filter of a noisy pipeline starts rejecting twice as much as "too expensive" in the last day."""
+    rng, now, day = random.Random(7), datetime.now(timezone.utc), timedelta(days=1)
+    with Hook() as hook, serve(alert_db, **FAST) as server:
+        reply = post_json(server.url + "/alerts/rules", {"name": "nobody yet", "kind": "change", "pipeline": "nope"})
+        assert reply.json()["window"] == "1d" and reply.json()["baseline"] == "7d"
+        until(lambda: get_json(server.url + f"/alerts/rules/{reply.json()['id']}")["evaluated_at"], "evaluated")
+        assert "no run is named 'nope'" in get_json(server.url + f"/alerts/rules/{reply.json()['id']}")["note"]
+
+        health_runs(server.url, "shop", sorted(now - 8 * day + 7 * day * rng.random() for _ in range(280)), rng)
+        health_runs(server.url, "shop", sorted(now - day + day * rng.random() for _ in range(40)), rng,
+                    high_share=0.6)
+        assert post_json(server.url + "/alerts/rules", {"name": "anything in shop", "kind": "change",
+                                                        "pipeline": "shop", "webhook": hook.url,
+                                                        "secret": SECRET}).status == 201
+        body = until(hook.delivered, "the change delivered")[0]
+        seen = evaluations(server.url)
+        until(lambda: evaluations(server.url) >= seen + 5, "five more evaluations")
+    assert len(hook.calls) == 1
+    assert body["state"] == "firing" and body["pipeline"] == "shop" and body["step"] == "filter_by_price"
+    assert body["what"] in ("drop_rate", "reason_share") and body["value"] >= 1
+    assert body["changes"][0]["significant"] and body["changes"][0]["step"] == "filter_by_price"
+
+
+def test_rules_file_at_start_is_idempotent_by_name(alert_db: str, tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"rules": [rule(), rule(name="runs fail", step=None, metric="failure_rate",
+                                                     threshold=0.2)]}))
+    with serve(alert_db, alert_rules=path, **FAST) as server:
+        first = {r["name"]: r for r in get_json(server.url + "/alerts/rules")}
+    with serve(alert_db, alert_rules=path, **FAST) as server:
+        again = {r["name"]: r for r in get_json(server.url + "/alerts/rules")}
+    assert first.keys() == again.keys() == {"price filter drops nearly all", "runs fail"}
+    assert all(first[n]["id"] == again[n]["id"] and first[n]["updated_at"] == again[n]["updated_at"] for n in first)
+    path.write_text(json.dumps([rule(window="2 fortnights")]))
+    with pytest.raises(ValueError, match=r"rule 1 \('price filter drops nearly all'\): window: must look like"):
+        with serve(alert_db, alert_rules=path, **FAST):
+            pass
+
+
+def test_cli_adds_lists_and_removes_rules(alert_db: str, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "220")
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    with serve(alert_db, **FAST) as server:
+        send(server.url)
+        assert main(["alerts", "add", "--url", server.url, "--name", "cli rule", "--pipeline", PIPELINE, "--step",
+                     STEP, "--metric", "drop_rate", "--above", "0.5", "--window", "1h", "--webhook",
+                     "http://127.0.0.1:9/hook", "--secret-env", "HOOK_SECRET"]) == 0
+        assert "drop_rate above 0.5 over 1h" in capsys.readouterr().out
+        until(lambda: get_json(server.url + "/alerts/rules")[0]["state"] == "firing", "the rule firing")
+        assert main(["alerts", "list", "--url", server.url]) == 0
+        out = capsys.readouterr().out
+        assert "cli rule" in out and "firing" in out and SECRET not in out
+        assert main(["alerts", "add", "--url", server.url, "--name", "x", "--pipeline", "p", "--metric", "nope",
+                     "--above", "1"]) == 1
+        assert capsys.readouterr().err.startswith("xray-otel: 400: metric: must be one of")
+        assert main(["alerts", "rm", "cli rule", "--url", server.url]) == 0
+        assert get_json(server.url + "/alerts/rules") == []
