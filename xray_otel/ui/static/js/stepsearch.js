@@ -108,7 +108,7 @@ function results(hits, query) {
       h("th", {scope: "col", class: ["Candidates", "Drop rate"].includes(t) ? "num" : null}, t)))),
     h("tbody", {}, hits.map((hit) => h("tr", {"data-run-id": hit.run_id, "data-step": hit.name},
       h("td", {}, hit.run_name === null || hit.run_name === undefined
-        ? h("span", {class: "muted"}, "unknown") : hit.run_name),
+        ? h("span", {class: "muted"}, "unknown") : h("a", {href: `#/pipelines/${seg(hit.run_name)}`}, hit.run_name)),
       h("td", {}, h("a", {href: `#/runs/${seg(hit.run_id)}?step=${seg(hit.id)}`,
                           "aria-label": `${hit.name} in run ${hit.run_name || hit.run_id}: open the run at this step`},
         hit.name), " ", h("span", {class: "type"}, hit.type || "")),
