@@ -99,7 +99,7 @@ def test_valid_values_combined_never_500(receiver_url: str, sent: Sent) -> None:
     """Every sort with every filter of /steps and /runs, together: a 200 each time."""
     for endpoint, filters in (
         ("/steps", ["type=filter", "min_drop_rate=0.5", "tag=env:prod", "since=7d", "has_error=false",
-                    "min_input_count=3", "status=completed", "max_drop_rate=1"]),
+                    "min_input_count=3", "status=completed", "max_drop_rate=1", "reason=price_too_high"]),
         ("/runs", ["tag=env:prod", "q=acc", "min_cost=0", "has_error=true", "since=7d", "service=x"]),
     ):
         sorts = document()["paths"][endpoint]["get"]["parameters"]

@@ -45,6 +45,9 @@ def test_filters(receiver_url: str, sent: Sent) -> None:
     assert [h["name"] for h in steps(receiver_url, service=svc, max_drop_rate=0.8, min_drop_rate=0.76)] == ["rank"]
     assert {(h["run_id"], h["name"]) for h in steps(receiver_url, service=svc, min_input_count=20)} == {
         (good, "filter_price"), (bad, "filter_price")}
+    assert {(h["run_id"], h["name"]) for h in steps(receiver_url, service=svc, reason="low_score")} == {(good, "rank")}
+    assert len(steps(receiver_url, service=svc, reason="price_too_high")) == 2
+    assert steps(receiver_url, service=svc, reason="price_too") == []  # exact, not a prefix
     assert [h["name"] for h in steps(receiver_url, service=svc, status="failed")] == ["call_llm"]
     assert [h["name"] for h in steps(receiver_url, service=svc, has_error="true")] == ["call_llm"]
     assert len(steps(receiver_url, service=svc, has_error="false")) == 6

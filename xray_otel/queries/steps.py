@@ -22,6 +22,7 @@ PARAMS = (
                                      "only steps with both counts match", minimum=-1e12, maximum=1e12),
     Param("max_drop_rate", "number", "drop rate at most this", minimum=-1e12, maximum=1e12),
     Param("min_input_count", "integer", "steps that saw at least this many candidates", minimum=0),
+    Param("reason", "string", "exact rejection reason the step counted at least one candidate under"),
     Param("status", "string", "step status", enum=("completed", "failed")),
     Param("has_error", "boolean", "true: failed or carrying an error message; false: neither"),
     SINCE,
@@ -53,7 +54,7 @@ def step_query(query: Any) -> tuple[StepFilters, Page]:
     filters = StepFilters(
         type=p["type"], name=p["name"], run_name=p["run_name"], service=p["service"],
         min_drop_rate=p["min_drop_rate"], max_drop_rate=p["max_drop_rate"], min_input_count=p["min_input_count"],
-        status=p["status"].upper() if p["status"] else None, has_error=p["has_error"], since=p["since"],
+        reason=p["reason"], status=p["status"].upper() if p["status"] else None, has_error=p["has_error"], since=p["since"],
         until=p["until"], tags=tuple(p["tag"]))
     sort = p["sort"]
     return filters, Page(sort, decode_cursor(p["cursor"], sort, STEP_SORTS[sort.lstrip("-")]), p["limit"])

@@ -49,6 +49,7 @@ class StepFilters:
     min_drop_rate: float | None = None
     max_drop_rate: float | None = None
     min_input_count: int | None = None
+    reason: str | None = None  # a rejection reason the step counted at least once
     status: str | None = None  # as stored: COMPLETED, FAILED
     has_error: bool | None = None
     since: datetime | None = None
@@ -181,6 +182,9 @@ def search_steps(f: StepFilters, page: Page) -> tuple[str, list[Any]]:
         where.add(f"{sql.DROP_RATE} <= {{}}", f.max_drop_rate)
     if f.min_input_count is not None:
         where.add("s.input_count >= {}", f.min_input_count)
+    if f.reason is not None:  # a count that is a positive number; a reason counted 0 or "lots" is no match
+        where.add("jsonb_typeof(s.rejections -> {}) = 'number' AND (s.rejections ->> {})::numeric > 0",
+                  f.reason, f.reason)
     if f.status:
         where.add("s.status = {}", f.status)
     if f.has_error is not None:

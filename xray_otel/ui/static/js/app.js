@@ -5,6 +5,7 @@ import {ApiError, apiKey, setApiKey} from "./api.js";
 import {h, notice, replace} from "./dom.js";
 import {showCandidate} from "./candidate.js";
 import {showCompare} from "./compare.js";
+import {HEALTH_ROUTES} from "./health.js";
 import {showRun} from "./run.js";
 import {showRuns} from "./runs.js";
 
@@ -13,6 +14,7 @@ const ROUTES = [
   [/^\/runs\/([^/]+)$/, (m, q) => showRun(decodeURIComponent(m[1]), q)],
   [/^\/runs$/, (m, q) => showRuns(q)],
   [/^\/compare$/, (m, q) => showCompare(q)],
+  ...HEALTH_ROUTES,
 ];
 
 const view = () => document.getElementById("view");

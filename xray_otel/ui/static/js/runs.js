@@ -7,7 +7,7 @@ import * as fmt from "./format.js";
 const PAGE = 50;
 const WINDOWS = [["", "any time"], ["1h", "last hour"], ["24h", "last 24 hours"], ["7d", "last 7 days"],
                  ["30d", "last 30 days"]];
-const FILTERS = ["q", "status", "tag", "since", "until"];
+const FILTERS = ["q", "name", "status", "tag", "since", "until"];
 
 export async function showRuns(query) {
   const params = {limit: PAGE, cursor: query.get("cursor"), sort: query.get("sort")};
@@ -32,7 +32,7 @@ export async function showRuns(query) {
 const newer = [];
 
 /** "env:prod team:search" → ["env:prod", "team:search"]. */
-function tags(text) {
+export function tags(text) {
   return (text || "").split(/[\s,]+/).filter(Boolean);
 }
 
@@ -48,7 +48,7 @@ function filterForm(query) {
     e.preventDefault();
     const form = new FormData(e.target);
     const next = new URLSearchParams();
-    for (const name of ["q", "status", "tag"]) if (form.get(name).trim()) next.set(name, form.get(name).trim());
+    for (const name of ["q", "name", "status", "tag"]) if (form.get(name).trim()) next.set(name, form.get(name).trim());
     if (query.get("sort")) next.set("sort", query.get("sort"));
     const start = form.get("from") ? isoOf(form.get("from")) : form.get("since");
     if (start) next.set("since", start);
@@ -56,6 +56,7 @@ function filterForm(query) {
     go(`#/runs?${next}`);
   }},
     field("q", "Name contains", text("q", "e.g. competitor")),
+    field("name", "Pipeline (exact name)", text("name", "")),
     field("status", "Status", select("status", [["", "any"], ["running", "running"], ["completed", "completed"],
                                                 ["failed", "failed"]])),
     field("tag", "Tags (key:value)", text("tag", "e.g. env:prod")),
@@ -69,19 +70,19 @@ function filterForm(query) {
 }
 
 /** A datetime-local value (the browser's zone) as an ISO time the API takes. */
-function isoOf(local) {
+export function isoOf(local) {
   return new Date(local).toISOString();
 }
 
 /** An ISO time as a datetime-local value in the browser's zone ("" when absent or not a time). */
-function localInput(iso) {
+export function localInput(iso) {
   const t = Date.parse(iso || "");
   if (Number.isNaN(t)) return "";
   return new Date(t - new Date(t).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
 }
 
 /** Navigate, or reload the page when the address is already this one. */
-function go(hash) {
+export function go(hash) {
   if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else location.hash = hash;
 }
