@@ -65,8 +65,7 @@ def step_stats(s: Sums) -> drift.StepStats:
         cost=drift.Moments(s.count, s.cost_sum, s.cost_sq),
         log_duration=drift.Moments(n, mean * n, squares) if n else None,
         duration_p50=percentile(keys, cumulative, 0.5, duration_value),
-        rejected=sum(values[0] for values in s.reasons.values()),
-        rejected_sq=s.reject_sq,
+        rejecting_rows=s.rejecting_rows,
         reasons={reason: drift.Reason(v[0], int(v[1]), v[2], v[3]) for reason, v in s.reasons.items()},
     )
 

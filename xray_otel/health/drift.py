@@ -10,10 +10,10 @@ step) as one observation and estimates the run-to-run spread from the data:
   pooled over both sides (under "nothing changed" the sides share one distribution; the pooled
   variance is dominated by the long baseline, so a short window is judged against a well-measured
   spread, as a quasi-binomial test with the dispersion estimated from the baseline would be);
-- a reason's share of the step's rejections: a ratio estimator (sum of the reason's counts over
-  sum of all reasons' counts), its variance from the per-run residuals y - R t (runs as clusters,
-  the delta method), pooled as above, so a run that rejects 500 candidates for one reason weighs
-  as one run's worth of evidence, not 500;
+- a reason's share of the step's rejections: per run, the reason's count over all reasons' counts,
+  and the same pooled t test over runs, so a run that rejects 500 candidates for one reason weighs
+  as one run's worth of evidence, not 500 (a ratio of sums, weighting runs by their rejections,
+  cried wolf in bench/drift.py: a few big runs dominate a short window);
 - a reason (or step) that is new or gone: the runs naming it, conditioned on their total, fall in
   the window binomially in proportion to the window's share of runs (an exact test).
 
@@ -34,8 +34,8 @@ WHATS = ("drop_rate", "reason_share", "reason_new", "reason_gone", "step_new", "
 @dataclass(frozen=True)
 class Settings:
     """The knobs (docs/health.md, "Tuning")."""
-    alpha: float = 0.01  # false discovery rate over one pipeline's comparisons (BH)
-    min_runs: int = 20  # step executions needed on each side before anything is said
+    alpha: float = 0.001  # false discovery rate over one pipeline's comparisons (BH)
+    min_runs: int = 15  # step executions needed on each side before anything is said
     min_drop_effect: float = 0.03  # absolute change of the mean drop rate
     min_share_effect: float = 0.02  # absolute change of a reason's share (and a new/gone reason's share)
     min_relative_effect: float = 0.25  # cost and duration: |window / baseline - 1|
@@ -61,11 +61,12 @@ class Moments:
 
 @dataclass(frozen=True)
 class Reason:
-    """One reason at one step over one side: y per row summed, rows naming it, sum y^2, sum y*t."""
+    """One reason at one step over one side: its count summed, the rows naming it, and over the rows
+    that rejected anything the sum of its share of the row's rejections and of that share squared."""
     count: float
     runs: int
-    squares: float
-    cross: float
+    share_sum: float
+    share_squares: float
 
 
 @dataclass
@@ -76,8 +77,7 @@ class StepStats:
     cost: Moments | None = None  # per-run cost
     log_duration: Moments | None = None  # per-run ln(duration ms)
     duration_p50: float | None = None  # shown, not tested
-    rejected: float = 0.0  # sum over rows of t, the row's rejections over all reasons
-    rejected_sq: float = 0.0  # sum of t^2
+    rejecting_rows: int = 0  # rows that rejected anything (their reasons add up to more than 0)
     reasons: dict[str, Reason] = field(default_factory=dict)
 
 
@@ -158,8 +158,8 @@ def _reasons(step: str, b: StepStats, w: StepStats, s: Settings) -> list[Finding
     found = []
     for reason in list(b.reasons) + [r for r in w.reasons if r not in b.reasons]:
         rb, rw = b.reasons.get(reason), w.reasons.get(reason)
-        share_b = rb.count / b.rejected if rb and b.rejected else 0.0
-        share_w = rw.count / w.rejected if rw and w.rejected else 0.0
+        share_b = rb.share_sum / b.rejecting_rows if rb and b.rejecting_rows else 0.0
+        share_w = rw.share_sum / w.rejecting_rows if rw and w.rejecting_rows else 0.0
         if rb is None or rw is None or not rb.runs or not rw.runs:
             what = "reason_new" if rb is None or not rb.runs else "reason_gone"
             f = _presence(step, what, reason, (rb.runs if rb else 0, b.rows), (rw.runs if rw else 0, w.rows), s)
@@ -167,8 +167,12 @@ def _reasons(step: str, b: StepStats, w: StepStats, s: Settings) -> list[Finding
             f.big_enough = f.big_enough and max(share_b, share_w) >= s.min_share_effect
             found.append(f)
             continue
-        z, p = share_z(rb, b, rw, w)
-        found.append(Finding(step, "reason_share", reason, share_b, share_w, statistic=z, p_value=p,
+        if min(b.rejecting_rows, w.rejecting_rows) < s.min_runs:
+            found.append(Finding(step, "reason_share", reason, share_b, share_w, insufficient_data=True))
+            continue
+        t, p = pooled_t(Moments(b.rejecting_rows, rb.share_sum, rb.share_squares),
+                        Moments(w.rejecting_rows, rw.share_sum, rw.share_squares))
+        found.append(Finding(step, "reason_share", reason, share_b, share_w, statistic=t, p_value=p,
                              big_enough=abs(share_w - share_b) >= s.min_share_effect))
     return found
 
@@ -200,24 +204,6 @@ def pooled_t(b: Moments, w: Moments) -> tuple[float, float]:
         return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
     t = diff / math.sqrt(variance * (1 / b.n + 1 / w.n))
     return t, t_two_sided(t, df)
-
-
-def share_z(rb: Reason, b: StepStats, rw: Reason, w: StepStats) -> tuple[float, float]:
-    """A reason's share of rejections, window against baseline: ratio estimators with the run-level
-    (cluster) variance of the residuals y - R t about the pooled share R; (z, two-sided p)."""
-    share = (rb.count + rw.count) / (b.rejected + w.rejected)
-
-    def residual_ss(r: Reason, side: StepStats) -> float:
-        return max(0.0, r.squares - 2 * share * r.cross + share * share * side.rejected_sq)
-
-    dof = b.rows + w.rows - 1
-    variance = (residual_ss(rb, b) + residual_ss(rw, w)) / dof if dof > 0 else 0.0
-    diff = rw.count / w.rejected - rb.count / b.rejected
-    spread = variance * (b.rows / b.rejected ** 2 + w.rows / w.rejected ** 2)
-    if spread <= 0:
-        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-    z = diff / math.sqrt(spread)
-    return z, normal_two_sided(z)
 
 
 def presence_p(kb: int, nb: int, kw: int, nw: int) -> float:

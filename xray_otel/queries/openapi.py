@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
-from . import alerts, compare, history, lineage, pipelines, run_steps, runs, steps
+from . import alerts, changes, compare, history, lineage, pipelines, run_steps, runs, series, steps
 from .params import Param
 
 
@@ -123,6 +123,15 @@ SCHEMAS: dict[str, Any] = {
                         "properties": {"p50": _NUM, "p95": _NUM}},
         "top_rejections": {"type": "array", "items": {"type": "object", "properties": {
             "reason": {"type": "string"}, "count": {"type": "number"}}}}}},
+    "Change": {"type": "object", "properties": {
+        "pipeline": {"type": "string"}, "step": {"type": "string"},
+        "what": {"type": "string", "enum": ["drop_rate", "reason_share", "reason_new", "reason_gone", "step_new",
+                                            "step_gone", "cost", "duration"]},
+        "reason": {"type": "string", "nullable": True}, "baseline": _NUM, "window": _NUM, "delta": _NUM,
+        "statistic": {**_NUM, "description": "Student t (pooled over runs); null for the exact tests"},
+        "p_value": _NUM, "p_adjusted": {**_NUM, "description": "Benjamini-Hochberg over the pipeline's comparisons"},
+        "significant": {"type": "boolean"}, "insufficient_data": {"type": "boolean"},
+        "runs": {"type": "object"}, "examples": {"type": "object"}, "compare": {"type": "string", "nullable": True}}},
 }
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -172,6 +181,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "`admin` scope", (alerts.RULE_ID,), _ref("AlertRule"), errors=(400, 404, 409, 503)),
     Endpoint("delete", "/alerts/rules/{id}", "Delete an alert rule with its firings; `admin` scope",
              (alerts.RULE_ID,), errors=(400, 404, 503)),
+    Endpoint("get", "/pipelines/{name}/series", "One pipeline's step figures per UTC hour or day: runs, failures, "
+             "candidates in and out, drop rate (mean, p95), reasons, cost, duration; empty buckets included",
+             (pipelines.NAME,) + series.PARAMS, {"type": "object", "properties": {
+                 "buckets": {"type": "array", "items": {"type": "object"}},
+                 "steps": {"type": "array", "items": {"type": "object"}}}}, errors=(400, 404, 503)),
+    Endpoint("get", "/pipelines/{name}/changes", "What moved in one pipeline's steps in the window against the "
+             "baseline before it, most significant first (docs/health.md)", (pipelines.NAME,) + changes.PARAMS,
+             {"type": "object", "properties": {"changes": _array("Change")}}, errors=(400, 404, 503)),
+    Endpoint("get", "/changes", "What moved in any pipeline's steps, most significant first",
+             changes.PARAMS, {"type": "object", "properties": {"changes": _array("Change")}},
+             errors=(400, 503)),
     Endpoint("get", "/openapi.json", "This document", errors=()),
     Endpoint("get", "/docs", "Interactive API documentation (HTML, works offline)", errors=(),
              content_type="text/html"),

@@ -62,7 +62,7 @@ ORDER BY 1
 
 SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offset_n, offset_sum, types,
     type_counts, drop_histogram, duration_histogram, reasons, reason_counts, input_sum, output_sum,
-    drop_sq_sum, cost_sq_sum, reject_sq_sum, reason_runs, reason_sq, reason_cross"""
+    drop_sq_sum, cost_sq_sum, rejecting_rows, reason_runs, reason_share_sum, reason_share_sq"""
 
 
 def _histogram(column: str, key: str, of: str) -> str:
@@ -116,13 +116,14 @@ r AS MATERIALIZED (
 ), row_rejects AS (  -- per step row, its rejections added up over its reasons (t)
     SELECT day, step, run_id, span_id, sum(n)::double precision AS t FROM reason_rows GROUP BY 1, 2, 3, 4
 ), day_rejects AS (
-    SELECT day, step, sum(t * t) AS reject_sq_sum FROM row_rejects GROUP BY 1, 2
+    SELECT day, step, count(*) FILTER (WHERE t > 0) AS rejecting_rows FROM row_rejects GROUP BY 1, 2
 ), day_reasons AS (
     SELECT day, step, array_agg(reason ORDER BY reason) AS reasons, array_agg(n ORDER BY reason) AS reason_counts,
-           array_agg(runs ORDER BY reason) AS reason_runs, array_agg(sq ORDER BY reason) AS reason_sq,
-           array_agg(cross_t ORDER BY reason) AS reason_cross
-    FROM (SELECT day, step, reason, sum(n) AS n, count(*) AS runs, sum((n::double precision) ^ 2) AS sq,
-                 sum(n::double precision * t) AS cross_t
+           array_agg(runs ORDER BY reason) AS reason_runs, array_agg(share ORDER BY reason) AS reason_share_sum,
+           array_agg(share_sq ORDER BY reason) AS reason_share_sq
+    FROM (SELECT day, step, reason, sum(n) AS n, count(*) AS runs,
+                 coalesce(sum(n::double precision / t) FILTER (WHERE t > 0), 0) AS share,
+                 coalesce(sum((n::double precision / t) ^ 2) FILTER (WHERE t > 0), 0) AS share_sq
           FROM reason_rows JOIN row_rejects USING (day, step, run_id, span_id)
           GROUP BY 1, 2, 3) t GROUP BY 1, 2
 ), summary AS (

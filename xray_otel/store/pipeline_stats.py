@@ -102,17 +102,17 @@ class Sums:
     are kept packed and concatenated, as _step_figures does in SQL."""
 
     __slots__ = ("count", "failed", "cost_sum", "cost_sq", "drop_n", "drop_sum", "drop_sq", "input_sum",
-                 "output_sum", "reject_sq", "offset_n", "offset_sum", "drop_histograms", "duration_histograms", "types", "reasons")
+                 "output_sum", "rejecting_rows", "offset_n", "offset_sum", "drop_histograms", "duration_histograms", "types", "reasons")
 
     def __init__(self) -> None:
         self.count = self.failed = self.drop_n = 0
         self.cost_sum = self.cost_sq = self.drop_sum = self.drop_sq = self.input_sum = self.output_sum = 0.0
-        self.reject_sq = self.offset_sum = 0.0
-        self.offset_n = 0
+        self.offset_sum = 0.0
+        self.offset_n = self.rejecting_rows = 0
         self.drop_histograms: list[bytes] = []
         self.duration_histograms: list[bytes] = []
         self.types: dict[str, int] = defaultdict(int)
-        # reason -> [count, rows naming it, sum of count^2, sum of count * row's rejections]
+        # reason -> [count, rows naming it, sum of its share of a row's rejections, sum of that squared]
         self.reasons: dict[str, list[float]] = {}
 
     def add(self, row: Mapping[str, Any]) -> None:
@@ -125,7 +125,7 @@ class Sums:
         self.drop_sq += row["drop_sq_sum"] or 0.0
         self.input_sum += float(row["input_sum"] or 0)
         self.output_sum += float(row["output_sum"] or 0)
-        self.reject_sq += row["reject_sq_sum"] or 0.0
+        self.rejecting_rows += row["rejecting_rows"] or 0
         self.offset_n += row["offset_n"]
         self.offset_sum += row["offset_sum"] or 0.0
         if row["drop_histogram"]:
@@ -135,7 +135,7 @@ class Sums:
         for kind, n in zip(row["types"], row["type_counts"]):
             self.types[kind] += n
         for values in zip(row["reasons"] or (), row["reason_counts"] or (), row["reason_runs"] or (),
-                          row["reason_sq"] or (), row["reason_cross"] or ()):
+                          row["reason_share_sum"] or (), row["reason_share_sq"] or ()):
             sums = self.reasons.setdefault(values[0], [0.0, 0.0, 0.0, 0.0])
             for i, value in enumerate(values[1:]):
                 sums[i] += float(value)

@@ -5,19 +5,20 @@
 --
 --   drop_sq_sum    sum over step rows of drop_rate^2
 --   cost_sq_sum    sum of cost^2
---   reject_sq_sum  sum of t^2, t = the row's rejections added up over its reasons
---   reason_runs    per reason (aligned with reasons): rows that name it
---   reason_sq      per reason: sum of n^2, n = its count in a row
---   reason_cross   per reason: sum of n * t
+--   rejecting_rows   rows whose rejections add up to more than 0 (t > 0, t = the row's rejections
+--                    added up over its reasons)
+--   reason_runs      per reason (aligned with reasons): rows that name it
+--   reason_share_sum per reason: sum over rows with t > 0 of n / t, n = its count in the row
+--   reason_share_sq  per reason: sum of (n / t)^2
 ALTER TABLE pipeline_step_days
     ADD COLUMN input_sum     numeric,
     ADD COLUMN output_sum    numeric,
     ADD COLUMN drop_sq_sum   double precision,
     ADD COLUMN cost_sq_sum   double precision,
-    ADD COLUMN reject_sq_sum double precision,
-    ADD COLUMN reason_runs   bigint[],
-    ADD COLUMN reason_sq     double precision[],
-    ADD COLUMN reason_cross  double precision[];
+    ADD COLUMN rejecting_rows   bigint,
+    ADD COLUMN reason_runs      bigint[],
+    ADD COLUMN reason_share_sum double precision[],
+    ADD COLUMN reason_share_sq  double precision[];
 
 -- A cache: days stored before lack the new figures, so they are forgotten and summarised again
 -- by the next read that needs them.
