@@ -43,6 +43,7 @@ STEP_REJECTIONS = "xray.step.rejections"  # JSON object: reason -> count
 STEP_DECISIONS = "xray.step.decisions"  # JSON array of decision objects (see below)
 STEP_CAPTURE = "xray.step.capture"  # "summary" | "sampled" | "full"
 STEP_DECISIONS_DROPPED = "xray.step.decisions_dropped"  # int: decisions not recorded (sampling caps)
+STEP_FUNNEL = "xray.step.funnel"
 DERIVED = "xray.derived"  # set by the receiver, not sent: which step fields a heuristic rule filled, and how
 
 # Candidate outcomes: every candidate's fate, exact, as parallel arrays (docs/conventions.md).
