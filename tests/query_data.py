@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from helpers import export_request, make_span, new_ids, post_otlp
+from helpers import Array, export_request, make_span, new_ids, post_otlp
 
 MS = 1_000_000
 
@@ -59,6 +59,41 @@ def accessory_run(url: str, service: str, *, strict: bool, t0: int, tags: dict |
                          "xray.step.output_count": 1, "xray.step.cost": 0.004 if strict else 0.02,
                          "xray.step.rejections": {"low_score": len(kept) - 1} if len(kept) > 1 else {},
                          "xray.step.decisions": rank, "xray.step.outputs": {"selected": picked}}),
+    ]
+    assert post_otlp(url, export_request(spans, service=service)).status == 200
+    return str(uuid.UUID(bytes=trace_id))
+
+
+def outcome_attrs(ids: list[str], kept: list[str], reason: str) -> dict:
+    """A step's candidate outcomes as the SDK sends them (docs/conventions.md): every id, 0 kept, 1 ``reason``."""
+    return {"xray.step.outcomes.ids": Array(ids), "xray.step.outcomes.codes": Array([0 if i in kept else 1 for i in ids]),
+            "xray.step.outcomes.reasons": Array([reason]), "xray.step.outcomes.total": len(ids)}
+
+
+def listing_run(url: str, service: str, *, t0: int, named: bool = False, bullets_kept: int = 5,
+                name: str = "listing_optimization") -> str:
+    """A listing-optimization run as the SDK records it: 6 titles generated -> 1 chosen and 8 bullets -> 5
+    kept (``bullets_kept``), the two streams interleaved in time; ``named``: each step sent with its
+    ``xray.step.funnel`` ("titles", "bullets"). The run id."""
+    trace_id, base = new_ids()
+    titles, bullets = [f"title-{i}" for i in range(6)], [f"bullet-{i}" for i in range(8)]
+
+    def step(n: int, step_name: str, funnel: str, attrs: dict) -> object:
+        extra = {"xray.step.funnel": funnel} if named else {}
+        return make_span(trace_id, base + n, step_name, parent=base, start=t0 + n * MS, duration_ns=MS // 2,
+                         attrs={"xray.kind": "step", **attrs, **extra})
+
+    spans = [
+        make_span(trace_id, base, name, attrs={"xray.kind": "run"}, start=t0, duration_ns=10 * MS),
+        step(1, "generate_titles", "titles", {"xray.step.type": "llm", "xray.step.output_count": 6}),
+        step(2, "generate_bullets", "bullets", {"xray.step.type": "llm", "xray.step.output_count": 8}),
+        step(3, "choose_title", "titles", {
+            "xray.step.type": "rank", "xray.step.input_count": 6, "xray.step.output_count": 1,
+            "xray.step.rejections": {"below_top_k": 5}, **outcome_attrs(titles, titles[2:3], "below_top_k")}),
+        step(4, "filter_bullets", "bullets", {
+            "xray.step.type": "filter", "xray.step.input_count": 8, "xray.step.output_count": bullets_kept,
+            "xray.step.rejections": {"too_long": 8 - bullets_kept},
+            **outcome_attrs(bullets, bullets[:bullets_kept], "too_long")}),
     ]
     assert post_otlp(url, export_request(spans, service=service)).status == 200
     return str(uuid.UUID(bytes=trace_id))

@@ -166,7 +166,12 @@ def _analyze(args: argparse.Namespace) -> None:
            numeric={3, 4, 5, 7, 8})
     biggest = summary["biggest_drop"]
     say(f"{_num(summary['initial_candidates'])} candidates → {_num(summary['final_count'])}"
+           + (f" in {summary['main_funnel']}, the main of {summary['funnel_count']} funnels"
+              if summary.get("funnel_count", 0) > 1 else "")
            + (f"; biggest drop: {biggest['step']} ({_pct(biggest['drop_rate'])})" if biggest else ""))
+    if summary.get("funnel_count", 0) > 1:
+        for f in data["funnels"]:
+            say(f"  funnel {f['name']}: {_num(f['initial_candidates'])} → {_num(f['final_count'])}")
 
 
 @run_command

@@ -193,7 +193,8 @@ def test_analyze_no_steps() -> None:
     result = analyze({"id": "run"}, [])
     assert result["funnel"] == []
     assert result["summary"] == {"initial_candidates": None, "final_count": None, "biggest_drop": None,
-                                 "total_cost": None, "step_count": 0}
+                                 "total_cost": None, "step_count": 0, "funnel_count": 0, "main_funnel": None}
+    assert result["funnels"] == []
     assert result["final_outputs"] is None
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from query_data import Sent, send_all
+from query_data import Sent, listing_run, send_all
 
 from xray_otel.cli import main
 
@@ -52,6 +53,13 @@ def test_analyze_and_compare_tables(receiver_url: str, sent: Sent, capsys) -> No
     assert status == 0
     assert "first divergence: filter_price" in out and "price_too_high +4" in out
     assert '{"selected": "phone-case"} → {"selected": "laptop-stand"}' in out
+
+
+def test_analyze_names_each_funnel_of_a_run_with_several(receiver_url: str, capsys) -> None:
+    run_id = listing_run(receiver_url, "cli-listing", t0=time.time_ns())
+    status, out, _ = run(capsys, "analyze", run_id, "--url", receiver_url)
+    assert status == 0 and "8 candidates → 5 in generate_bullets, the main of 2 funnels" in out
+    assert "funnel generate_titles: 6 → 1" in out and "funnel generate_bullets: 8 → 5" in out
 
 
 def test_errors_are_one_line(receiver_url: str, capsys) -> None:

@@ -95,7 +95,8 @@ def test_compare_good_and_bad(receiver_url: str, sent: Sent) -> None:
                                                 "other": {"selected": "laptop-stand"}}
     assert diff["summary"]["outputs_changed"] is True
     missing = get_json(f"{receiver_url}/compare?base={sent.runs['good']}&other={sent.runs['failed']}")
-    assert missing["first_divergence"] == {"name": "retrieve", "occurrence": 1, "changed": ["missing"]}
+    assert missing["first_divergence"] == {"funnel": "retrieve", "name": "retrieve", "occurrence": 1,
+                                           "changed": ["missing"]}
     assert call("GET", f"{receiver_url}/compare?base={sent.runs['good']}").status == 400
     assert call("GET", f"{receiver_url}/compare?base={sent.runs['good']}&other=x").status == 400
 

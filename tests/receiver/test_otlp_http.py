@@ -79,6 +79,7 @@ def test_pipeline_funnel_and_tree(receiver_url: str) -> None:
         "initial_candidates": 5000, "final_count": 1, "total_cost": run["total_cost"], "step_count": 4,
         "biggest_drop": {"step": "filter_price", "step_id": analysis["funnel"][2]["step_id"],
                          "dropped": 4700, "drop_rate": 0.94},
+        "funnel_count": 1, "main_funnel": "retrieve",
     }
     assert analysis["final_outputs"] == {"selected": "B07"}
 

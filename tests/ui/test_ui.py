@@ -25,7 +25,7 @@ import pytest
 
 from conftest import _admin, _with_database, serve
 from helpers import export_request, get_json, make_span, new_ids, post_otlp, span_id
-from query_data import accessory_run
+from query_data import accessory_run, listing_run
 from demo_funnel import EXPECTED_FUNNEL
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -296,6 +296,39 @@ def test_runs_with_the_same_outputs_are_not_marked_as_changed(page, receiver_url
     expect(page.locator("#compare-steps tr.changed")).to_have_count(0)
 
 
+def test_a_run_of_two_candidate_streams_shows_two_labelled_funnels(page, receiver_url) -> None:
+    """6 titles -> 1 and 8 bullets -> 5 in one run: two funnels, each named and counted, never "6 → 5"."""
+    run_id = listing_run(receiver_url, "ui-listing", t0=time.time_ns(), named=True)
+    page.goto(receiver_url + f"/ui/#/runs/{run_id}")
+    expect(page.locator("#funnel-h")).to_have_text("Funnels (2)")
+    streams = page.locator("#funnels section.stream")
+    expect(streams).to_have_count(2)
+    expect(streams.nth(0).locator("h3")).to_have_text("titles: 6 → 1")
+    expect(streams.nth(1).locator("h3")).to_have_text("bullets: 8 → 5")
+    rows = {name: [(r.get_attribute("data-step"), r.get_attribute("data-in"), r.get_attribute("data-out"))
+                   for r in page.locator(f'section.stream[data-funnel="{name}"] .funnel-row').all()]
+            for name in ("titles", "bullets")}
+    assert rows == {"titles": [("generate_titles", "", "6"), ("choose_title", "6", "1")],
+                    "bullets": [("generate_bullets", "", "8"), ("filter_bullets", "8", "5")]}
+    expect(page.locator(".run-header .facts")).to_contain_text("titles 6 → 1; bullets 8 → 5")
+    expect(page.locator(".run-header .facts")).not_to_contain_text("6 → 5")
+    page.locator('section.stream[data-funnel="bullets"] .funnel-row[data-step="filter_bullets"]').click()
+    expect(page.locator("#step-detail h2")).to_contain_text("filter_bullets")
+    shot(page, "run-two-funnels")
+
+    other = listing_run(receiver_url, "ui-listing", t0=time.time_ns(), named=True, bullets_kept=2)
+    page.goto(receiver_url + f"/ui/#/compare?base={run_id}&other={other}")
+    pairs = page.locator("#compare-funnels .stream")
+    expect(pairs).to_have_count(2)
+    expect(pairs.nth(1).locator("h3")).to_have_text("Funnel bullets")
+    expect(pairs.nth(1).locator('[data-side="other"] .funnel-row[data-step="filter_bullets"]')).to_have_attribute(
+        "data-out", "2")
+    expect(page.locator("#divergence")).to_contain_text("First difference at filter_bullets in funnel bullets")
+    expect(page.locator('#compare-steps tr[data-funnel="titles"][data-step="choose_title"]')).not_to_have_class(
+        re.compile("changed"))
+    shot(page, "compare-two-funnels")
+
+
 def test_bad_input_gets_a_message_and_keeps_the_form(page, receiver_url) -> None:
     page.goto(receiver_url + f"/ui/#/runs/{uuid.uuid4()}")
     expect(page.get_by_role("alert")).to_contain_text("Not found")
@@ -350,7 +383,8 @@ def test_a_large_run_renders_pages_not_everything(page, receiver_url) -> None:
     def step(i: int, n_in: int, n_out: int, decisions: list[dict]) -> object:
         return make_span(trace_id, base + i, f"step_{i:04d}", parent=base, start=t0 + i * 1000, attrs={
             "xray.kind": "step", "xray.step.type": "filter", "xray.step.input_count": n_in,
-            "xray.step.output_count": n_out, "xray.step.decisions": decisions})
+            "xray.step.output_count": n_out, "xray.step.decisions": decisions,
+            "xray.step.funnel": "big"})  # one stream: the counts alone do not chain (10 -> 5, 10 -> 5, ...)
 
     spans = [make_span(trace_id, base, "big_run", attrs={"xray.kind": "run"}, start=t0, duration_ns=10**9)]
     spans += [step(i, 10, 5, [{"id": f"c{i}-{j}", "accepted": j % 2 == 0} for j in range(10)]) for i in range(2, 1001)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
+
+from .streams import IdSample, Stream, group
 
 
 def tree_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,7 +107,7 @@ def fold_wrappers(ordered_steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         w = taken.get(s["id"])
         out.append(s if w is None else {**s, "parent_id": w["parent_id"], "depth": w.get("depth", s.get("depth")),
-                                        "wrapped_by": w["id"]})
+                                        "wrapped_by": w["id"], "funnel": s.get("funnel") or w.get("funnel")})
     return out
 
 
@@ -135,7 +137,7 @@ DERIVED_WRAPPER_INPUT = "input_count from the retrieval steps it wraps"
 def data_flow(ordered_steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Tree order (tree_order's output), but a retrieval or rank step that wraps retrieval steps with counts
     comes after them, as its input is their output; its input count, when it sent none, is theirs (and
-    what it did not pass on is ``below_top_k``), marked ``derived``."""
+    what it did not pass on is ``below_top_k``), marked ``derived``; ``fed_by`` names those steps (streams.py)."""
     children: dict[Any, list[dict[str, Any]]] = {}
     ids = {s["id"] for s in ordered_steps}
     for s in ordered_steps:
@@ -154,7 +156,7 @@ def data_flow(ordered_steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         kids = children.get(step["id"], [])
         wrapped = [k for k in kids if k.get("type") == "retrieval" and k.get("output_count") is not None]
         if step.get("type") in WRAPPER_TYPES and wrapped and step.get("output_count") is not None:
-            step = _fed_by(step, wrapped)
+            step = {**_fed_by(step, wrapped), "fed_by": [k["id"] for k in wrapped]}
             stack.append((step, True))
             stack.extend((k, False) for k in reversed(kids))
         else:
@@ -175,42 +177,62 @@ def _fed_by(step: dict[str, Any], wrapped: list[dict[str, Any]]) -> dict[str, An
 
 
 def analyze(run: dict[str, Any], ordered_steps: list[dict[str, Any]],
-            outcomes: dict[str, tuple[str, str | None]] | None = None) -> dict[str, Any]:
+            outcomes: dict[str, tuple[str, str | None]] | None = None,
+            ids: Mapping[str, IdSample] | None = None) -> dict[str, Any]:
     """The decision funnel of a run, in data-flow order (data_flow), a same-named wrapper folded into the step
-    it wraps (fold_wrappers): per-step figures and run totals. ``outcomes``: as funnel_entry's."""
+    it wraps (fold_wrappers): per-step figures, one funnel per stream of candidates (streams.py; ``ids``: the
+    steps' outcome samples it compares), and run totals. ``outcomes``: as funnel_entry's.
+
+    The summary's initial and final counts are its main funnel's (the one that starts with the most
+    candidates), never a mix of two streams; ``funnel_count`` says how many there are."""
     ordered_steps = data_flow(fold_wrappers(ordered_steps))
     funnel = [funnel_entry(s, outcomes) for s in ordered_steps]
-    # Initial and final counts follow time, not tree order: the first and last steps that counted.
-    # A step without a start time sorts last (as RUN_STEPS: NULLS LAST), never compared to a datetime.
-    counted = [
-        f for _, _, _, f in sorted(
-            ((s.get("started_at") is None, s.get("started_at"), i, f)
-             for i, (s, f) in enumerate(zip(ordered_steps, funnel))
-             if f["input_count"] is not None or f["output_count"] is not None),
-            key=lambda item: item[:3],
-        )
-    ]
-    initial = final = None
-    if counted:
-        first, last = counted[0], counted[-1]
-        initial = first["input_count"] if first["input_count"] is not None else first["output_count"]
-        final = last["output_count"] if last["output_count"] is not None else last["input_count"]
+    streams, placed = group(ordered_steps, ids)
+    for entry in funnel:
+        entry["funnel"], entry["funnel_link"] = placed.get(entry["step_id"], (None, None))
+    by_id = {entry["step_id"]: entry for entry in funnel}
+    members: dict[str, list[dict[str, Any]]] = {}
+    for entry in funnel:
+        if entry["funnel"] is not None:
+            members.setdefault(entry["funnel"], []).append(entry)
+    funnels = [_stream_figures(st, by_id, members[st.name]) for st in streams]
+    main = max(funnels, key=lambda f: f["initial_candidates"] or 0, default=None)  # the first of equals
     drops = [f for f in funnel if (f["dropped"] or 0) > 0]  # a step that adds candidates drops none
     biggest = max(drops, key=lambda f: f["dropped"], default=None)
     return {
         "run": run,
+        "funnels": funnels,
         "funnel": funnel,
         "summary": {
-            "initial_candidates": initial,
-            "final_count": final,
-            "biggest_drop": (
-                {"step": biggest["name"], "step_id": biggest["step_id"], "dropped": biggest["dropped"],
-                 "drop_rate": biggest["drop_rate"]}
-                if biggest else None
-            ),
+            "initial_candidates": main["initial_candidates"] if main else None,
+            "final_count": main["final_count"] if main else None,
+            "biggest_drop": _drop(biggest),
             "total_cost": run.get("total_cost"),
             "step_count": len(funnel),
+            "funnel_count": len(funnels),
+            "main_funnel": main["name"] if main else None,
         },
         "final_outputs": run.get("outputs"),
     }
 
+
+def _stream_figures(stream: Stream, by_id: dict[str, dict[str, Any]], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One funnel of /analyze: its steps (``entries``, in the run's funnel order), first and last counts (in
+    time order, a step without a start time last), and its biggest drop."""
+    first, last = by_id[stream.steps[0]["id"]], by_id[stream.steps[-1]["id"]]
+    drops = [f for f in entries if (f["dropped"] or 0) > 0]
+    return {
+        "name": stream.name,
+        "named": stream.named,
+        "steps": [f["step_id"] for f in entries],
+        "initial_candidates": first["input_count"] if first["input_count"] is not None else first["output_count"],
+        "final_count": last["output_count"] if last["output_count"] is not None else last["input_count"],
+        "biggest_drop": _drop(max(drops, key=lambda f: f["dropped"], default=None)),
+    }
+
+
+def _drop(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {"step": entry["name"], "step_id": entry["step_id"], "dropped": entry["dropped"],
+            "drop_rate": entry["drop_rate"]}

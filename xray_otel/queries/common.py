@@ -16,7 +16,6 @@ from ..mapping.rows import project_run_id
 from ..store.reads import REFUSED_VALUE_ERRORS, Reads, Row
 from ..store.store import UNAVAILABLE_ERRORS, Store
 from ..web import PROJECT, json_error
-from .analysis import tree_order
 
 STORE = web.AppKey("store", Store)
 
@@ -146,12 +145,6 @@ async def fetch_run(request: web.Request, text: str) -> tuple[dict[str, Any], uu
     return run, row["id"]
 
 
-async def fetch_steps(request: web.Request, stored_id: uuid.UUID, shown_id: str) -> list[dict[str, Any]]:
-    """A run's steps in tree order, as this request's key may see them."""
-    rows = project_steps(request, await reads(request).run_steps(stored_id))
-    return tree_order([step(r, shown_id) for r in rows])
-
-
 def parse_run_id(text: str) -> uuid.UUID:
     """A run id as a UUID, or the 32-hex-digit trace id OTel tools print."""
     try:
@@ -214,6 +207,7 @@ def step(row: Row, run_id: str) -> dict[str, Any]:
         "service": row["service"],
         "attributes": attributes,
         "sample": sample_drawn(attributes),
+        "funnel": _given_name(row["funnel"]),
     }
 
 
@@ -224,6 +218,11 @@ def sample_drawn(attributes: Any) -> dict[str, Any] | None:
         return None
     drawn = {field: attributes[key] for field, key in _SAMPLE_KEYS if key in attributes}
     return drawn or None
+
+
+def _given_name(text: str | None) -> str | None:
+    """The funnel name the SDK gave (xray.step.funnel), None when blank."""
+    return text.strip() or None if text is not None else None
 
 
 def json_value(text: str | None) -> Any:

@@ -1,4 +1,5 @@
-"""GET /compare: two runs' funnels side by side, aligned by step name, and where they diverge."""
+"""GET /compare: two runs' funnels side by side, aligned per stream (funnel) and step name, and where they
+diverge."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from ..web import json_ok
-from .analysis import analyze
-from .common import fetch_run, fetch_steps
+from .common import fetch_run, json_value, project_steps, reads
+from .funnel import run_analysis
 from .params import Param, parse
 
 PARAMS = (
@@ -28,29 +29,37 @@ async def compare_runs(request: web.Request) -> web.Response:
 
 async def _analysis(request: web.Request, text: str) -> dict[str, Any]:
     run, stored_id = await fetch_run(request, text)  # first: 404 before anything of the run is read
-    steps = await fetch_steps(request, stored_id, run["id"])
-    result = analyze(run, steps)
-    outputs = {step["id"]: step.get("outputs") for step in steps}  # by id: the funnel is in data-flow order
+    rows = project_steps(request, await reads(request).run_steps(stored_id))
+    result = await run_analysis(request, run, stored_id, rows)
+    outputs = {row["span_id"]: json_value(row["outputs"]) for row in rows}  # by id: the funnel is in data-flow order
     for entry in result["funnel"]:
         entry["outputs"] = outputs.get(entry["step_id"])
     return result
 
 
 def compare(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
-    """Pure: align two /analyze results by (step name, occurrence) and say what changed.
+    """Pure: align two /analyze results per funnel, then by (step name, occurrence) within it, and say what
+    changed.
 
-    Steps come in the base run's order, then steps only the other run has, in its order. The
+    Funnels pair by name, then a funnel left on each side with the one it shares most step names with
+    (an inferred name is the first step's, which one run may lack); steps in no funnel align among
+    themselves. Steps come in the base run's order, then steps only the other run has, in its order. The
     first divergence is the first aligned step that changed or that one run lacks.
     """
-    base_steps, other_steps = _keyed(base["funnel"]), _keyed(other["funnel"])
+    pairs = _pair_funnels(base, other)
+    aligned_name = {("base", b["name"]): name for name, b, _ in pairs if b} | {
+        ("other", o["name"]): name for name, _, o in pairs if o}
+    base_steps = _keyed(base["funnel"], lambda e: aligned_name.get(("base", e.get("funnel"))))
+    other_steps = _keyed(other["funnel"], lambda e: aligned_name.get(("other", e.get("funnel"))))
     keys = list(base_steps) + [k for k in other_steps if k not in base_steps]
     aligned = []
     for key in keys:
         b, o = base_steps.get(key), other_steps.get(key)
         changed = [f for f in _FIELDS if b and o and b.get(f) != o.get(f)] if b and o else ["missing"]
         aligned.append({
-            "name": key[0],
-            "occurrence": key[1],
+            "funnel": key[0],
+            "name": key[1],
+            "occurrence": key[2],
             "base": _side(b),
             "other": _side(o),
             "changed": changed,
@@ -62,22 +71,53 @@ def compare(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
         "base": base["run"],
         "other": other["run"],
         "summary": {k: {"base": bs[k], "other": os_[k]}
-                    for k in ("initial_candidates", "final_count", "total_cost", "step_count")}
+                    for k in ("initial_candidates", "final_count", "total_cost", "step_count", "funnel_count")}
         | {"outputs_changed": base["final_outputs"] != other["final_outputs"],
            "final_outputs": {"base": base["final_outputs"], "other": other["final_outputs"]}},
-        "first_divergence": {"name": first["name"], "occurrence": first["occurrence"], "changed": first["changed"]}
-        if first else None,
+        "first_divergence": {"funnel": first["funnel"], "name": first["name"], "occurrence": first["occurrence"],
+                             "changed": first["changed"]} if first else None,
+        "funnels": [{"name": name, "base": _funnel_side(b), "other": _funnel_side(o)} for name, b, o in pairs],
         "steps": aligned,
     }
 
 
-def _keyed(funnel: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    seen: dict[str, int] = {}
+_Funnel = dict[str, Any]
+
+
+def _pair_funnels(base: dict[str, Any], other: dict[str, Any]) -> list[tuple[str, _Funnel | None, _Funnel | None]]:
+    """(aligned name, base funnel, other funnel) in base order, then the other's funnels left alone."""
+    step_names = {side: {e["step_id"]: e["name"] for e in result["funnel"]} for side, result in
+                  (("base", base), ("other", other))}
+    left = {f["name"]: f for f in other["funnels"]}
+    pairs: list[tuple[str, _Funnel | None, _Funnel | None]] = [
+        (b["name"], b, left.pop(b["name"], None)) for b in base["funnels"]]
+    for n, (name, b, o) in enumerate(pairs):
+        if o is not None or not left:
+            continue
+        names = {step_names["base"][s] for s in b["steps"]}  # type: ignore[index]
+        shared = {key: len(names & {step_names["other"][s] for s in f["steps"]}) for key, f in left.items()}
+        best = max(shared, key=lambda key: shared[key])
+        if shared[best]:
+            pairs[n] = (name, b, left.pop(best))
+    return pairs + [(f["name"], None, f) for f in left.values()]
+
+
+def _keyed(funnel: list[dict[str, Any]], stream: Any) -> dict[tuple[str | None, str, int], dict[str, Any]]:
+    """Entries by (aligned funnel name, step name, occurrence of that name in that funnel)."""
+    seen: dict[tuple[str | None, str], int] = {}
     keyed = {}
     for entry in funnel:
-        n = seen[entry["name"]] = seen.get(entry["name"], 0) + 1
-        keyed[(entry["name"], n)] = entry
+        group = (stream(entry), entry["name"])
+        n = seen[group] = seen.get(group, 0) + 1
+        keyed[group + (n,)] = entry
     return keyed
+
+
+def _funnel_side(funnel: _Funnel | None) -> _Funnel | None:
+    if funnel is None:
+        return None
+    return {k: funnel[k] for k in ("name", "named", "initial_candidates", "final_count", "biggest_drop")} | {
+        "step_count": len(funnel["steps"])}
 
 
 def _side(entry: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -71,7 +71,7 @@ async def candidate_history(request: web.Request) -> web.Response:
     # The index holds every project's steps: a project-bound key reads its runs' own rows.
     hours = {} if request.get(PROJECT) is not None else {
         h.hour: h for h in await store.indexed_hours(name, first, last, zlib.crc32(candidate.encode()))}
-    for start, end, hour in _segments(since, until, first, last):
+    for start, end, hour in _segments(since, until, list(hours)):
         if page.full():
             break
         if hour in hours:
@@ -90,17 +90,20 @@ async def candidate_history(request: web.Request) -> web.Response:
     return json_ok(body, headers=headers)
 
 
-def _segments(since: datetime, until: datetime, first: int, last: int) -> list[tuple[datetime, datetime, int | None]]:
-    """[start, end) pieces of the window, newest first: each whole hour (with its epoch hour) that has
-    ended, and the part-hours at either end."""
+def _segments(since: datetime, until: datetime, indexed: list[int]) -> list[tuple[datetime, datetime, int | None]]:
+    """[start, end) pieces of the window, newest first: each indexed hour (with its epoch hour), and
+    the stretches between them, read from rows. As many pieces as indexed hours, however long the window."""
     pieces: list[tuple[datetime, datetime, int | None]] = []
-    if first < last:
-        pieces.append((hour_start(last), until, None))
-        pieces += [(hour_start(h), hour_start(h + 1), h) for h in range(last - 1, first - 1, -1)]
-        pieces.append((since, hour_start(first), None))
-    else:
-        pieces.append((since, until, None))
-    return [(start, end, hour) for start, end, hour in pieces if start < end]
+    end = until
+    for hour in sorted(indexed, reverse=True):
+        start, stop = hour_start(hour), hour_start(hour + 1)
+        if stop < end:
+            pieces.append((stop, end, None))
+        pieces.append((start, stop, hour))
+        end = start
+    if since < end:
+        pieces.append((since, end, None))
+    return pieces
 
 
 class _Page:

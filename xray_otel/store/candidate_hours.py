@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -87,8 +87,11 @@ def whole_hours(since: datetime, until: datetime) -> tuple[int, int]:
     return (first, last) if first < last else (first, first)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def hour_start(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * HOUR_S, timezone.utc)
+    return _EPOCH + timedelta(hours=hour)
 
 
 class Hour(NamedTuple):

@@ -11,6 +11,7 @@ row (``steps.run_span``) and keeps each run's step count and cost total on the r
 from __future__ import annotations
 
 from .. import conventions as c
+from ..mapping.values import MAX_NAME
 
 # A step row that is not the run's own span (the row whose span_id is runs.span_id of a run
 # with source > 0; the store keeps the flag in step with that rule).
@@ -30,9 +31,13 @@ FROM runs r
 WHERE r.id = $1
 """
 
-_STEP_FIGURES = """s.span_id, s.parent_span_id, s.name, s.type, s.status, s.reasoning, s.cost, s.cost_source, s.model,
+# The candidate stream the SDK named (xray.step.funnel, kept in attributes as no column holds it): a string only,
+# capped as a step name is.
+_FUNNEL = f"""CASE WHEN jsonb_typeof(s.attributes -> '{c.STEP_FUNNEL}') = 'string'
+                   THEN left(s.attributes ->> '{c.STEP_FUNNEL}', {MAX_NAME}) END"""
+_STEP_FIGURES = f"""s.span_id, s.parent_span_id, s.name, s.type, s.status, s.reasoning, s.cost, s.cost_source, s.model,
        s.input_tokens, s.output_tokens, s.input_count, s.output_count, s.rejections, s.started_at, s.completed_at,
-       s.error, s.service"""
+       s.error, s.service, {_FUNNEL} AS funnel"""
 # What a step carries beyond its figures, and may be megabytes of: left out where only figures are read.
 _STEP_PAYLOAD = "s.inputs, s.outputs, s.metadata, s.decisions, s.attributes"
 _NO_PAYLOAD = ("NULL::jsonb AS inputs, NULL::jsonb AS outputs, NULL::jsonb AS metadata, NULL::jsonb AS decisions,"
@@ -152,6 +157,16 @@ SELECT span_id, part, n, ids, codes, ranks, reasons
 FROM step_outcomes o
 WHERE run_id = $1 AND span_id = ANY($2::text[]) AND part >= 0 AND {_SAME_SERVICE}
 ORDER BY span_id, part
+"""
+# The first stored part of the run $1's steps, at most $2 of them, the first in step time order: a sample of
+# each step's ids, for telling which step's candidates another's are (queries/streams.py).
+RUN_FIRST_OUTCOME_PARTS = f"""
+SELECT o.span_id, o.part, o.n, o.ids, o.codes, o.ranks, o.reasons
+FROM step_outcomes o
+JOIN steps s ON s.run_id = o.run_id AND s.span_id = o.span_id AND s.service IS NOT DISTINCT FROM o.service
+WHERE o.run_id = $1 AND o.part = 0 AND {IS_STEP}
+ORDER BY {STEP_TIME}, o.span_id COLLATE "C"
+LIMIT $2
 """
 # Parts $3 on of step $2 of run $1, at most $4 of them: a page of a large step reads only what it shows.
 STEP_OUTCOME_PARTS = f"""

@@ -118,6 +118,10 @@ class Reads:
         """The stored outcome parts of those steps, by step and part number."""
         return [Part(row) for row in await self._pool.fetch(sql.RUN_OUTCOME_PARTS, run_id, list(span_ids))]
 
+    async def first_outcome_parts(self, run_id: uuid.UUID, most: int) -> list[Part]:
+        """Part 0 of the run's steps that sent outcomes, of the first ``most`` of them in step time order."""
+        return [Part(row) for row in await self._pool.fetch(sql.RUN_FIRST_OUTCOME_PARTS, run_id, most)]
+
     async def step_outcome_parts(self, run_id: uuid.UUID, span_id: str, first: int, count: int) -> list[Part]:
         """Up to ``count`` stored outcome parts of one step, from part number ``first`` on, in order."""
         return [Part(row) for row in await self._pool.fetch(sql.STEP_OUTCOME_PARTS, run_id, span_id, first, count)]

@@ -1,5 +1,6 @@
 // The funnel chart: one bar per step that counted candidates, the kept part solid over what came in,
 // the drop on each transition written beside it, the biggest drop marked (in words too, not colour only).
+// A run of several candidate streams (/analyze's funnels) gets one labelled chart per stream.
 
 import {h, s} from "./dom.js";
 import * as fmt from "./format.js";
@@ -8,6 +9,7 @@ const ROW = 34;
 const WIDE = {label: 190, bar: 380, note: 380};
 const COMPACT = {label: 140, bar: 220, note: 300}; // two charts side by side
 const MAX_ROWS = 60; // a run with more counted steps lists the rest in the step table
+const MAX_FUNNELS = 8; // a run with more streams draws these (and the biggest drop's) and names the rest
 
 /** Steps with a count, in the order the analysis gives (tree order). */
 export function funnelRows(funnel) {
@@ -57,6 +59,39 @@ export function funnelChart(analysis, onPick, {id = "funnel", top = funnelTop(an
     rows.length > MAX_ROWS ? h("figcaption", {class: "muted"},
       `First ${MAX_ROWS} of ${rows.length} counted steps${big >= MAX_ROWS ? ", then the biggest drop" : ""}; `
       + "the step table lists them all.") : null);
+}
+
+/** One stream of /analyze as funnelChart takes a run: its steps and its own figures. */
+export function streamAnalysis(analysis, stream) {
+  return {funnel: analysis.funnel.filter((f) => f.funnel === stream.name),
+          summary: {initial_candidates: stream.initial_candidates, final_count: stream.final_count,
+                    biggest_drop: stream.biggest_drop}};
+}
+
+/** "titles: 6 → 1", and whether the SDK named the stream or it is named after its first step. */
+export function streamTitle(stream) {
+  return `${stream.name}: ${fmt.count(stream.initial_candidates)} → ${fmt.count(stream.final_count)}`
+    + (stream.named ? "" : " (named after its first step)");
+}
+
+/** The run's funnels: one chart as ever when it holds one candidate stream, else one labelled chart per stream. */
+export function funnelCharts(analysis, onPick) {
+  const streams = analysis.funnels || [];
+  if (streams.length <= 1) return funnelChart(analysis, onPick);
+  const shown = streams.slice(0, MAX_FUNNELS);
+  const big = analysis.summary.biggest_drop;
+  const withBig = big ? streams.findIndex((st) => st.steps.includes(big.step_id)) : -1;
+  if (withBig >= MAX_FUNNELS) shown.push(streams[withBig]);
+  const rest = streams.length - shown.length;
+  return h("div", {class: "funnels", id: "funnels"},
+    h("p", {class: "muted"}, `This run holds ${fmt.count(streams.length)} candidate streams, each drawn as its own funnel`,
+      rest > 0 ? `; ${fmt.count(rest)} more are not drawn (the step table lists every step).` : "."),
+    shown.map((st) => {
+      const at = streams.indexOf(st);
+      return h("section", {class: "stream", "data-funnel": st.name, "aria-labelledby": `funnel-${at}-h`},
+        h("h3", {id: `funnel-${at}-h`}, streamTitle(st)),
+        funnelChart(streamAnalysis(analysis, st), onPick, {id: `funnel-${at}`}));
+    }));
 }
 
 function label(f) {

@@ -2,7 +2,7 @@
 
 import {get, seg} from "./api.js";
 import {PagedRows, h, jsonBlock, replace} from "./dom.js";
-import {funnelChart} from "./funnel.js";
+import {funnelCharts} from "./funnel.js";
 import * as fmt from "./format.js";
 import {traceForm} from "./candidate.js";
 import {badge} from "./runs.js";
@@ -36,9 +36,10 @@ export async function showRun(runId, query) {
     replace(detail, h("p", {class: "muted"}, "Choose a step to see its inputs, outputs and decisions."));
   }
   return h("section", {class: "run"},
-    runHeader(run, analysis.summary),
-    h("section", {"aria-labelledby": "funnel-h"}, h("h2", {id: "funnel-h"}, "Funnel"),
-      biggestDropSentence(analysis, byId, pick), funnelChart(analysis, pick)),
+    runHeader(run, analysis),
+    h("section", {"aria-labelledby": "funnel-h"},
+      h("h2", {id: "funnel-h"}, several(analysis.summary) ? `Funnels (${fmt.count(analysis.summary.funnel_count)})` : "Funnel"),
+      biggestDropSentence(analysis, byId, pick), funnelCharts(analysis, pick)),
     h("section", {"aria-labelledby": "steps-h", class: "steps-layout"},
       h("div", {}, h("h2", {id: "steps-h"}, `Steps (${fmt.count(steps.length)})`),
         tree ? tree.element : h("p", {class: "muted"}, "No step spans have arrived for this run (yet).")),
@@ -75,7 +76,22 @@ function biggestDropStep(analysis, byId) {
   return big ? byId.get(big.step_id) : undefined;
 }
 
-function runHeader(run, summary) {
+/** Whether the run holds several candidate streams, whose counts are never added up into one. */
+function several(summary) {
+  return (summary.funnel_count || 0) > 1;
+}
+
+/** "8 → 5", or for several streams each one's: "titles 6 → 1; bullets 8 → 5" (the first three, then how many more). */
+function candidatesFact(analysis) {
+  const summary = analysis.summary;
+  if (!several(summary)) return `${fmt.count(summary.initial_candidates)} → ${fmt.count(summary.final_count)}`;
+  const each = analysis.funnels.slice(0, 3).map((f) => `${f.name} ${fmt.count(f.initial_candidates)} → ${fmt.count(f.final_count)}`);
+  const more = analysis.funnels.length - each.length;
+  return each.join("; ") + (more > 0 ? `; ${fmt.count(more)} more funnels` : "");
+}
+
+function runHeader(run, analysis) {
+  const summary = analysis.summary;
   const fact = (name, value, wide = false) => h("div", {class: wide ? "wide" : null}, h("dt", {}, name), h("dd", {}, value));
   return h("header", {class: "run-header"},
     h("p", {class: "crumbs"}, h("a", {href: "#/runs"}, "Runs"), " / "),
@@ -88,7 +104,7 @@ function runHeader(run, summary) {
       fact("Duration", fmt.duration(run.duration_ms)),
       fact("Steps", fmt.count(summary.step_count)),
       fact("Cost", fmt.cost(run.total_cost)),
-      fact("Candidates", `${fmt.count(summary.initial_candidates)} → ${fmt.count(summary.final_count)}`),
+      fact(several(summary) ? "Candidates, per funnel" : "Candidates", candidatesFact(analysis), several(summary)),
       run.outputs !== null && run.outputs !== undefined ? fact("Result", h("code", {}, fmt.clip(JSON.stringify(run.outputs), 160)), true) : null,
       Object.keys(run.tags || {}).length ? fact("Tags", Object.entries(run.tags).map(([k, v]) => `${k}: ${v}`).join(", "), true) : null),
     h("div", {class: "run-actions"}, traceForm(run.id, {label: "Where did a candidate go?", button: "Trace"}), compareForm(run)),
