@@ -151,6 +151,27 @@ async def _walk(session: aiohttp.ClientSession, url: str) -> tuple[float, int, i
             return time.perf_counter() - started, pages, found, read
 
 
+async def _indexed(dsn: str, session: aiohttp.ClientSession, base: str) -> None:
+    """Wait until every whole hour of the pipeline is indexed (the first read asked for them), and print
+    what building the index took: background work, after ingest, never during it."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        wanted = await conn.fetchval("""SELECT count(DISTINCT floor(extract(epoch FROM started_at) / 3600))
+                                        FROM runs WHERE name = $1 AND started_at < date_trunc('hour', now())""",
+                                     PIPELINE)
+        while (done := await conn.fetchval("SELECT count(*) FROM candidate_hours WHERE name = $1", PIPELINE)) < wanted:
+            await asyncio.sleep(1)
+        size = await conn.fetchval("""SELECT pg_total_relation_size('candidate_hours')
+                                          + pg_total_relation_size('candidate_hour_shards')""")
+        outcomes = await conn.fetchval("SELECT sum(n) FROM step_outcomes")
+    finally:
+        await conn.close()
+    took = time.perf_counter() - started
+    print(f"index:    {done} hours indexed in {took:.0f} s after the first read; {size / 2**20:,.0f} MiB, "
+          f"{size / outcomes:.2f} bytes per outcome on top of the outcomes")
+
+
 async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     rng = random.Random(7)
     pool = _ids(rng, args.pool)
@@ -185,6 +206,9 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
               f"({size['bytes'] / 2**20:,.0f} MiB; target <= 12)")
         base = f"{receiver.url}/pipelines/{PIPELINE}"
         async with aiohttp.ClientSession() as session:
+            cold, _ = await _get(session, f"{base}/candidates/{EVERYWHERE}?limit=10000")
+            print(f"history before the index, first page   {cold * 1000:7.0f} ms (reads at most 1,000 runs from rows)")
+            await _indexed(dsn, session, base)
             picks = [rng.choice(runs) for _ in range(args.samples)]
             one = [(await _get(session, f"{receiver.url}/runs/{run}/candidates/"
                                         f"{rng.choice(drawn[traces[run] % VARIANTS])}"))[0] for run in picks]
@@ -192,10 +216,10 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
             first = [(await _get(session, f"{base}/candidates/{EVERYWHERE}?limit=50"))[0] for _ in range(args.samples)]
             print(f"history, first page (50 runs)   {_timed(first)}")
             for who, cid in (("in every run", EVERYWHERE), ("in 1 run of 64", rare)):
-                walks = [await _walk(session, f"{base}/candidates/{cid}?limit=500") for _ in range(args.walks)]
+                walks = [await _walk(session, f"{base}/candidates/{cid}?limit=10000") for _ in range(args.walks)]
                 _, pages, found, read = walks[0]
                 print(f"history, whole, id {who:15} {_timed([w[0] for w in walks])}   "
-                      f"({pages} pages, {found:,} runs with it of {read:,} read; target p50 < 300 ms)")
+                      f"({pages} page(s), {found:,} runs with it of {read:,} read; target p50 < 300 ms)")
             never = [(await _get(session, f"{base}/never-survives"))[0] for _ in range(max(3, args.samples // 5))]
             print(f"never-survives (200 runs)       {_timed(never)}")
         print(f"receiver peak RSS {receiver.peak_rss_mb():,.0f} MiB")

@@ -17,7 +17,7 @@ import asyncio
 import uuid
 import zlib
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from itertools import compress, repeat
 from typing import Any
 
@@ -32,7 +32,7 @@ from .common import QueryError, project_steps, reads, shown_run_id
 from .lineage import candidate_entries, lineage, not_passed_on
 from .params import CURSOR, SINCE, UNTIL, Param, convert, decode_cursor, encode_cursor, limit_param, \
     link_headers, parse
-from .pipelines import NAME
+from .pipelines import NAME, window
 
 DEFAULT_WINDOW = timedelta(days=7)
 RUNS_PER_READ = 50  # runs whose parts are read at once
@@ -64,7 +64,7 @@ async def candidate_history(request: web.Request) -> web.Response:
     name = convert(NAME, request.match_info["name"])
     candidate = convert(_CANDIDATE, request.match_info["candidate_id"])
     p = parse(request.query, HISTORY_PARAMS)
-    since, until = _window(p)
+    since, until = window(p, DEFAULT_WINDOW)
     page = _Page(request, name, candidate, p["limit"], decode_cursor(p["cursor"], "history", _KEY))
     store = reads(request)
     first, last = whole_hours(since, until)
@@ -242,7 +242,7 @@ def _fate(entry: dict[str, Any]) -> dict[str, Any]:
 async def never_survives(request: web.Request) -> web.Response:
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, NEVER_PARAMS)
-    since, until = _window(p)
+    since, until = window(p, DEFAULT_WINDOW)
     store = reads(request)
     runs: list[Row] = []
     before: list[Any] | None = None
@@ -329,11 +329,3 @@ class Tally:
 async def _exists(store: Reads, name: str, request: web.Request) -> None:
     if not await store.pipeline_exists(name, request.get(PROJECT)):
         raise QueryError(404, f"no run named {name[:64]!r}")
-
-
-def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
-    until = p["until"] or datetime.now(timezone.utc)
-    since = p["since"] or until - DEFAULT_WINDOW
-    if since >= until:
-        raise QueryError(400, "since must be before until")
-    return since, until

@@ -31,7 +31,7 @@ NAME = Param("name", "string", "run (pipeline) name", required=True)
 
 async def list_pipelines(request: web.Request) -> web.Response:
     p = parse(scoped_query(request), LIST_PARAMS)
-    since, until = _window(p)
+    since, until = window(p)
     rows = await reads(request).pipelines(since, until, p["service"], p["limit"])
     return json_ok({"window": {"since": since, "until": until}, "pipelines": [_pipeline(r) for r in rows]})
 
@@ -41,7 +41,7 @@ async def get_pipeline(request: web.Request) -> web.Response:
         raise QueryError(403, "a project-bound API key reads pipelines through /pipelines?service=<project>")
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, GET_PARAMS)
-    since, until = _window(p)
+    since, until = window(p)
     # One snapshot for all figures; days whose stored summaries were out of date are stored again
     # in the background.
     found = await reads(request).pipeline(name, since, until, top_reasons=TOP_REASONS, max_steps=MAX_STEPS)
@@ -54,9 +54,11 @@ async def get_pipeline(request: web.Request) -> web.Response:
     return json_ok({"window": {"since": since, "until": until}, **summary, "steps": figures})
 
 
-def _window(p: dict[str, Any]) -> tuple[datetime, datetime]:
+def window(p: dict[str, Any], default: timedelta = DEFAULT_WINDOW) -> tuple[datetime, datetime]:
+    """[since, until) from the parsed ``since`` and ``until``: until defaults to now, since to ``default``
+    before until."""
     until = p["until"] or datetime.now(timezone.utc)
-    since = p["since"] or until - DEFAULT_WINDOW
+    since = p["since"] or until - default
     if since >= until:
         raise QueryError(400, "since must be before until")
     return since, until
