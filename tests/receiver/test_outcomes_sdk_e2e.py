@@ -62,7 +62,19 @@ def test_every_category_answers_exactly_through_the_stock_exporters(receiver, pr
     assert dropped["outcome"] == "dropped" and dropped["left_at"]["reason"] == "missing_required_attribute:size_eu"
     kept = get_json(f"{receiver.url}/runs/{run_id}/candidates/{best[0]}")
     assert kept["outcome"] == "kept" and [e["rank"] for e in kept["path"]] == [None, 1]
-    assert kept["path"][0]["label"] == f"Home > Kitchen > Bottles > {int(best[0][4:])}"
+    # The filter's sample holds 100 of its 5,455 survivors, drawn over the input, each with its label.
+    kept_rows: list[dict[str, Any]] = []
+    listing = f"{receiver.url}/runs/{run_id}/candidates?step=attribute_filter&accepted=true&limit=1000"
+    page = listing
+    while page:
+        reply = call("GET", page)
+        kept_rows += reply.json()
+        cursor = reply.headers.get("X-Next-Cursor")
+        page = cursor and f"{listing}&cursor={cursor}"
+    labelled = [e for e in kept_rows if e["label"] is not None]
+    assert len(kept_rows) == len(range(0, CATEGORIES, 11)) and len(labelled) == 100
+    assert all(e["label"] == f"Home > Kitchen > Bottles > {int(e['candidate_id'][4:])}" for e in labelled)
+    assert int(labelled[-1]["candidate_id"][4:]) > CATEGORIES // 2  # spread over the input, not the first 100
     cut = get_json(f"{receiver.url}/runs/{run_id}/candidates/cat-00033")  # kept by the filter, 4th in the ranking
     assert cut["outcome"] == "dropped" and cut["left_at"]["step"] == "rank" and cut["path"][1]["rank"] == 4
     listed = get_json(f"{receiver.url}/runs/{run_id}/candidates?step=attribute_filter&prefix=cat-5999&limit=1000")

@@ -19,9 +19,11 @@ def _part(span: str, ids: list[str], codes: list[int], reasons: list[str], part:
                  "reasons": p.reasons})
 
 
-def _step(span: str, name: str, n: int, *, has_outcomes: bool = True, parts: int = 1) -> dict[str, Any]:
+def _step(span: str, name: str, n: int, *, has_outcomes: bool = True, parts: int = 1, kind: str = "filter",
+          parent: str | None = None, decisions: int = 0) -> dict[str, Any]:
     return {"span_id": span, "name": name, "has_outcomes": has_outcomes, "parts": parts, "parts_min": parts,
-            "present": list(range(parts)), "stored": n, "total": n, "total_min": n, "totals": parts, "notes": None}
+            "present": list(range(parts)), "stored": n, "total": n, "total_min": n, "totals": parts, "notes": None,
+            "type": kind, "parent_span_id": parent, "decision_count": decisions}
 
 
 def test_the_first_step_that_dropped_a_candidate_is_its_fate() -> None:
@@ -44,6 +46,11 @@ def test_a_run_with_an_incomplete_or_sample_only_step_is_answered_per_run() -> N
     assert run_fates([missing], parts, {}) is None
     assert run_fates([_step("a", "f", 1), _step("s", "llm", 0, has_outcomes=False)], parts, {}) is None
     assert run_fates([_step("a", "f", 1)], parts, {}) == {"p1": KEPT}
+    # A retriever wrapped by a step whose decisions may say it did not pass a candidate on.
+    wrapped = [_step("w", "compress", 1, kind="retrieval", decisions=1), _step("a", "f", 1, parent="w")]
+    assert run_fates(wrapped, parts + [_part("w", ["p1"], [0], [])], {}) is None
+    wrapped[0]["decision_count"] = 0
+    assert run_fates(wrapped, parts + [_part("w", ["p1"], [0], [])], {}) == {"p1": KEPT}
 
 
 @settings(max_examples=60, deadline=None)

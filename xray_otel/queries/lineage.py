@@ -150,6 +150,12 @@ def lineage(run: dict[str, Any], candidate: str, decisions: list[dict[str, Any]]
     (``why`` says which and why); else ``kept``."""
     left = next((d for d in decisions if d["accepted"] is False), None)
     unknown = [d for d in decisions if d["accepted"] is None and d.get("outcome") == "unknown"]
+    # What the candidate was (label_fn) is the candidate's, not a step's: a step whose payload sample
+    # missed it shows what another step's sample said.
+    label = next((d["label"] for d in decisions if d.get("label")), None)
+    for d in decisions:
+        if d.get("label") is None and label is not None:
+            d["label"] = label
     outcome = "dropped" if left else "unknown" if unknown else "kept"
     return {
         "run": run,

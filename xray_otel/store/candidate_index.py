@@ -37,7 +37,7 @@ def run_fates(steps: Sequence[Mapping[str, Any]], parts: Iterable[Part],
     """Per candidate of the run, its fate: KEPT, or k for the (step name, reason) ``fate_of`` numbers k
     (added to as met). None when the run must be answered from its own rows. ``steps`` in step time
     order, as read_sql.RUNS_CANDIDATE_STEPS gives them."""
-    if any(not s["has_outcomes"] or state(s)[0] == INCOMPLETE for s in steps):
+    if any(not s["has_outcomes"] or state(s)[0] == INCOMPLETE for s in steps) or _wraps(steps):
         return None
     by_step: dict[str, list[Part]] = {}
     for part in parts:
@@ -52,6 +52,14 @@ def run_fates(steps: Sequence[Mapping[str, Any]], parts: Iterable[Part],
             dropped.update(zip(compress(ids, codes), map(lookup.__getitem__, compress(codes, codes))))
     fates.update(dropped)
     return fates
+
+
+def _wraps(steps: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a retrieval or rank step that recorded decisions wraps another of the steps: its decisions
+    may tell a candidate the inner step kept was not passed on (queries/lineage.py not_passed_on), which
+    the run's own rows answer."""
+    parents = {s["parent_span_id"] for s in steps}
+    return any(s["type"] in ("retrieval", "rank") and s["decision_count"] and s["span_id"] in parents for s in steps)
 
 
 class Shard(NamedTuple):

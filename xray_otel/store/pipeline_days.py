@@ -39,8 +39,9 @@ def utc_day(param: str) -> str:
 # What a day's summary depends on, hashed per run and summed: step rows never change once
 # stored but for the run span flag, so a run's rows are fixed by its id, step_count,
 # steps_run_span and start (offsets are from it). Read from runs_name_started_idx alone.
+# (Start times are hashed as epoch microseconds: PostgreSQL 15 has no timestamptz_hash_extended.)
 RUN_SIGNATURE = ("(uuid_hash_extended(r.id, r.step_count) # hashtextextended(coalesce(r.steps_run_span, ''), 0)"
-                  " # timestamptz_hash_extended(r.started_at, 0))")
+                  " # hashint8extended((extract(epoch FROM r.started_at) * 1000000)::int8, 0))")
 
 # The whole UTC days in [$2, $3) of pipeline $1 whose stored summary is missing, out of date,
 # or of a day that no longer has runs.
