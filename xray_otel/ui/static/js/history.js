@@ -28,13 +28,13 @@ export function historyHref(name, candidateId, since) {
 }
 
 /** "Find a candidate": an id opens its history in this pipeline. */
-export function candidateFinder(name, {since = "", value = "", button = "Show its history"} = {}) {
+export function candidateFinder(name, {since = "", value = ""} = {}) {
   const input = h("input", {type: "search", id: "find-candidate", value, required: true, placeholder: "candidate id",
                             autocomplete: "off"});
   return h("form", {class: "inline finder", role: "search", onsubmit: (e) => {
     e.preventDefault();
     location.hash = historyHref(name, input.value.trim(), since);
-  }}, h("label", {for: "find-candidate"}, "Find a candidate"), input, h("button", {type: "submit"}, button));
+  }}, h("label", {for: "find-candidate"}, "Find a candidate"), input, h("button", {type: "submit"}, "Show its history"));
 }
 
 export async function showHistory(name, candidateId, query) {
@@ -46,7 +46,7 @@ export async function showHistory(name, candidateId, query) {
       h("a", {href: `#/pipelines/${seg(name)}?since=${seg(since)}`}, name), " / "),
     h("h1", {}, "Candidate ", h("code", {}, candidateId), " across runs"),
     h("div", {class: "toolbar history-tools"}, windowForm(withWindow(query), `#/pipelines/${seg(name)}/candidates/${seg(candidateId)}`),
-      candidateFinder(name, {since, value: candidateId, button: "Show"})),
+      candidateFinder(name, {since, value: candidateId})),
   ];
   let first;
   try {

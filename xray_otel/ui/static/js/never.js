@@ -68,7 +68,7 @@ function coverage(answer, name, label) {
   return h("div", {class: "notice coverage", id: "never-coverage", role: "status"},
     h("p", {}, `Read the newest ${fmt.count(read)} runs of the ${label}${span}; the counts are exact over the `
       + `${fmt.count(answer.runs_counted)} of them whose outcomes are complete.`),
-    skipped && skipped.runs ? h("p", {}, `${fmt.count(skipped.runs)} runs not counted (a candidate's fate there is unknown)`
+    skipped && skipped.runs ? h("p", {}, `${fmt.count(skipped.runs)} run${skipped.runs === 1 ? "" : "s"} not counted (a candidate's fate there is unknown)`
       + `${why ? `: ${why}` : ""}.`) : null,
     sampled.length ? h("p", {}, "Steps that recorded only a sample of their decisions, so their drops are not counted: ",
       sampled.join(", "), ".") : null);
