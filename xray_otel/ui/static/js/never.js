@@ -36,7 +36,7 @@ export async function showNeverSurvives(name, query) {
 function filterForm(path, since, params) {
   const field = (id, text, input, hint) => h("label", {class: "field", for: id}, h("span", {}, text), input,
     hint ? h("small", {}, hint) : null);
-  const window = h("select", {id: "never-window"}, WINDOWS.map(([value, text]) =>
+  const windowSelect = h("select", {id: "never-window"}, WINDOWS.map(([value, text]) =>
     h("option", {value, selected: value === since}, text)));
   const step = h("input", {id: "never-step", type: "text", value: params.step, placeholder: "any step", autocomplete: "off"});
   const reason = h("input", {id: "never-reason", type: "text", value: params.reason, placeholder: "any reason",
@@ -44,13 +44,13 @@ function filterForm(path, since, params) {
   const runs = h("input", {id: "never-runs", type: "number", min: 1, max: 1000, value: params.runs, placeholder: "200"});
   return h("form", {class: "filters", id: "never-filters", onsubmit: (e) => {
     e.preventDefault();
-    const next = new URLSearchParams({since: window.value});
+    const next = new URLSearchParams({since: windowSelect.value});
     for (const [key, input] of [["step", step], ["reason", reason], ["runs", runs]]) {
       if (input.value.trim()) next.set(key, input.value.trim());
     }
     go(`${path}?${next}`);
   }},
-  field("never-window", "Window", window),
+  field("never-window", "Window", windowSelect),
   field("never-step", "Step", step),
   field("never-reason", "Reason", reason, "exactly as recorded"),
   field("never-runs", "Newest runs to read", runs, "1 to 1,000"),
