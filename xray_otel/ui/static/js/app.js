@@ -5,6 +5,7 @@ import {ApiError, apiKey, setApiKey} from "./api.js";
 import {h, notice, replace} from "./dom.js";
 import {showCandidate} from "./candidate.js";
 import {showCompare} from "./compare.js";
+import {CROSSRUN_ROUTES} from "./crossrun.js";
 import {HEALTH_ROUTES} from "./health.js";
 import {showRun} from "./run.js";
 import {showRuns} from "./runs.js";
@@ -15,6 +16,7 @@ const ROUTES = [
   [/^\/runs$/, (m, q) => showRuns(q)],
   [/^\/compare$/, (m, q) => showCompare(q)],
   ...HEALTH_ROUTES,
+  ...CROSSRUN_ROUTES,
 ];
 
 const view = () => document.getElementById("view");

@@ -3,6 +3,7 @@
 import {ApiError, get, seg} from "./api.js";
 import {h, notice} from "./dom.js";
 import * as fmt from "./format.js";
+import {historyHref} from "./history.js";
 
 export async function showCandidate(runId, candidateId) {
   const crumbs = (runName) => h("p", {class: "crumbs"}, h("a", {href: "#/runs"}, "Runs"), " / ",
@@ -13,15 +14,17 @@ export async function showCandidate(runId, candidateId) {
     path = (await get(`/runs/${seg(runId)}/candidates/${seg(candidateId)}`)).data;
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404) throw err;
-    return h("section", {class: "candidate"}, crumbs("Run"), h("h1", {}, "Candidate ", h("code", {}, candidateId)), form,
-      notice("info", err.message,
-        "Check the id, or open the run and search a step's recorded decisions. " +
-        "Steps record a sample of decisions unless told to capture all (capture=\"full\" in the SDK)."));
+    const run = await get(`/runs/${seg(runId)}`).then((r) => r.data, () => null);
+    return h("section", {class: "candidate"}, crumbs((run && run.name) || "Run"),
+      h("h1", {}, "Candidate ", h("code", {}, candidateId)), form,
+      notice("info", err.message, "Check the id, or look for it in the pipeline's other runs."),
+      acrossRuns(run && run.name, candidateId));
   }
   return h("section", {class: "candidate"}, crumbs(path.run.name || path.run.id),
     h("h1", {}, "Candidate ", h("code", {}, path.candidate_id)),
     path.path.some((p) => p.label) ? h("p", {class: "label", id: "candidate-label"}, path.path.find((p) => p.label).label) : null,
     form,
+    acrossRuns(path.run.name, path.candidate_id),
     verdict(path),
     h("div", {class: "table-wrap"}, h("table", {class: "data", id: "candidate-path"},
       h("thead", {}, h("tr", {}, ["Step", "Type", "Outcome", "Reason", "Score", "Rank", "Step in → out"]
@@ -34,6 +37,13 @@ export async function showCandidate(runId, candidateId) {
         h("td", {class: "num"}, p.score ?? ""),
         h("td", {class: "num"}, p.rank ?? ""),
         h("td", {class: "num"}, `${fmt.count(p.step_input_count)} → ${fmt.count(p.step_output_count)}`)))))));
+}
+
+/** The same id in the other runs of this run's pipeline (GET /pipelines/{name}/candidates/{id}). */
+function acrossRuns(pipeline, candidateId) {
+  if (!pipeline) return null;
+  return h("p", {class: "across"}, h("a", {href: historyHref(pipeline, candidateId), id: "across-runs"},
+    "This candidate across runs of ", h("strong", {}, pipeline)));
 }
 
 function outcome(accepted) {

@@ -6,6 +6,7 @@ import {ApiError, get, seg} from "./api.js";
 import {h, notice} from "./dom.js";
 import {SERIES_STYLES, lineChart, stackedBars} from "./charts.js";
 import * as fmt from "./format.js";
+import {candidateFinder} from "./history.js";
 import {changeList, changeText, changeValue, windowForm, windowOf, worstStep} from "./pipelines.js";
 
 const TOP_REASONS = 5;
@@ -31,9 +32,17 @@ export async function showPipeline(name, query) {
     h("h1", {}, name),
     windowForm(query, path),
     facts(summary, name, since, label),
+    candidateTools(name, since),
     series ? charts(name, series, changes, summary, query, path)
       : notice("info", "The figures over time are unknown.", "This server does not answer GET /pipelines/{name}/series."),
     changeSection(changes));
+}
+
+/** Across runs: one candidate's history by id, and the candidates this pipeline drops most often. */
+function candidateTools(name, since) {
+  return h("div", {class: "toolbar candidate-tools"}, candidateFinder(name, {since}),
+    h("a", {href: `#/pipelines/${seg(name)}/never-survives?since=${seg(since)}`, id: "never-link"},
+      "Never survives: the candidates it drops most often"));
 }
 
 /** An endpoint a page can do without (absent on this server, refused): its part says unknown. */
