@@ -11,7 +11,7 @@ from .config import Settings
 from .middleware import CORS_ORIGINS, KEYS, cors, require_api_key
 from .queries import openapi
 from .web import PROJECT, json_error, json_ok
-from .queries.alerts import SERVER_SECRET
+from .queries.alerts import PRIVATE_WEBHOOKS, SERVER_SECRET
 from .queries.common import STORE, query_errors
 from .queries.routes import add_routes
 from .receiver.http import BODY_TIMEOUT, INGESTER, MAX_BODY, SIGNAL_PATHS, handle_ignored, handle_traces
@@ -31,6 +31,7 @@ def build_app(store: Store, ingester: Ingester, settings: Settings) -> web.Appli
     app[MAX_BODY] = settings.max_body_bytes
     app[BODY_TIMEOUT] = settings.request_timeout
     app[SERVER_SECRET] = bool(settings.alert_secret)
+    app[PRIVATE_WEBHOOKS] = settings.alert_allow_private_webhooks
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

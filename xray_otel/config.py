@@ -46,6 +46,8 @@ class Settings:
     alert_interval: float = field(default=30.0, metadata={"env": "XRAY_ALERT_INTERVAL"})  # seconds per rule
     alert_secret: str = field(default="", repr=False, metadata={"env": "XRAY_ALERT_SECRET"})  # webhook HMAC key
     alert_retry: float = field(default=5.0, metadata={"env": "XRAY_ALERT_RETRY"})  # first retry; doubles to 1 h
+    # Webhooks at loopback, private or link-local addresses (refused by default: the server would POST inside its network)
+    alert_allow_private_webhooks: bool = field(default=False, metadata={"env": "XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS"})
     public_url: str = field(default="", metadata={"env": "XRAY_PUBLIC_URL"})  # for links in webhook bodies
 
     @classmethod

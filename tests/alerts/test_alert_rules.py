@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import socket
 
 import pytest
+from aiohttp.abc import AbstractResolver
 
-from xray_otel.alerts.delivery import MAX_BACKOFF, backoff, sign
+from xray_otel.alerts.delivery import MAX_BACKOFF, PrivateAddress, PublicResolver, backoff, sign
 from xray_otel.alerts.judge import threshold_verdict, transition
-from xray_otel.alerts.rules import RuleError, parse_rule, show_duration
+from xray_otel.alerts.rules import RuleError, parse_rule, show_duration, show_webhook
 
 GOOD = {"name": "price filter", "pipeline": "competitor_selection", "step": "filter_by_price",
         "metric": "drop_rate", "comparison": "above", "threshold": 0.9, "window": "15m"}
@@ -88,3 +91,55 @@ def test_signature_is_the_hmac_a_receiver_computes() -> None:
 def test_backoff_doubles_up_to_an_hour() -> None:
     assert [backoff(n, 5) for n in (1, 2, 3)] == [5, 10, 20]
     assert backoff(40, 5) == backoff(1000, 5) == MAX_BACKOFF
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://hooks.slack.com/services/T00/B00/XXXXSECRET", "https://hooks.slack.com/…"),
+    ("https://hooks.example.com:8443/x?token=abc", "https://hooks.example.com:8443/…"),
+    ("http://[2001:db8::1]:9000/hook", "http://[2001:db8::1]:9000/…"), (None, None),
+])
+def test_a_webhook_shows_only_where_it_goes(url: str | None, shown: str | None) -> None:
+    assert show_webhook(url) == shown
+
+
+@pytest.mark.parametrize("url, words", [
+    ("https://user:pass@hooks.example.com/x", "secret"), ("https://token@hooks.example.com/x", "secret"),
+    ("http://127.0.0.1:9/hook", "loopback"), ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://[::1]/x", "loopback"), ("http://10.1.2.3/x", "private"), ("http://0.0.0.0/x", "unspecified"),
+    ("http://[::ffff:127.0.0.1]/x", "XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS"), ("http://h:99999/x", "http"),
+])
+def test_a_webhook_with_credentials_or_inside_the_network_is_refused(url: str, words: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule({**GOOD, "webhook": url})
+    assert caught.value.field == "webhook" and words in str(caught.value)
+
+
+def test_private_webhooks_are_allowed_when_the_operator_opts_in() -> None:
+    assert parse_rule({**GOOD, "webhook": "http://127.0.0.1:9/h"}, private_webhooks=True).webhook \
+        == "http://127.0.0.1:9/h"
+    assert parse_rule({**GOOD, "webhook": "http://localhost:9/h"}).webhook == "http://localhost:9/h"  # at connect
+    with pytest.raises(RuleError, match="user or password"):
+        parse_rule({**GOOD, "webhook": "http://u:p@127.0.0.1:9/h"}, private_webhooks=True)
+
+
+class _Answers(AbstractResolver):
+    def __init__(self, *hosts: str) -> None:
+        self.hosts = hosts
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
+        return [{"hostname": host, "host": h, "port": port, "family": family, "proto": 0, "flags": 0}
+                for h in self.hosts]
+
+    async def close(self) -> None:
+        pass
+
+
+def test_the_delivery_resolver_keeps_only_public_addresses() -> None:
+    async def resolved(*hosts: str) -> list[str]:
+        resolver = PublicResolver()
+        resolver._inner = _Answers(*hosts)
+        return [r["host"] for r in await resolver.resolve("hook.example", 443)]
+
+    assert asyncio.run(resolved("127.0.0.1", "93.184.215.14")) == ["93.184.215.14"]
+    with pytest.raises(PrivateAddress, match=r"only to non-public addresses \(a link-local address, a loopback"):
+        asyncio.run(resolved("169.254.169.254", "::1"))

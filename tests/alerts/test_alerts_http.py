@@ -22,10 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import _admin, _with_database, free_port, serve
 from helpers import call, db, export_request, get_json, new_ids, pipeline_spans, post_otlp
 from query_data import health_runs
+from xray_otel.alerts import evaluator
 from xray_otel.cli import main
 
 SECRET = "webhook-secret-1234"
-FAST = {"alert_interval": 0.2, "alert_retry": 0.2}
+SAFE = {"alert_interval": 0.2, "alert_retry": 0.2}  # the default: webhooks at public addresses only
+FAST = {**SAFE, "alert_allow_private_webhooks": True}  # opted in: the Hook listens on 127.0.0.1
 PIPELINE, STEP = "select_competitor", "filter_price"  # helpers.pipeline_spans: filter_price drops 4700 of 5000
 
 
@@ -126,6 +128,7 @@ def test_a_threshold_rule_fires_once_signed_retried_and_resolves(alert_db: str) 
         assert reply.status == 201, reply.body
         created = reply.json()
         assert created["has_secret"] is True and SECRET not in reply.body.decode()
+        assert created["webhook"] == f"http://127.0.0.1:{hook.port}/…" and created["has_webhook"] is True
         assert reply.headers["Location"] == f"/alerts/rules/{created['id']}"
 
         firing = until(hook.delivered, "the firing delivered")[0]
@@ -280,3 +283,102 @@ def test_cli_adds_lists_and_removes_rules(alert_db: str, capsys: pytest.CaptureF
         assert capsys.readouterr().err.startswith("xray-otel: 400: metric: must be one of")
         assert main(["alerts", "rm", "cli rule", "--url", server.url]) == 0
         assert get_json(server.url + "/alerts/rules") == []
+
+
+def test_answers_show_only_where_a_webhook_goes(alert_db: str) -> None:
+    """A webhook URL is often the credential (a Slack token in the path, ``?token=``): read keys see its host."""
+    url = "https://hooks.example.com/services/T0/B0/SECRETTOKEN?token=abc"  # no runs: never fires, never sent
+    with serve(alert_db, api_keys="read:reader-key,read+admin:admin-key", **SAFE) as server:
+        rules, admin = server.url + "/alerts/rules", {"Authorization": "Bearer admin-key"}
+        reply = post_json(rules, rule(webhook=url, secret=SECRET), **admin)
+        assert reply.status == 201, reply.body
+        rule_id = reply.json()["id"]
+        assert post_json(rules, rule(name="no hook"), **admin).status == 201
+        reader = {"Authorization": "Bearer reader-key"}
+        answers = [reply.body] + [call("GET", server.url + path, headers=reader).body
+                                  for path in ("/alerts/rules", f"/alerts/rules/{rule_id}", "/alerts")]
+        assert not [body for body in answers if b"SECRETTOKEN" in body or b"token=" in body]
+        shown = {r["name"]: r for r in json.loads(answers[1])}
+        assert shown[rule()["name"]]["webhook"] == "https://hooks.example.com/…"
+        assert shown[rule()["name"]]["has_webhook"] is True
+        assert shown["no hook"]["webhook"] is None and shown["no hook"]["has_webhook"] is False
+
+        # Read back and sent again as shown: the stored URL stays (it is not replaced by its shortened form).
+        again = {k: v for k, v in shown[rule()["name"]].items() if k in rule() or k == "webhook"}
+        assert post_json(rules + f"/{rule_id}", again, method="PUT", **admin).status == 200
+        assert db(alert_db, "SELECT webhook FROM alert_rules WHERE id = $1", rule_id)[0]["webhook"] == url
+
+        for bad in ("https://user:pass@hooks.example.com/x", "https://token@hooks.example.com/x"):
+            reply = post_json(rules, rule(name="creds", webhook=bad, secret=SECRET), **admin)
+            message = reply.json()["error"]["message"]
+            assert reply.status == 400 and message.startswith("webhook:") and "`secret`" in message, message
+
+
+def test_webhooks_inside_the_network_are_refused_without_opt_in(alert_db: str) -> None:
+    """Literal addresses at creation (a 400), names at connect time (DNS answers filtered: no rebinding)."""
+    with Hook() as hook, serve(alert_db, **SAFE) as server:
+        rules = server.url + "/alerts/rules"
+        for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]/x",
+                    "http://10.1.2.3/x"):
+            reply = post_json(rules, rule(webhook=url, secret=SECRET))
+            message = reply.json()["error"]["message"]
+            assert reply.status == 400 and message.startswith("webhook:"), message
+            assert "XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS=1" in message, message
+
+        send(server.url)
+        reply = post_json(rules, rule(webhook=f"http://localhost:{hook.port}/hook", secret=SECRET))
+        assert reply.status == 201, reply.body
+        attempt = until(lambda: db(alert_db, "SELECT status, error FROM alert_delivery_attempts"), "an attempt")[0]
+        assert attempt["status"] is None and "localhost resolves only to non-public addresses" in attempt["error"]
+        assert "XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS=1" in attempt["error"] and "/hook" not in attempt["error"]
+
+        # A literal address stored while private webhooks were allowed is not connected to either.
+        db(alert_db, "DELETE FROM alert_delivery_attempts")
+        db(alert_db, "UPDATE alert_outbox SET url = $1, next_attempt_at = now()", hook.url)
+        attempt = until(lambda: db(alert_db, "SELECT status, error FROM alert_delivery_attempts"), "an attempt")[0]
+        assert attempt["status"] is None and "is a loopback address: not connected to" in attempt["error"]
+        assert get_json(server.url + "/alerts")["firings"][0]["delivery"]["delivered_at"] is None
+    assert hook.calls == []
+
+
+def test_a_resolution_is_not_delivered_before_the_firing_it_ends(alert_db: str) -> None:
+    """The firing's first delivery fails and waits out its backoff; the rule resolves meanwhile and the
+    receiver recovers: the receiver still hears the firing first, so it does not end believing it fires."""
+    with Hook(fail=1) as hook, serve(alert_db, **{**FAST, "alert_retry": 5.0}) as server:
+        send(server.url)
+        created = post_json(server.url + "/alerts/rules", rule(webhook=hook.url, secret=SECRET)).json()
+        until(lambda: hook.calls, "the firing's first, failed, delivery")
+        reply = post_json(server.url + f"/alerts/rules/{created['id']}", rule(webhook=hook.url, threshold=0.99),
+                          method="PUT")
+        assert reply.status == 200, reply.body
+        delivered = until(lambda: hook.delivered() if len(hook.delivered()) == 2 else None, "both delivered")
+    assert [body["state"] for body in delivered] == ["firing", "resolved"]
+    assert delivered[1]["firing_id"] == delivered[0]["id"]
+
+
+def test_a_rule_that_cannot_be_evaluated_does_not_stop_the_others(alert_db: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule's evaluation raises (a bug), another's figure fails: both get a short note a read key may see,
+    and the rule made after them still fires."""
+    real = evaluator.threshold_verdict
+
+    def judge(spec: dict, step: str | None, figures: Any) -> Any:
+        if spec["threshold"] == 0.5:
+            raise RuntimeError("internal detail: a bug")
+        if spec["threshold"] == 0.6:
+            raise ValueError("internal detail: relation secret_table")
+        return real(spec, step, figures)
+
+    monkeypatch.setattr(evaluator, "threshold_verdict", judge)  # the server runs in this process, on a thread
+    with serve(alert_db, **FAST) as server:
+        send(server.url)
+        rules = server.url + "/alerts/rules"
+        for name, threshold in (("broken", 0.5), ("bad figure", 0.6), ("works", 0.9)):
+            assert post_json(rules, rule(name=name, threshold=threshold)).status == 201
+        until(lambda: {r["name"]: r["state"] for r in get_json(rules)}["works"] == "firing", "the third rule firing")
+        shown = until(lambda: [r for r in get_json(rules) if r["note"] and r["name"] != "works"] if all(
+            r["note"] for r in get_json(rules) if r["name"] != "works") else None, "both failures noted")
+    assert {r["name"] for r in shown} == {"broken", "bad figure"}
+    for found in shown:
+        assert found["state"] == "unknown" and found["note"].startswith("evaluation failed"), found
+        assert "internal detail" not in found["note"] and "Error" not in found["note"], found["note"]

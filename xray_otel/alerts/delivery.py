@@ -7,6 +7,12 @@ zero times, and deduplicates by it.
 
 The body is signed with HMAC-SHA256 under the rule's secret, else the server's (XRAY_ALERT_SECRET):
 ``X-Xray-Signature: sha256=<hex>`` over the exact bytes of the body (docs/alerts.md shows how to check it).
+
+A rule's webhook is a URL anyone with the ``admin`` scope chose, POSTed from inside the server's network:
+unless the operator allows it (XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS), the delivery session connects only to
+public addresses. ``PublicResolver`` drops the others from every DNS answer, at connect time, so a name
+that resolves (or is re-bound) to loopback, a private network or the cloud metadata address is not
+reached; a literal address is checked before the POST (aiohttp does not resolve those).
 """
 
 from __future__ import annotations
@@ -14,21 +20,57 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from ..store import alerts as sql
 from ..store.store import UNAVAILABLE_ERRORS
+from .rules import address_kind, private_address, show_webhook
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Xray-Signature"
 MAX_BACKOFF = 3600.0  # seconds: retries go on at most an hour apart, until delivered
+MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer read: only its status matters
 _NO_SECRET = "no secret to sign with: give the rule a secret, or set XRAY_ALERT_SECRET on the server"
+_OPT_IN = "set XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS=1 on the server if it is meant to be reached"
+
+
+class PrivateAddress(OSError):
+    """A webhook host that resolves only to non-public addresses: not connected to."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, message)  # strerror: what aiohttp's connection error shows
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+class PublicResolver(AbstractResolver):
+    """The default resolver, keeping only the public (``is_global``) addresses of each answer."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        public = [r for r in found if ipaddress.ip_address(r["host"]).is_global]
+        if not public:
+            kinds = sorted({address_kind(ipaddress.ip_address(r["host"])) for r in found})
+            raise PrivateAddress(f"{host} resolves only to non-public addresses ({', '.join(kinds)}): "
+                                 f"not connected to; {_OPT_IN}")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -45,15 +87,20 @@ class Deliverer:
     """Delivers what the outbox owes, ``batch`` at a time, when woken or every ``poll`` seconds."""
 
     def __init__(self, pool: asyncpg.Pool, *, server_secret: str, first_retry: float, wake: asyncio.Event,
-                 timeout: float = 10.0, batch: int = 20,
+                 timeout: float = 10.0, batch: int = 20, private_webhooks: bool = False,
                  counted: Callable[[str], None] = lambda outcome: None) -> None:
         self._pool, self._secret, self._first_retry = pool, server_secret, first_retry
         self._wake, self._timeout, self._batch = wake, timeout, batch
-        self._counted = counted
+        self._private, self._counted = private_webhooks, counted
+
+    def session(self) -> aiohttp.ClientSession:
+        """The delivery session: public addresses only, unless private webhooks are allowed."""
+        connector = aiohttp.TCPConnector(resolver=None if self._private else PublicResolver())
+        return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout))
 
     async def run(self, poll: float) -> None:
         """Until cancelled; a failed round is logged and tried again."""
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout)) as session:
+        async with self.session() as session:
             while True:
                 self._wake.clear()
                 try:
@@ -87,7 +134,7 @@ class Deliverer:
         self._counted("delivered" if delivered else "failed")
         if not delivered:
             log.warning("alert delivery failed; will retry", extra={
-                "event_id": str(row["id"]), "host": urlsplit(row["url"]).hostname, "attempt": row["attempts"],
+                "event_id": str(row["id"]), "webhook": show_webhook(row["url"]), "attempt": row["attempts"],
                 "status": status, "error": error})
 
     async def _post(self, session: aiohttp.ClientSession, row: Mapping[str, Any],
@@ -95,9 +142,20 @@ class Deliverer:
         body = row["body"].encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
                    "X-Xray-Event-Id": str(row["id"]), "User-Agent": "xray-otel-alerts"}
+        refused = None if self._private else private_address(urlsplit(row["url"]).hostname or "")
+        if refused is not None:
+            return None, f"PrivateAddress: the webhook's host is {refused}: not connected to; {_OPT_IN}"
         try:
             async with session.post(row["url"], data=body, headers=headers, allow_redirects=False) as resp:
-                await resp.read()
+                await resp.content.read(MAX_ANSWER)
                 return resp.status, None if resp.status < 300 else f"answered HTTP {resp.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
+            return None, _scrubbed(f"{type(exc).__name__}: {exc}", row["url"])[:500]
+
+
+def _scrubbed(error: str, url: str) -> str:
+    """``error`` without the webhook's path and query (they may be its credential): errors are stored and logged."""
+    parts = urlsplit(url)
+    hidden = parts.path + ("?" + parts.query if parts.query else "")
+    error = error.replace(url, show_webhook(url) or "")
+    return error.replace(hidden, "/…") if len(hidden) > 1 else error

@@ -5,6 +5,10 @@ A rule is claimed with FOR UPDATE SKIP LOCKED (store/alerts.py CLAIM_DUE_RULE); 
 change, the firing and the delivery owed are committed in that transaction, and ``next_eval_at`` moves
 one interval on. Another process skips the locked row, then sees it is no longer due: one evaluation per
 interval however many processes share the database, and a restart finds the state as it was left.
+
+A rule whose evaluation fails in any way (a bad figure, a bug) gets a short note and its next evaluation
+an interval on, in a transaction of its own: it does not stay first in line and stop the rules after it.
+The error itself goes to the server log only; notes are read by every key that can read rules.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import asyncpg
 from ..health.changes import UnknownPipeline, find_changes
 from ..store import alerts as sql
 from ..store.reads import Reads
+from ..store.store import UNAVAILABLE_ERRORS
 from .judge import Verdict, threshold_verdict, transition, webhook_body
 from ..web import dumps
 
 log = logging.getLogger(__name__)
 
 _SHOWN_CHANGES = 5  # in a change rule's webhook body, most significant first
+_FAILED = ("evaluation failed ({what}); it is tried again every interval. The server log has the error "
+           "(search for this rule's name); if it persists, check the rule's definition or report it")
 
 
 class Evaluator:
@@ -42,10 +49,32 @@ class Evaluator:
 
     async def evaluate_one(self) -> bool:
         """Evaluate one due rule, if any is (and not taken by another process); True when one was."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        claimed: list[Any] = []
+        async with self._pool.acquire() as conn:
+            try:
+                return await self._evaluate(conn, claimed)
+            except UNAVAILABLE_ERRORS:
+                raise  # the database, not the rule: the loop waits a tick
+            except Exception:
+                if not claimed:
+                    raise
+                await self._set_aside(conn, claimed[0])
+                return True
+
+    async def _set_aside(self, conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
+        """A rule whose evaluation failed unexpectedly: its note says so, its next evaluation an interval on."""
+        log.exception("alert rule evaluation failed", extra={"rule": row["name"], "rule_id": row["id"]})
+        self._counted("error")
+        async with conn.transaction():
+            await conn.execute(sql.SET_ASIDE, row["id"], _FAILED.format(what="unexpected error"), self.interval)
+
+    async def _evaluate(self, conn: asyncpg.Connection, claimed: list[Any]) -> bool:
+        """The claim, verdict, event and state in one transaction; the row claimed is put in ``claimed``."""
+        async with conn.transaction():
             row = await conn.fetchrow(sql.CLAIM_DUE_RULE)
             if row is None:
                 return False
+            claimed.append(row)
             rule = {**row, "spec": json.loads(row["spec"])}
             verdict = await self._verdict(conn, rule)
             state, event = transition(rule["state"], verdict.holds)
@@ -67,9 +96,12 @@ class Evaluator:
                     return await self._threshold(conn, rule)
                 return await self._changes(rule)
         except (asyncpg.PostgresError, ValueError, TypeError) as exc:
-            log.warning("alert rule could not be evaluated", extra={"rule": rule["name"], "error": str(exc)})
+            log.warning("alert rule could not be evaluated", extra={"rule": rule["name"], "rule_id": rule["id"],
+                                                                    "error": f"{type(exc).__name__}: {exc}"})
             self._counted("error")
-            return Verdict(None, None, f"evaluation failed: {type(exc).__name__}: {exc}"[:500])
+            what = "the database could not compute the figure" if isinstance(exc, asyncpg.PostgresError) \
+                else "the figure could not be computed"
+            return Verdict(None, None, _FAILED.format(what=what))
 
     async def _threshold(self, conn: asyncpg.Connection, rule: Mapping[str, Any]) -> Verdict:
         spec, now = rule["spec"], rule["now"]

@@ -10,6 +10,7 @@ Every mistake is a ``RuleError`` naming the field, so the API answers a 400 that
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,8 +61,12 @@ class Rule:
         return self.secret is _KEEP
 
 
-def parse_rule(doc: Any) -> Rule:
-    """The rule ``doc`` (a JSON object) describes; RuleError for the first field that is wrong."""
+def parse_rule(doc: Any, *, private_webhooks: bool = False) -> Rule:
+    """The rule ``doc`` (a JSON object) describes; RuleError for the first field that is wrong.
+
+    A webhook at a literal loopback, private or link-local address is refused unless ``private_webhooks``
+    (XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS): the server would POST inside its own network on a rule's say-so.
+    """
     if not isinstance(doc, dict):
         raise RuleError("body", "a rule is a JSON object, e.g. {\"name\": ..., \"kind\": \"threshold\", ...}")
     unknown = sorted(set(doc) - _FIELDS)
@@ -70,7 +75,7 @@ def parse_rule(doc: Any) -> Rule:
     kind = _choice(doc, "kind", KINDS, "threshold")
     step = _text(doc, "step", required=False)
     spec = _threshold_spec(doc, step) if kind == "threshold" else _change_spec(doc)
-    webhook = _webhook(doc.get("webhook"))
+    webhook = _webhook(doc.get("webhook"), private_webhooks)
     secret = doc["secret"] if "secret" in doc else _KEEP
     if secret is not _KEEP and secret is not None and (not isinstance(secret, str) or not 8 <= len(secret) <= 1024):
         raise RuleError("secret", "must be a string of 8 to 1024 characters, or null for none")
@@ -151,17 +156,63 @@ def _count(doc: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
-def _webhook(url: Any) -> str | None:
+def _webhook(url: Any, private_webhooks: bool) -> str | None:
     if url is None:
         return None
-    parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is not a number, or out of range
+        parts, port_ok = None, False
+    if parts is None or not port_ok or parts.scheme not in ("http", "https") or not parts.hostname:
         raise RuleError("webhook", "must be an http:// or https:// URL")
+    if "@" in parts.netloc:
+        raise RuleError("webhook", "must not carry a user or password (user:pass@): answers show a rule's webhook "
+                                   "host to every key that can read rules. Deliveries are signed with the rule's "
+                                   "`secret`; put any other credential in the receiver's path instead")
+    refused = private_address(parts.hostname)
+    if refused is not None and not private_webhooks:
+        raise RuleError("webhook", f"{parts.hostname} is {refused}, not a public one: the server refuses to "
+                                   "POST inside its own network unless XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS=1 is set")
     return url
 
 
+def private_address(host: str) -> str | None:
+    """What kind of non-public address a literal IP ``host`` is (``loopback``, ``link-local``, ``private``…);
+    None for a public address or a host name (names are checked at connect time, alerts/delivery.py)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return None if address.is_global else address_kind(address)
+
+
+def address_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """A word for why ``address`` is not public, for error messages."""
+    for kind in ("loopback", "link_local", "unspecified", "multicast", "private", "reserved"):
+        if getattr(address, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return "not a globally routable address"
+
+
+def show_webhook(url: str | None) -> str | None:
+    """The webhook as answers show it: ``scheme://host[:port]/…``. The rest (path, query) is often the
+    credential itself (Slack and Teams tokens, ``?token=``), so it is never shown nor logged."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/…"
+
+
 def show_rule(row: Any) -> dict[str, Any]:
-    """A stored rule as the API shows it: its definition, state and last figure; never its secret."""
+    """A stored rule as the API shows it: its definition, state and last figure; never its secret, and of
+    its webhook only where it goes (show_webhook)."""
     spec = dict(row["spec"])
     for name in ("window", "baseline"):
         if name in spec:
@@ -169,6 +220,7 @@ def show_rule(row: Any) -> dict[str, Any]:
     if spec.get("reason") is None:
         spec.pop("reason", None)
     return {"id": row["id"], "name": row["name"], "kind": row["kind"], "pipeline": row["pipeline"],
-            "step": row["step"], **spec, "webhook": row["webhook"], "has_secret": row["has_secret"],
+            "step": row["step"], **spec, "webhook": show_webhook(row["webhook"]),
+            "has_webhook": row["webhook"] is not None, "has_secret": row["has_secret"],
             "enabled": row["enabled"], "state": row["state"], "value": row["value"], "note": row["note"],
             "evaluated_at": row["evaluated_at"], "created_at": row["created_at"], "updated_at": row["updated_at"]}

@@ -25,7 +25,7 @@ _MAX_TICK = 5.0  # seconds: how soon a new rule is first evaluated, and how fres
 _DELIVERY_POLL = 1.0  # seconds between looks at the outbox (a firing made here wakes the loop at once)
 
 
-def read_rules_file(path: Path) -> list[Any]:
+def read_rules_file(path: Path, *, private_webhooks: bool = False) -> list[Any]:
     """The rules a file holds (a JSON list, or {"rules": [...]}), each checked; ValueError says which and why."""
     try:
         doc = json.loads(Path(path).read_text())
@@ -39,7 +39,7 @@ def read_rules_file(path: Path) -> list[Any]:
     rules = []
     for number, item in enumerate(items, 1):
         try:
-            rules.append(parse_rule(item))
+            rules.append(parse_rule(item, private_webhooks=private_webhooks))
         except RuleError as exc:
             name = item.get("name") if isinstance(item, dict) else None
             raise ValueError(f"the alert rules file {path}, rule {number}"
@@ -66,6 +66,7 @@ class Alerts:
                                    delivered=wake)
         self.deliverer = Deliverer(store.pool, server_secret=settings.alert_secret,
                                    first_retry=settings.alert_retry, wake=wake,
+                                   private_webhooks=settings.alert_allow_private_webhooks,
                                    counted=lambda o: deliveries.labels(o).inc())
         self._gauges = _AlertGauges()
         registry.register(self._gauges)
@@ -74,7 +75,8 @@ class Alerts:
     async def start(self) -> None:
         """Load the rules file (by name: loading it again changes nothing), then start both loops."""
         if self._settings.alert_rules is not None:
-            rules = read_rules_file(self._settings.alert_rules)
+            rules = read_rules_file(self._settings.alert_rules,
+                                    private_webhooks=self._settings.alert_allow_private_webhooks)
             changed = [rule.name for rule in rules if await self.store.upsert(rule)]
             log.info("alert rules loaded", extra={"file": str(self._settings.alert_rules), "rules": len(rules),
                                                   "changed": len(changed)})

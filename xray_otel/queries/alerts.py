@@ -2,18 +2,20 @@
 (every rule with its state, and the recent firings).
 
 Rules are checked by alerts/rules.py: a bad one is a 400 naming the field. A rule's secret is
-write-only: answers say ``has_secret``, never the secret. Changing rules needs a key with the ``admin``
+write-only: answers say ``has_secret``, never the secret; of its webhook they show only
+``scheme://host[:port]/…`` (the path and query are often the credential) and ``has_webhook``. Changing rules needs a key with the ``admin``
 scope (middleware.py); rules watch pipelines across every project, so a project-bound key gets a 403.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from ..alerts.rules import Rule, RuleError, parse_rule, show_rule
+from ..alerts.rules import Rule, RuleError, parse_rule, show_rule, show_webhook
 from ..store.alerts import DuplicateRule
 from ..web import PROJECT, json_ok
 from .common import STORE, QueryError
@@ -21,6 +23,8 @@ from .params import Param, parse
 
 SERVER_SECRET = web.AppKey("alert_server_secret", bool)
 """Whether the server has a secret of its own (XRAY_ALERT_SECRET) to sign webhooks of rules without one."""
+PRIVATE_WEBHOOKS = web.AppKey("alert_private_webhooks", bool)
+"""Whether webhooks may be at loopback/private/link-local addresses (XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS)."""
 ALERT_PARAMS = (Param("limit", "integer", "recent firings and resolutions shown, newest first (default 50, "
                       "larger values are capped at 500)", minimum=1, maximum=500, default=50),)
 RULE_ID = Param("id", "integer", "the rule's id", required=True)
@@ -59,11 +63,14 @@ async def create_rule(request: web.Request) -> web.Response:
 
 
 async def replace_rule(request: web.Request) -> web.Response:
-    """PUT: the whole definition, as for POST; a secret left out is kept, ``"secret": null`` removes it."""
+    """PUT: the whole definition, as for POST; a secret left out is kept, ``"secret": null`` removes it, and a
+    webhook given as answers show it (``https://host/…``) keeps the stored URL."""
     _check_key(request)
     rule_id = _rule_id(request)
     rule = await _body_rule(request)
     stored = await _stored(request, rule_id)
+    if stored["webhook"] is not None and rule.webhook == show_webhook(stored["webhook"]):
+        rule = replace(rule, webhook=stored["webhook"])  # read back and sent again: the URL it stands for
     _check_signing(request, rule, stored_secret=stored["has_secret"])
     try:
         row = await request.app[STORE].alerts.replace(rule_id, rule)
@@ -110,7 +117,7 @@ async def _body_rule(request: web.Request) -> Rule:
     except (ValueError, UnicodeDecodeError):
         raise QueryError(400, "body: must be a JSON object describing the rule (docs/alerts.md)") from None
     try:
-        return parse_rule(doc)
+        return parse_rule(doc, private_webhooks=request.app[PRIVATE_WEBHOOKS])
     except RuleError as exc:
         raise QueryError(400, str(exc)) from None
 

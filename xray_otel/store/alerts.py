@@ -74,6 +74,11 @@ UPDATE alert_rules SET state = $2, value = $3, note = $4, firing_id = $5, evalua
     next_eval_at = now() + make_interval(secs => $6)
 WHERE id = $1
 """
+# An evaluation that failed unexpectedly (rolled back): the note, and the next try an interval on.
+SET_ASIDE = """
+UPDATE alert_rules SET note = $2, evaluated_at = now(), next_eval_at = now() + make_interval(secs => $3)
+WHERE id = $1
+"""
 INSERT_FIRING = """
 INSERT INTO alert_firings (id, rule_id, state, firing_id, at, value, detail) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
@@ -112,13 +117,19 @@ WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND ($4::text IS 
 """
 
 # --- delivery: a lease on due deliveries, so a process that dies mid-POST leaves them to another ------
+# A rule's deliveries go in the order they were made: one is not claimed while an older one of its rule is
+# undelivered (in backoff, or leased to another process), so a resolution never overtakes its firing.
 CLAIM_DELIVERIES = """
 UPDATE alert_outbox o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $1)
 FROM alert_rules r
 WHERE r.id = o.rule_id AND o.id IN (
-    SELECT id FROM alert_outbox
-    WHERE delivered_at IS NULL AND next_attempt_at <= now()
-    ORDER BY next_attempt_at
+    SELECT d.id FROM alert_outbox d
+    WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM alert_outbox older
+          WHERE older.rule_id = d.rule_id AND older.delivered_at IS NULL
+            AND (older.created_at, older.id) < (d.created_at, d.id))
+    ORDER BY d.next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.url, o.body, o.attempts, r.secret
