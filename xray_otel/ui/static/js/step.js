@@ -1,6 +1,6 @@
 // One step's details: figures, reasoning, why candidates were dropped, inputs/outputs, decisions.
 
-import {seg} from "./api.js";
+import {get, seg} from "./api.js";
 import {h, jsonBlock} from "./dom.js";
 import * as fmt from "./format.js";
 import {badge} from "./runs.js";
@@ -71,13 +71,28 @@ function decisions(run, step) {
     prev.disabled = page === 0;
     next.disabled = start + DECISION_PAGE >= matching.length;
   };
-  const refilter = () => {
-    const needle = search.value.trim().toLowerCase();
+  let asked = 0;
+  const refilter = async () => {
+    const typed = search.value.trim();
+    const needle = typed.toLowerCase();
     const want = which.value;
     matching = all.filter((d) => (!needle || `${d.id ?? ""}\u0000${d.reason ?? ""}`.toLowerCase().includes(needle))
       && (!want || (want === "kept" ? d.accepted === true : d.accepted === false)));
     page = 0;
     render();
+    if (!typed || matching.length) return;
+    // Not in the sample: the step's outcomes answer for every candidate it decided on.
+    const mine = ++asked;
+    try {
+      const {data: rows} = await get(`/runs/${seg(run.id)}/candidates`, {step: step.id, candidate: typed, limit: 20});
+      if (mine !== asked) return;
+      matching = rows.filter((r) => !want || (want === "kept" ? r.accepted === true : r.accepted === false))
+        .map((r) => ({id: r.candidate_id, accepted: r.accepted, reason: r.reason, score: r.score, rank: r.rank}));
+      render();
+      if (matching.length) status.textContent = "Not in the sample: its exact outcome at this step.";
+    } catch (err) {
+      if (mine === asked) status.textContent = `No recorded decision matches; looking it up failed: ${err.message}`;
+    }
   };
   search.addEventListener("input", refilter);
   which.addEventListener("change", refilter);
