@@ -113,9 +113,13 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     receiver = Receiver(dsn, tmp / "receiver.log")
     try:
         await receiver.wait_ready()
-        await load(receiver.url, args)
         conn = await asyncpg.connect(dsn)
         try:
+            if args.reuse and await conn.fetchval("SELECT count(*) FROM runs WHERE name = $1", NAME):
+                print("reusing the runs loaded before (--reuse); forgetting stored summaries", flush=True)
+                await conn.execute("DELETE FROM pipeline_step_days; DELETE FROM pipeline_days")
+            else:
+                await load(receiver.url, args)
             await conn.execute("VACUUM ANALYZE")
             paths = {"series 30d by day": f"/pipelines/{NAME}/series?since={args.days}d&bucket=day",
                      "series 30d by hour": f"/pipelines/{NAME}/series?since={args.days}d&bucket=hour",
@@ -164,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--reuse", action="store_true",
+                        help="with XRAY_DATABASE_URL: keep runs a previous run loaded (their times age with the clock)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="platformdirs")
     with tempfile.TemporaryDirectory(prefix="xray-bench-h-") as tmp, given_or_embedded(Path(tmp) / "pgdata") as dsn:

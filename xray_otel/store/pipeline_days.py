@@ -78,16 +78,21 @@ def _histogram(column: str, key: str, of: str) -> str:
 _NO_DAY = "'infinity'::date"  # not NULL: the aggregates are joined USING (day, step)
 
 
-def summarise_sql(runs: str, day: str, steps: str = "TRUE") -> str:
+def summarise_sql(runs: str, day: str, steps: str = "TRUE", *, segments: tuple[str, str] | None = None) -> str:
     """CTEs ending in ``summary``: per ``day`` (the run's UTC day, or _NO_DAY for one row per
     step, or any other bucket of the run's start) and step name, the figures of pipeline $1's
     steps whose run started in [$2, $3) and passes ``runs``, of the steps passing ``steps``. One
-    pass over the step rows (materialised), then one aggregate per figure."""
+    pass over the step rows (materialised), then one aggregate per figure. With ``segments``
+    (two timestamptz[] parameters, starts and ends) the runs started in those intervals instead of
+    [$2, $3): an index range scan each, so a few part-hours cost their own rows only."""
+    where = (f"FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}"
+             if segments is None else
+             f"FROM unnest({segments[0]}::timestamptz[], {segments[1]}::timestamptz[]) AS seg(lo, hi)"
+             f" JOIN runs r ON r.name = $1 AND r.started_at >= seg.lo AND r.started_at < seg.hi WHERE {runs}")
     return f"""
 r AS MATERIALIZED (
     SELECT r.id, r.started_at, {day} AS day
-    FROM runs r
-    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}
+    {where}
 ), s AS MATERIALIZED (
     SELECT r.day, s.run_id, s.span_id, s.name AS step, s.type, s.cost, s.rejections,
            {sql.STEP_HAS_ERROR} AS failed, s.input_count, s.output_count,
