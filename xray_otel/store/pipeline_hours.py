@@ -54,11 +54,11 @@ ORDER BY 1
 FIGURE_COLUMNS = SUMMARY_COLUMNS.split(",", 1)[1]
 
 
-def stored_hours_sql(bucket: str, los: str, his: str, stale: str, steps: str) -> str:
+def stored_hours_sql(bucket: str, los: str, his: str, stale: str, steps: str, columns: str = FIGURE_COLUMNS) -> str:
     """SQL: pipeline $1's stored hour summaries in the intervals ``los``/``his`` (timestamptz[]
     parameters) but the hours ``stale`` (timestamp[]), of the steps passing ``steps`` (on ``h.step``),
-    as summary rows whose ``day`` is ``bucket`` (an expression of ``h.hour``)."""
-    return f"""SELECT {bucket} AS day, {FIGURE_COLUMNS}
+    as summary rows whose ``day`` is ``bucket`` (an expression of ``h.hour``), then ``columns``."""
+    return f"""SELECT {bucket} AS day, {columns}
 FROM unnest({los}::timestamptz[], {his}::timestamptz[]) AS seg(lo, hi)
 JOIN pipeline_step_hours h ON h.name = $1 AND h.hour >= {utc_hour('seg.lo')} AND h.hour < {utc_hour('seg.hi')}
 WHERE h.hour <> ALL({stale}::timestamp[]) AND {steps}"""

@@ -30,19 +30,26 @@ _STEPS = "($8::text[] IS NULL OR s.name = ANY($8::text[]))"
 _HOUR_STEPS = "($8::text[] IS NULL OR h.step = ANY($8::text[]))"
 
 
+# The summary columns as series read them: numerics as double precision, the value Sums.add makes of
+# them anyway (both round correctly), which spares asyncpg a Decimal per figure and per reason.
+_FLOATS = {"cost_sum": "cost_sum::float8 AS cost_sum", "input_sum": "input_sum::float8 AS input_sum",
+           "output_sum": "output_sum::float8 AS output_sum", "reason_counts": "reason_counts::float8[] AS reason_counts"}
+READ_COLUMNS = ", ".join(_FLOATS.get(c.strip(), c.strip()) for c in SUMMARY_COLUMNS.split(","))
+
+
 def _series_sql(run_bucket: str, hour_bucket: str) -> str:
     """Per bucket and step of pipeline $1, steps $8 (NULL: all): the stored summaries of the whole
     days [$2, $3) but days $4, the stored hours in the intervals $5/$6 but hours $7, and the runs
     started in the intervals $9/$10 summarised from their step rows."""
     return f"""
 WITH {summarise_sql("TRUE", run_bucket, _STEPS, segments=("$9", "$10"))}
-SELECT {SUMMARY_COLUMNS} FROM pipeline_step_days
+SELECT {READ_COLUMNS} FROM pipeline_step_days
 WHERE name = $1 AND day >= {utc_day('$2')} AND day < {utc_day('$3')} AND day <> ALL($4::date[])
   AND ($8::text[] IS NULL OR step = ANY($8::text[]))
 UNION ALL
-{pipeline_hours.stored_hours_sql(hour_bucket, "$5", "$6", "$7", _HOUR_STEPS)}
+{pipeline_hours.stored_hours_sql(hour_bucket, "$5", "$6", "$7", _HOUR_STEPS, READ_COLUMNS.split(",", 1)[1])}
 UNION ALL
-SELECT {SUMMARY_COLUMNS} FROM summary
+SELECT {READ_COLUMNS} FROM summary
 """
 
 
