@@ -79,22 +79,31 @@ def _histogram(column: str, key: str, of: str) -> str:
 _NO_DAY = "'infinity'::date"  # not NULL: the aggregates are joined USING (day, step)
 
 
-def summarise_sql(runs: str, day: str, steps: str = "TRUE") -> str:
+def summarise_sql(runs: str, day: str, steps: str = "TRUE", *, segments: tuple[str, str] | None = None) -> str:
     """CTEs ending in ``summary``: per ``day`` (the run's UTC day, or _NO_DAY for one row per
     step, or any other bucket of the run's start) and step name, the figures of pipeline $1's
     steps whose run started in [$2, $3) and passes ``runs``, of the steps passing ``steps``. One
-    pass over the step rows (materialised), then one aggregate per figure."""
+    pass over the step rows (materialised), then one aggregate per figure. With ``segments``
+    (two timestamptz[] parameters, starts and ends) the runs started in those intervals instead of
+    [$2, $3): an index range scan each, so a few part-hours cost their own rows only."""
+    # With segments the planner cannot tell how few runs they hold (a few part-hours, as a rule) and
+    # would hash-join every step row; a lateral join looks up each run's steps by the primary key.
+    join = (f"JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP} AND {steps}" if segments is None else
+            f"CROSS JOIN LATERAL (SELECT * FROM steps s WHERE s.run_id = r.id AND {sql.IS_STEP} AND {steps}) s")
+    where = (f"FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}"
+             if segments is None else
+             f"FROM unnest({segments[0]}::timestamptz[], {segments[1]}::timestamptz[]) AS seg(lo, hi)"
+             f" JOIN runs r ON r.name = $1 AND r.started_at >= seg.lo AND r.started_at < seg.hi WHERE {runs}")
     return f"""
 r AS MATERIALIZED (
     SELECT r.id, r.started_at, {day} AS day
-    FROM runs r
-    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}
+    {where}
 ), s AS MATERIALIZED (
     SELECT r.day, s.run_id, s.span_id, s.name AS step, s.type, s.cost, s.rejections,
            {sql.STEP_HAS_ERROR} AS failed, s.input_count, s.output_count,
            {sql.DROP_RATE} AS drop_rate, {sql.STEP_DURATION_MS} AS duration_ms,
            extract(epoch FROM s.started_at - r.started_at)::double precision AS offset_s
-    FROM r JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP} AND {steps}
+    FROM r {join}
 ), day_totals AS (
     SELECT day, step, count(*) AS count, count(*) FILTER (WHERE failed) AS failed,
            sum(cost::numeric) AS cost_sum, count(drop_rate) AS drop_n, sum(drop_rate) AS drop_sum,

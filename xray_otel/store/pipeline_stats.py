@@ -59,6 +59,9 @@ def histogram(packed: bytes | None) -> tuple[list[int], list[int]]:
     pairs = array("q", packed or b"")
     if sys.byteorder == "little":
         pairs.byteswap()
+    keys = pairs[0::2].tolist()
+    if keys == sorted(keys) and len(set(keys)) == len(keys):  # one histogram (one summary row): as stored
+        return keys, list(accumulate(pairs[1::2]))
     counts: dict[int, int] = defaultdict(int)
     for key, count in zip(pairs[0::2], pairs[1::2]):
         counts[key] += count
@@ -134,11 +137,18 @@ class Sums:
             self.duration_histograms.append(row["duration_histogram"])
         for kind, n in zip(row["types"], row["type_counts"]):
             self.types[kind] += n
-        for values in zip(row["reasons"] or (), row["reason_counts"] or (), row["reason_runs"] or (),
-                          row["reason_share_sum"] or (), row["reason_share_sq"] or ()):
-            sums = self.reasons.setdefault(values[0], [0.0, 0.0, 0.0, 0.0])
-            for i, value in enumerate(values[1:]):
-                sums[i] += float(value)
+        reasons = self.reasons
+        for reason, n, runs, share, square in zip(row["reasons"] or (), row["reason_counts"] or (),
+                                                  row["reason_runs"] or (), row["reason_share_sum"] or (),
+                                                  row["reason_share_sq"] or ()):
+            sums = reasons.get(reason)
+            if sums is None:
+                reasons[reason] = [float(n), float(runs), float(share), float(square)]
+            else:
+                sums[0] += float(n)
+                sums[1] += float(runs)
+                sums[2] += float(share)
+                sums[3] += float(square)
 
     @property
     def offset_s(self) -> float:

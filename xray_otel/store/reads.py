@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from . import candidate_hours, filters, pipeline_days, pipeline_series, read_sql as sql
+from . import candidate_hours, filters, pipeline_days, pipeline_hours, pipeline_series, read_sql as sql
 from .candidate_hours import Hour
 from .filters import DecisionFilters, Page, RunFilters, StepFilters
 from .outcomes import Part
@@ -64,11 +64,14 @@ class Reads:
         # Stores the per-day summaries reads found missing or out of date, in the background.
         self._refresher = Refresher(pool, pipeline_days.store_days, pipeline_days.DAYS_PER_TRANSACTION,
                                     "pipeline day summaries")
+        self._hour_refresher = Refresher(pool, pipeline_hours.store_hours, pipeline_hours.HOURS_PER_TRANSACTION,
+                                         "pipeline hour summaries")
         # Indexes the hours reads found missing or out of date (candidate_hours.py), in the background.
         self.hour_indexer = Refresher(pool, candidate_hours.store_hours, 1, "candidate hours")
 
     async def close(self) -> None:
         await self._refresher.close()
+        await self._hour_refresher.close()
         await self.hour_indexer.close()
 
     # --- one run ---------------------------------------------------------------------------
@@ -224,19 +227,23 @@ class Reads:
                               steps: Sequence[str] | None = None) -> list[Series] | None:
         """Pipeline ``name``'s figures per UTC day (or hour) and step over each window [since,
         until) (only ``steps`` when given), all read from one snapshot; None when no run was ever
-        named so. Days whose stored summary was out of date are stored again in the background."""
-        found, stale = [], set()
+        named so. Days and hours whose stored summary was out of date are stored again in the background."""
+        found, stale_days, stale_hours = [], set(), set()
         async with self._pool.acquire() as conn, \
                 conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot for all windows
             for since, until in windows:
-                rows, runs, days = await pipeline_series.series(conn, name, since, until, hourly,
+                rows, runs, plan = await pipeline_series.series(conn, name, since, until, hourly,
                                                                 list(steps) if steps else None)
                 found.append(Series(rows, runs))
-                stale.update(days)
+                if plan is not None:
+                    stale_days.update(plan.stale_days)
+                    stale_hours.update(plan.stale_hours)
             if not any(series.runs for series in found) and not await conn.fetchval(sql.RUN_NAME_EXISTS, name):
                 return None
-        if stale:
-            self._refresher.request(name, sorted(stale))
+        if stale_days:
+            self._refresher.request(name, sorted(stale_days))
+        if stale_hours:
+            self._hour_refresher.request(name, sorted(stale_hours))
         return found
 
     async def active_pipelines(self, since: datetime, until: datetime, limit: int) -> list[str]:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from .candidate_hours import forget_hours_before
 from .pipeline_days import forget_days_before
+from .pipeline_hours import forget_hours_before as forget_pipeline_hours_before
 from .store import Store, StoreUnavailable, UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,12 @@ async def sweep(store: Store, window: timedelta, batch: int = 500) -> int:
 
 
 async def _forget_days(store: Store, cutoff: datetime) -> None:
-    """The per-day pipeline summaries and the candidate index of the days and hours now emptied
-    (pipeline_days.py, candidate_hours.py)."""
+    """The per-day and per-hour pipeline summaries and the candidate index of the days and hours now
+    emptied (pipeline_days.py, pipeline_hours.py, candidate_hours.py)."""
     try:
         await forget_days_before(store.pool, cutoff)
         await forget_hours_before(store.pool, cutoff)
+        await forget_pipeline_hours_before(store.pool, cutoff)
     except UNAVAILABLE_ERRORS as exc:
         raise StoreUnavailable(f"retention sweep: database unavailable: {exc}") from exc
 
