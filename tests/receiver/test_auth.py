@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import grpc
@@ -14,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from conftest import serve
-from helpers import call, export_request, make_span, new_ids, pipeline_spans
+from helpers import call, export_request, new_ids, pipeline_spans
 from xray_otel.config import Settings
 
 KEYS = "ingest:ingest-key-1,read:read-key-2,ingest+read:admin-key-3"

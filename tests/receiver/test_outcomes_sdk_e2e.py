@@ -5,6 +5,7 @@ with long reasons travels in parts on continuation spans and answers exactly for
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -92,8 +93,9 @@ def test_a_watched_candidate_payload_and_the_sample_rule_are_served(receiver, mo
     products[2_000] = {"id": "B0PHONECASE", "price": 45}
     provider = build_provider("sample-e2e", endpoint=receiver.url)
     configure(tracer_provider=provider)  # reads XRAY_WATCH_IDS
+    name = f"competitor_selection_{uuid.uuid4().hex[:8]}"  # the session's database holds other runs of the name
     try:
-        with start_run("competitor_selection") as run:
+        with start_run(name) as run:
             process_candidates(products, lambda p: (p["price"] <= 30, "price_too_high", p["price"]),
                                step_name="filter_by_price", watch=["P04975"], funnel="products")
         assert flush(timeout=60)
@@ -116,7 +118,7 @@ def test_a_watched_candidate_payload_and_the_sample_rule_are_served(receiver, mo
     assert step["attributes"]["xray.step.funnel"] == "products"
     boundary = [d for d in step["decisions"] if d.get("sampled_as") == "boundary"]
     assert {d["value"] for d in boundary} == {30, 31}
-    (hit,) = get_json(f"{receiver.url}/steps?run_name=competitor_selection&name=filter_by_price")
+    (hit,) = get_json(f"{receiver.url}/steps?run_name={name}&name=filter_by_price")
     assert hit["sample"]["rule"] == "debug" and hit["sample"]["counts"]["kept"]["sampled"] > 0
 
 

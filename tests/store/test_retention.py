@@ -7,7 +7,6 @@ import time
 import uuid
 from datetime import timedelta
 
-import asyncpg
 import pytest
 
 from conftest import serve

@@ -124,7 +124,7 @@ def test_step_search_says_what_is_wrong_and_keeps_the_form(page, receiver_url) -
 
 
 def test_pipelines_list_shows_runs_failures_worst_step_and_trend(page, receiver_url, history) -> None:
-    page.goto(receiver_url + "/ui/#/pipelines?since=7d")
+    page.goto(receiver_url + f"/ui/#/pipelines?since=7d&q={history['name']}")  # the session's database has many
     row = page.locator(f'#pipelines-table tr[data-pipeline="{history["name"]}"]')
     expect(row).to_be_visible()
     cells = row.locator("td")
@@ -197,7 +197,7 @@ def test_pipeline_page_charts_drop_rates_reasons_and_the_change(page, receiver_u
 
 
 def test_pipelines_list_marks_what_changed(page, receiver_url, shifted) -> None:
-    page.goto(receiver_url + "/ui/#/pipelines?since=24h")
+    page.goto(receiver_url + f"/ui/#/pipelines?since=24h&q={shifted}")
     row = page.locator(f'#pipelines-table tr[data-pipeline="{shifted}"]')
     expect(row).to_have_class(re.compile(r"\bchanged\b"))
     expect(row).to_contain_text("⚑ filter_price: drop rate +")

@@ -15,11 +15,15 @@ export function windowOf(query) {
   return WINDOWS.find(([value]) => value === query.get("since")) || WINDOWS[0];
 }
 
+const SHOWN = 100;  // rows drawn; a name filter finds the others
+const AT_ONCE = 6;  // pipelines whose details are read at the same time
+
 export async function showPipelines(query) {
   const [since, , bucket] = windowOf(query);
+  const wanted = (query.get("q") || "").trim();
   let list;
   try {
-    ({data: list} = await get("/pipelines", {since}));
+    ({data: list} = await get("/pipelines", {since, limit: 1000}));
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 400) throw err;
     return page(query, notice("error", "These pipelines cannot be listed.", err.message));
@@ -28,28 +32,35 @@ export async function showPipelines(query) {
     return page(query, notice("info", `No run started in the ${windowOf(query)[1]}.`,
       h("a", {href: "#/pipelines?since=30d"}, "Look at the last 30 days"), h("a", {href: "#/runs"}, "Or all runs")));
   }
-  const [details, changes] = await Promise.all([
-    Promise.all(list.pipelines.map((p) => pipelineDetail(p.name, since, bucket))),
-    changesByPipeline(since),
-  ]);
-  return page(query, pipelineTable(list.pipelines, details, changes, since));
+  const matching = list.pipelines.filter((p) => !wanted || p.name.toLowerCase().includes(wanted.toLowerCase()));
+  const shown = matching.slice(0, SHOWN);
+  const note = matching.length > shown.length
+    ? h("p", {class: "muted", id: "pipelines-note"}, `The ${fmt.count(shown.length)} with the most runs of `
+        + `${fmt.count(matching.length)}${list.pipelines.length >= 1000 ? " (or more)" : ""}; filter by name to find another.`)
+    : !shown.length ? notice("info", `No pipeline name contains “${wanted}”.`) : null;
+  const rows = shown.map((p) => pipelineRow(p, since));
+  fillRows(rows, since, bucket);  // the table shows now; each row's details arrive as they are read
+  return page(query, note, shown.length ? pipelineTable(rows) : null);
 }
 
 function page(query, ...parts) {
-  return h("section", {class: "pipelines"}, h("h1", {}, "Pipelines"), windowForm(query, "#/pipelines"), ...parts);
+  return h("section", {class: "pipelines"}, h("h1", {}, "Pipelines"), windowForm(query, "#/pipelines", true), ...parts);
 }
 
-/** The window picker: a select that navigates, so the address holds it. */
-export function windowForm(query, path) {
+/** The window picker (and, with ``byName``, a name filter): a form that navigates, so the address holds it. */
+export function windowForm(query, path, byName = false) {
   const [since] = windowOf(query);
   const select = h("select", {id: "window", name: "since"}, WINDOWS.map(([value, label]) =>
     h("option", {value, selected: value === since}, label)));
+  const name = byName ? h("input", {type: "search", id: "pipeline-filter", value: query.get("q") || ""}) : null;
   return h("form", {class: "filters", onsubmit: (e) => {
     e.preventDefault();
     const next = new URLSearchParams(query);
     next.set("since", select.value);
+    if (name) name.value.trim() ? next.set("q", name.value.trim()) : next.delete("q");
     go(`${path}?${next}`);
   }}, h("label", {class: "field", for: "window"}, h("span", {}, "Window"), select),
+  name ? h("label", {class: "field", for: "pipeline-filter"}, h("span", {}, "Name contains"), name) : null,
   h("div", {class: "actions"}, h("button", {type: "submit"}, "Show")));
 }
 
@@ -129,27 +140,57 @@ export function changeValue(what, value, difference = false) {
   return difference ? `${(value * 100).toFixed(1)} pts` : fmt.percent(value);
 }
 
-function pipelineTable(pipelines, details, changes, since) {
-  const runsLink = (name, extra = {}) => `#/runs?${new URLSearchParams({name, since, ...extra})}`;
+function pipelineTable(rows) {
   return h("div", {class: "table-wrap"}, h("table", {class: "data", id: "pipelines-table"},
     h("caption", {class: "sr-only"}, "Pipelines with their runs, failures, worst step, its trend, and what changed"),
     h("thead", {}, h("tr", {}, ["Pipeline", "Runs", "Failed", "Worst step", "Trend", "What changed"].map((t) =>
       h("th", {scope: "col", class: ["Runs", "Failed"].includes(t) ? "num" : null}, t)))),
-    h("tbody", {}, pipelines.map((p, i) => {
-      const worst = worstStep(details[i].steps);
-      const marked = changes ? changes.get(p.name) || [] : null;
-      return h("tr", {"data-pipeline": p.name, class: marked && marked.length ? "changed" : null},
-        h("th", {scope: "row"}, h("a", {href: `#/pipelines/${seg(p.name)}?since=${since}`}, p.name)),
-        h("td", {class: "num"}, h("a", {href: runsLink(p.name), "aria-label": `${fmt.count(p.run_count)} runs of ${p.name}`},
-          fmt.count(p.run_count))),
-        h("td", {class: "num"}, p.failed_count
-          ? h("a", {href: runsLink(p.name, {status: "failed"}), class: "error-text"},
-              `${fmt.count(p.failed_count)} (${fmt.percent(p.failure_rate)})`) : fmt.count(p.failed_count)),
-        h("td", {}, worst ? [worst.step.name, " ", h("span", {class: "muted"}, worst.why)]
-          : h("span", {class: "muted"}, details[i].steps ? "no step figures" : "unknown")),
-        h("td", {}, worst ? trend(details[i].series, worst.step.name) : h("span", {class: "muted"}, "unknown")),
-        h("td", {}, changeCell(marked)));
-    }))));
+    h("tbody", {}, rows.map((r) => r.tr))));
+}
+
+/** A pipeline's row, its figures from the list; worst step, trend and changes are filled in later. */
+function pipelineRow(p, since) {
+  const runsLink = (extra = {}) => `#/runs?${new URLSearchParams({name: p.name, since, ...extra})}`;
+  const waiting = () => h("td", {"aria-busy": "true"}, h("span", {class: "muted"}, "…"));
+  const cells = {worst: waiting(), trend: waiting(), changes: waiting()};
+  const tr = h("tr", {"data-pipeline": p.name},
+    h("th", {scope: "row"}, h("a", {href: `#/pipelines/${seg(p.name)}?since=${since}`}, p.name)),
+    h("td", {class: "num"}, h("a", {href: runsLink(), "aria-label": `${fmt.count(p.run_count)} runs of ${p.name}`},
+      fmt.count(p.run_count))),
+    h("td", {class: "num"}, p.failed_count
+      ? h("a", {href: runsLink({status: "failed"}), class: "error-text"},
+          `${fmt.count(p.failed_count)} (${fmt.percent(p.failure_rate)})`) : fmt.count(p.failed_count)),
+    cells.worst, cells.trend, cells.changes);
+  return {name: p.name, tr, cells};
+}
+
+function settle(cell, ...content) {
+  cell.removeAttribute("aria-busy");
+  cell.replaceChildren(...content);
+}
+
+/** Reads each row's details, AT_ONCE pipelines at a time, and the window's changes; a read that fails
+ * leaves its cells saying unknown, never the page broken. */
+async function fillRows(rows, since, bucket) {
+  changesByPipeline(since).catch(() => null).then((changes) => {
+    for (const r of rows) {
+      const marked = changes ? changes.get(r.name) || [] : null;
+      if (marked && marked.length) r.tr.classList.add("changed");
+      settle(r.cells.changes, changeCell(marked));
+    }
+  });
+  let next = 0;
+  const worker = async () => {
+    while (next < rows.length) {
+      const r = rows[next++];
+      const detail = await pipelineDetail(r.name, since, bucket).catch(() => ({steps: null, series: null}));
+      const worst = worstStep(detail.steps);
+      settle(r.cells.worst, ...(worst ? [worst.step.name, " ", h("span", {class: "muted"}, worst.why)]
+        : [h("span", {class: "muted"}, detail.steps ? "no step figures" : "unknown")]));
+      settle(r.cells.trend, worst ? trend(detail.series, worst.step.name) : h("span", {class: "muted"}, "unknown"));
+    }
+  };
+  await Promise.all(Array.from({length: Math.min(AT_ONCE, rows.length)}, worker));
 }
 
 function trend(series, stepName) {
