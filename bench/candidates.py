@@ -37,7 +37,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ingest import PROTOBUF, Receiver, send_all  # noqa: E402  (the same receiver process and sender)
+from ingest import PROTOBUF, CpuMeter, Receiver, postmaster_pid, send_all  # noqa: E402  (the same receiver and sender)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue  # noqa: E402
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span  # noqa: E402
@@ -190,9 +190,16 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     receiver = Receiver(dsn, tmp / "receiver.log")
     try:
         await receiver.wait_ready()
+        conn = await asyncpg.connect(dsn)
+        meter = CpuMeter(receiver.proc.pid, await postmaster_pid(conn))
+        await conn.close()
+        before = meter.sample()
         elapsed, _ = await send_all(receiver.url + "/v1/traces", bodies, PROTOBUF, args.connections)
+        used = {k: v - before[k] for k, v in meter.sample().items()}
         del bodies
-        print(f"ingest:   {outcomes / elapsed:,.0f} outcomes/s ({elapsed:.1f} s; target >= 1,000,000/s)")
+        print(f"ingest:   {outcomes / elapsed:,.0f} outcomes/s ({elapsed:.1f} s; target >= 1,000,000/s); CPU s per "
+              f"million outcomes: receiver {used['receiver'] / outcomes * 1e6:.2f}, PostgreSQL "
+              f"{used['postgres'] / outcomes * 1e6:.2f}, load generator {used['loadgen'] / outcomes * 1e6:.2f} (2 cores)")
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute("VACUUM ANALYZE step_outcomes")
@@ -221,7 +228,7 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
                 print(f"history, whole, id {who:15} {_timed([w[0] for w in walks])}   "
                       f"({pages} page(s), {found:,} runs with it of {read:,} read; target p50 < 300 ms)")
             never = [(await _get(session, f"{base}/never-survives"))[0] for _ in range(max(3, args.samples // 5))]
-            print(f"never-survives (200 runs)       {_timed(never)}")
+            print(f"never-survives (100 runs)       {_timed(never)}")
         print(f"receiver peak RSS {receiver.peak_rss_mb():,.0f} MiB")
     finally:
         receiver.stop()

@@ -102,7 +102,9 @@ def test_each_runs_answer_is_the_runs_own(pipeline) -> None:
 def test_pages_follow_the_cursor_without_gaps_or_repeats(pipeline) -> None:
     seen: list[str] = []
     query = "?limit=2"
+    pages = 0
     for _ in range(10):
+        pages += 1
         reply = _history(pipeline, TARGET, query)
         assert reply.status == 200
         page = reply.json()
@@ -113,6 +115,7 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(pipeline) -> None:
         assert reply.headers["X-Next-Cursor"] == page["next_cursor"]
         query = f"?limit=2&cursor={quote(page['next_cursor'])}"
     assert seen == list(reversed(pipeline["runs"][:6]))
+    assert pages == 3  # a next page is offered only when it holds a run
 
 
 def test_a_candidate_never_seen_gets_an_empty_history_that_says_what_was_read(pipeline) -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+import heapq
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from itertools import compress, repeat
+from itertools import compress
 from typing import Any
 
 from aiohttp import web
@@ -51,8 +53,8 @@ NEVER_PARAMS = (
     Param("until", "datetime", f"{UNTIL.description} (default now)"),
     Param("step", "string", "only drops by steps of this name"),
     Param("reason", "string", "only drops for this exact reason"),
-    Param("runs", "integer", "read the newest this many runs of the window (default 200, max 1000)",
-          minimum=1, maximum=MAX_SCANNED, default=200),
+    Param("runs", "integer", "read the newest this many runs of the window (default 100, max 1000)",
+          minimum=1, maximum=MAX_SCANNED, default=100),
     limit_param(default=20, maximum=500),
 )
 
@@ -80,8 +82,9 @@ async def candidate_history(request: web.Request) -> web.Response:
             await page.read_rows(start, end)
     if not page.read and p["cursor"] is None:
         await _exists(store, name, request)
+    more = page.finish()
     await page.add_statuses()
-    headers = link_headers(request.rel_url, encode_cursor("history", page.before)) if page.full() else {}
+    headers = link_headers(request.rel_url, encode_cursor("history", page.before)) if more else {}
     body = {
         "pipeline": name, "candidate_id": candidate, "window": {"since": since, "until": until},
         "runs": page.found, "summary": summary(page.found, page.read),
@@ -108,7 +111,8 @@ def _segments(since: datetime, until: datetime, indexed: list[int]) -> list[tupl
 
 class _Page:
     """One page of a candidate's history, filled newest first: from an hour's index, or from runs' own
-    rows; full when it holds ``limit`` runs or has read MAX_SCANNED runs from their rows."""
+    rows; full when it holds one run past ``limit`` (so a next page is offered only when it has one) or
+    has read MAX_SCANNED runs from their rows."""
 
     def __init__(self, request: web.Request, name: str, candidate: str, limit: int, before: list[Any] | None):
         self.request, self.name, self.candidate, self.limit, self.before = request, name, candidate, limit, before
@@ -116,18 +120,30 @@ class _Page:
         self.found: list[dict[str, Any]] = []
         self.read: list[tuple[datetime, Any]] = []  # (started_at, run id) of every run read, newest first
         self.from_rows = 0
+        self._found_at: list[int] = []  # each found run's place in ``read``
         self._more = False
 
     def full(self) -> bool:
-        return self._more or len(self.found) >= self.limit or self.from_rows >= MAX_SCANNED
+        return self._more or len(self.found) > self.limit
 
     def _take(self, started: datetime, run_id: Any, entry: dict[str, Any] | None) -> None:
         self.read.append((started, run_id))
         self.before = [started, run_id]
         if entry is not None:
             self.found.append(entry)
-        if len(self.found) >= self.limit or self.from_rows >= MAX_SCANNED:
+            self._found_at.append(len(self.read) - 1)
+        if self.from_rows >= MAX_SCANNED:
             self._more = True
+
+    def finish(self) -> bool:
+        """Whether a next page is to be offered; the run found past the limit is left to it."""
+        if len(self.found) > self.limit:
+            self.found.pop()
+            self._found_at.pop()
+            del self.read[self._found_at[-1] + 1:]
+            self.before = list(self.read[-1])
+            return True
+        return self._more
 
     async def read_hour(self, hour: Hour) -> None:
         fates = dict(lookup(*hour.shard, self.candidate)) if hour.shard else {}
@@ -277,9 +293,10 @@ class Tally:
 
     def __init__(self, step: str | None, reason: str | None) -> None:
         self.step, self.reason = step, reason
-        self.dropped: Counter[tuple[str, str, str]] = Counter()
-        self.seen: Counter[str] = Counter()
-        self.lost: Counter[str] = Counter()  # runs in which it was dropped by some step
+        self.dropped: dict[tuple[str, str], Counter[str]] = {}  # (step, reason) -> runs each id was dropped so
+        # Per run counted, its ids and those some step dropped: looked up for the few ids reported only.
+        self.seen: list[set[str]] = []
+        self.lost: list[set[str]] = []
         self.runs = self.skipped = 0
         self.sampled_steps: set[str] = set()
         self.skipped_why: Counter[str] = Counter()
@@ -298,32 +315,48 @@ class Tally:
         self.runs += 1
         names = {s["span_id"]: s["name"] for s in exact}
         appeared: set[str] = set()
-        drops: set[tuple[str, str, str]] = set()
+        drops: dict[tuple[str, str], set[str]] = {}  # counted once a run, however often dropped in it
         for part in parts:
             name = names.get(part.span_id)
             if name is None:
                 continue
             ids, codes = part.ids(), part.codes()
             appeared.update(ids)
-            reasons = (None, *part.reasons)
-            drops.update(zip(compress(ids, codes), repeat(name), map(reasons.__getitem__, compress(codes, codes))))
-        self.seen.update(appeared)
-        self.lost.update({d[0] for d in drops})
-        if self.step is not None or self.reason is not None:
-            drops = {d for d in drops if self.step in (None, d[1]) and self.reason in (None, d[2])}
-        self.dropped.update(drops)
+            for code, dropped in _by_code(ids, codes):
+                drops.setdefault((name, part.reasons[code - 1]), set()).update(dropped)
+        self.seen.append(appeared)
+        self.lost.append(set().union(*drops.values()))
+        for key, dropped in drops.items():
+            if self.step in (None, key[0]) and self.reason in (None, key[1]):
+                self.dropped.setdefault(key, Counter()).update(dropped)
 
     def result(self, limit: int) -> dict[str, Any]:
-        ranked = sorted(self.dropped.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        ranked = heapq.nsmallest(limit, ((-n, cid, step, reason) for (step, reason), counts in self.dropped.items()
+                                         for cid, n in counts.items()))
+        seen = {cid: sum(cid in ids for ids in self.seen) for _, cid, _, _ in ranked}
+        lost = {cid: sum(cid in ids for ids in self.lost) for _, cid, _, _ in ranked}
         return {
             "runs_counted": self.runs,
             "runs_not_counted": {"runs": self.skipped, "why": dict(self.skipped_why)} if self.skipped else None,
             "steps_sampled_only": sorted(self.sampled_steps),
-            "candidates": [{"candidate_id": cid, "step": step, "reason": reason, "dropped_runs": n,
-                            "seen_runs": self.seen[cid], "survived_runs": self.seen[cid] - self.lost[cid],
-                            "never_survives": self.seen[cid] == self.lost[cid]}
-                           for (cid, step, reason), n in ranked],
+            "candidates": [{"candidate_id": cid, "step": step, "reason": reason, "dropped_runs": -n,
+                            "seen_runs": seen[cid], "survived_runs": seen[cid] - lost[cid],
+                            "never_survives": seen[cid] == lost[cid]}
+                           for n, cid, step, reason in ranked],
         }
+
+
+def _by_code(ids: list[str], codes: Any) -> Iterator[tuple[int, Iterator[str]]]:
+    """Per code other than kept in a part, the ids dropped with it; at C speed for one-byte codes."""
+    packed = codes.tobytes() if codes.itemsize == 1 else None
+    for code in set(codes) - {0}:
+        if packed is not None:
+            yield code, compress(ids, packed.translate(_MASKS[code]))
+        else:
+            yield code, compress(ids, [c == code for c in codes])
+
+
+_MASKS = [bytes(1 if i == code else 0 for i in range(256)) for code in range(256)]
 
 
 async def _exists(store: Reads, name: str, request: web.Request) -> None:
