@@ -187,7 +187,7 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     print(f"workload: {args.runs:,} runs x {len(STEPS)} filter steps x {CANDIDATES:,} candidates = {outcomes:,} "
           f"outcomes; ids of 10 characters from a pool of {args.pool:,}; {len(bodies):,} requests of "
           f"{args.runs_per_request} runs ({sum(map(len, bodies)) / len(bodies) / 2**20:.2f} MiB each)")
-    receiver = Receiver(dsn, tmp / "receiver.log")
+    receiver = Receiver(dsn, tmp / "receiver.log", workers=args.workers)
     try:
         await receiver.wait_ready()
         conn = await asyncpg.connect(dsn)
@@ -197,7 +197,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         elapsed, _ = await send_all(receiver.url + "/v1/traces", bodies, PROTOBUF, args.connections)
         used = {k: v - before[k] for k, v in meter.sample().items()}
         del bodies
-        print(f"ingest:   {outcomes / elapsed:,.0f} outcomes/s ({elapsed:.1f} s; target >= 1,000,000/s); CPU s per "
+        print(f"ingest:   {outcomes / elapsed:,.0f} outcomes/s with {args.workers} receiver process(es) ({elapsed:.1f} s; "
+              f"target >= 1,000,000/s); CPU s per "
               f"million outcomes: receiver {used['receiver'] / outcomes * 1e6:.2f}, PostgreSQL "
               f"{used['postgres'] / outcomes * 1e6:.2f}, load generator {used['loadgen'] / outcomes * 1e6:.2f} (2 cores)")
         conn = await asyncpg.connect(dsn)
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", type=int, default=20_000, help="distinct candidate ids (default 20,000)")
     parser.add_argument("--runs-per-request", type=int, default=4)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="receiver processes (serve --workers)")
     parser.add_argument("--samples", type=int, default=30, help="GETs per timed question")
     parser.add_argument("--walks", type=int, default=3, help="whole history walks per id")
     args = parser.parse_args(argv)
