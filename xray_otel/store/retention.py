@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
-from .candidate_hours import forget_hours_before
+from .candidate_hours import forget_hours_before as forget_candidate_hours_before
 from .pipeline_days import forget_days_before
 from .pipeline_hours import forget_hours_before as forget_pipeline_hours_before
 from .store import Store, StoreUnavailable, UNAVAILABLE_ERRORS
@@ -59,7 +59,7 @@ async def _forget_days(store: Store, cutoff: datetime) -> None:
     emptied (pipeline_days.py, pipeline_hours.py, candidate_hours.py)."""
     try:
         await forget_days_before(store.pool, cutoff)
-        await forget_hours_before(store.pool, cutoff)
+        await forget_candidate_hours_before(store.pool, cutoff)
         await forget_pipeline_hours_before(store.pool, cutoff)
     except UNAVAILABLE_ERRORS as exc:
         raise StoreUnavailable(f"retention sweep: database unavailable: {exc}") from exc
