@@ -240,16 +240,16 @@ LIMIT {{limit}}
 
 # A run's retrieval and rank steps with how many decisions each recorded, for the candidates a step
 # wrapping a retriever did not pass on (queries/lineage.py). Few rows: those types only.
-RUN_WRAPPERS = f"""
-SELECT s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count, s.service,
-       CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) END AS decision_count
+_WRAPPERS = """
+SELECT s.run_id, s.span_id, s.parent_span_id, s.name, s.type, s.started_at, s.input_count, s.output_count,
+       s.service, CASE WHEN jsonb_typeof(s.decisions) = 'array' THEN jsonb_array_length(s.decisions) END
+           AS decision_count
 FROM steps s
-WHERE s.run_id = $1 AND {IS_STEP} AND s.type IN ('retrieval', 'rank')
+WHERE {runs} AND """ + IS_STEP + """ AND s.type IN ('retrieval', 'rank')
 """
-
-# RUN_WRAPPERS for the runs $1, with each step's run_id.
-RUNS_WRAPPERS = RUN_WRAPPERS.replace("SELECT s.span_id,", "SELECT s.run_id, s.span_id,").replace(
-    "s.run_id = $1", "s.run_id = ANY($1::uuid[])")
+RUN_WRAPPERS = _WRAPPERS.format(runs="s.run_id = $1")
+# RUN_WRAPPERS for the runs $1.
+RUNS_WRAPPERS = _WRAPPERS.format(runs="s.run_id = ANY($1::uuid[])")
 
 # Per pipeline (run name) over a time window [$1, $2): runs, failures, duration percentiles, cost.
 # {where} narrows further (one name); percentile_cont skips runs still running (NULL duration).
