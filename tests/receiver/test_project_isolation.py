@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from conftest import ServerThread, serve
-from helpers import call, export_request, make_span, new_ids
+from helpers import Array, call, export_request, make_span, new_ids
 from xray_otel.mapping.rows import project_run_id
 
 KEYS = "ingest+read@shopA:key-a,ingest+read@shopB:key-b,ingest+read:admin"
@@ -293,3 +293,35 @@ def test_a_continuation_part_from_another_service_neither_adds_to_nor_leaks_from
     funnel = _get(server, f"/analyze/{run_id}", "key-a").json()["funnel"]
     assert [(f["name"], f["outcomes"]) for f in funnel] == [("stepA", "incomplete")]
     assert _get(server, f"/runs/{run_id}/candidates/a2", "key-a").json()["outcome"] == "dropped"
+
+
+def _outcome_run(name: str, service: str, key: str, server: ServerThread, target_code: int) -> None:
+    """A run of ``name`` with one filter step whose outcomes hold candidate P-1 with ``target_code``."""
+    trace_id, base = new_ids()
+    t0 = time.time_ns() - 10**9
+    spans = [make_span(trace_id, base, name, attrs={"xray.kind": "run"}, start=t0, duration_ns=10**7),
+             make_span(trace_id, base + 1, "filter_by_price", parent=base, start=t0 + 10**6, attrs={
+                 "xray.kind": "step", "xray.step.type": "filter",
+                 "xray.step.outcomes.ids": Array(["P-1", f"{service}-secret-id"]),
+                 "xray.step.outcomes.codes": Array([target_code, 1]),
+                 "xray.step.outcomes.reasons": Array([f"{service}_private_reason"])})]
+    _http(server, spans, service, key)
+
+
+def test_a_candidates_history_and_never_survives_read_only_the_keys_project(server: ServerThread) -> None:
+    shared, only_b = f"shared-{uuid.uuid4().hex[:8]}", f"only-b-{uuid.uuid4().hex[:8]}"
+    _outcome_run(shared, "shopA", "key-a", server, target_code=0)
+    _outcome_run(shared, "shopB", "key-b", server, target_code=1)
+    _outcome_run(only_b, "shopB", "key-b", server, target_code=1)
+    history = _get(server, f"/pipelines/{shared}/candidates/P-1", "key-a")
+    assert history.status == 200
+    answer = history.json()
+    assert [r["outcome"] for r in answer["runs"]] == ["kept"] and answer["summary"]["runs_read"] == 1
+    never = _get(server, f"/pipelines/{shared}/never-survives?limit=50", "key-a")
+    assert never.status == 200 and never.json()["runs_read"] == 1
+    for reply in (history, never):
+        assert b"shopB" not in reply.body
+    assert _get(server, f"/pipelines/{only_b}/candidates/P-1", "key-a").status == 404
+    assert _get(server, f"/pipelines/{only_b}/never-survives", "key-a").status == 404
+    both = _get(server, f"/pipelines/{shared}/candidates/P-1", "admin").json()  # a key bound to no project
+    assert sorted(r["outcome"] for r in both["runs"]) == ["dropped", "kept"]
