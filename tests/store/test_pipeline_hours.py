@@ -11,6 +11,8 @@ from typing import Any
 
 from helpers import db, export_request, get_json, make_span, new_ids, post_otlp
 
+from xray_otel.store.pipeline_stats import drop_value, duration_value, histogram, percentile
+
 MS = 1_000_000
 HOUR = timedelta(hours=1)
 
@@ -73,3 +75,39 @@ def test_a_late_run_makes_its_stored_hour_stale(receiver_url: str, pg_dsn: str) 
     by_day = get_json(f"{receiver_url}/pipelines/{name}/series?since={since.isoformat()}&until={until.isoformat()}"
                       .replace("+", "%2B"))
     assert sum(p["count"] for p in by_day["steps"][0]["points"]) == 103
+
+
+def test_a_stored_hour_reads_as_its_rows_did(receiver_url: str, pg_dsn: str) -> None:
+    """Each stored row keeps its own percentiles (migration 0014), the ones pipeline_stats finds from
+    its histograms, to the bit: a point reads the same from the stored hour as from the step rows; a
+    part-day made of two stored hours merges their histograms to the same figures."""
+    name = f"hours_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(timezone.utc)
+    hour = now.replace(minute=0, second=0, microsecond=0) - 3 * HOUR
+    if (hour - HOUR).date() != (hour + HOUR).date():  # the two hours and the window's start in one UTC day
+        hour -= 3 * HOUR
+    kept = (3, 40, 41, 77, 90, 99, 100)
+    for i, n in enumerate(kept):
+        send_run(receiver_url, name, hour + timedelta(minutes=5 * i), n)
+    send_run(receiver_url, name, hour + HOUR + timedelta(minutes=5), 50)
+    query = f"since={(hour - HOUR / 2).isoformat()}&until={now.isoformat()}".replace("+", "%2B")
+    from_rows = get_json(f"{receiver_url}/pipelines/{name}/series?{query}&bucket=hour")["steps"]
+    eventually_stored(pg_dsn, name, [hour, hour + HOUR])
+    assert get_json(f"{receiver_url}/pipelines/{name}/series?{query}&bucket=hour")["steps"] == from_rows
+    point = next(p for p in from_rows[0]["points"] if p["count"])
+    # drop rates 0, .01, .1, .23, .59, .6, .97: percentile_cont(0.95) is .6 + 0.7 * (.97 - .6)
+    assert point["count"] == 7 and point["drop_rate"]["p95"] == 0.859
+
+    rows = db(pg_dsn, "SELECT * FROM pipeline_step_hours WHERE name = $1", name)
+    for row in rows:
+        drops, durations = histogram(row["drop_histogram"]), histogram(row["duration_histogram"])
+        assert row["drop_p95"] == percentile(*drops, 0.95, drop_value)
+        assert row["duration_p50"] == percentile(*durations, 0.5, duration_value)
+        assert row["duration_p95"] == percentile(*durations, 0.95, duration_value)
+
+    by_day = get_json(f"{receiver_url}/pipelines/{name}/series?{query}&bucket=day")["steps"][0]["points"]
+    (day,) = [p for p in by_day if p["count"]]
+    # the eight drop rates: 0, .01, .1, .23, .5, .59, .6, .97; rank 0.95 * 7 = 6.65 lies between .6 and .97
+    assert day["count"] == 8 and day["drop_rate"]["p95"] == round(0.6 + 0.65 * (0.97 - 0.6), 6)
+    assert day["rejections"] == {"too_far": 700 - sum(kept) + 50}
+    assert day["duration_ms"] == point["duration_ms"]  # every step took 5 ms

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from . import read_sql as sql
-from .pipeline_stats import drop_key_sql, duration_key_sql
+from .pipeline_stats import drop_key_sql, drop_value_sql, duration_key_sql, duration_value_sql
 
 log = logging.getLogger(__name__)
 _DAY = timedelta(days=1)
@@ -63,7 +63,8 @@ ORDER BY 1
 
 SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offset_n, offset_sum, types,
     type_counts, drop_histogram, duration_histogram, reasons, reason_counts, input_sum, output_sum,
-    drop_sq_sum, cost_sq_sum, rejecting_rows, reason_runs, reason_share_sum, reason_share_sq"""
+    drop_sq_sum, cost_sq_sum, rejecting_rows, reason_runs, reason_share_sum, reason_share_sq,
+    drop_p95, duration_p50, duration_p95"""
 
 
 def _histogram(column: str, key: str, of: str) -> str:
@@ -87,9 +88,11 @@ def summarise_sql(runs: str, day: str, steps: str = "TRUE", *, segments: tuple[s
     (two timestamptz[] parameters, starts and ends) the runs started in those intervals instead of
     [$2, $3): an index range scan each, so a few part-hours cost their own rows only."""
     # With segments the planner cannot tell how few runs they hold (a few part-hours, as a rule) and
-    # would hash-join every step row; a lateral join looks up each run's steps by the primary key.
+    # would hash-join every step row; a lateral join looks up each run's steps by the primary key
+    # (OFFSET 0 keeps the planner from flattening it back into that hash join).
     join = (f"JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP} AND {steps}" if segments is None else
-            f"CROSS JOIN LATERAL (SELECT * FROM steps s WHERE s.run_id = r.id AND {sql.IS_STEP} AND {steps}) s")
+            f"CROSS JOIN LATERAL (SELECT * FROM steps s WHERE s.run_id = r.id AND {sql.IS_STEP} AND {steps}"
+            " OFFSET 0) s")
     where = (f"FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND {runs}"
              if segments is None else
              f"FROM unnest({segments[0]}::timestamptz[], {segments[1]}::timestamptz[]) AS seg(lo, hi)"
@@ -109,7 +112,10 @@ r AS MATERIALIZED (
            sum(cost::numeric) AS cost_sum, count(drop_rate) AS drop_n, sum(drop_rate) AS drop_sum,
            count(offset_s) AS offset_n, sum(offset_s) AS offset_sum,
            sum(input_count::numeric) AS input_sum, sum(output_count::numeric) AS output_sum,
-           sum(drop_rate * drop_rate) AS drop_sq_sum, sum((cost::double precision) ^ 2) AS cost_sq_sum
+           sum(drop_rate * drop_rate) AS drop_sq_sum, sum((cost::double precision) ^ 2) AS cost_sq_sum,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY {drop_value_sql("drop_rate")}) AS drop_p95,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY {duration_value_sql("duration_ms")}) AS duration_p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY {duration_value_sql("duration_ms")}) AS duration_p95
     FROM s GROUP BY day, step
 ), day_types AS (
     SELECT day, step, array_agg(type ORDER BY type) AS types, array_agg(n ORDER BY type) AS type_counts
@@ -128,9 +134,11 @@ r AS MATERIALIZED (
 ), day_rejects AS (
     SELECT day, step, count(*) FILTER (WHERE t > 0) AS rejecting_rows FROM row_rejects GROUP BY 1, 2
 ), day_reasons AS (
-    SELECT day, step, array_agg(reason ORDER BY reason) AS reasons, array_agg(n ORDER BY reason) AS reason_counts,
-           array_agg(runs ORDER BY reason) AS reason_runs, array_agg(share ORDER BY reason) AS reason_share_sum,
-           array_agg(share_sq ORDER BY reason) AS reason_share_sq
+    SELECT day, step, array_agg(reason ORDER BY n DESC, reason) AS reasons,
+           array_agg(n ORDER BY n DESC, reason) AS reason_counts,
+           array_agg(runs ORDER BY n DESC, reason) AS reason_runs,
+           array_agg(share ORDER BY n DESC, reason) AS reason_share_sum,
+           array_agg(share_sq ORDER BY n DESC, reason) AS reason_share_sq
     FROM (SELECT day, step, reason, sum(n) AS n, count(*) AS runs,
                  coalesce(sum(n::double precision / t) FILTER (WHERE t > 0), 0) AS share,
                  coalesce(sum((n::double precision / t) ^ 2) FILTER (WHERE t > 0), 0) AS share_sq

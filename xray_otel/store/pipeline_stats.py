@@ -41,6 +41,19 @@ def duration_key_sql(expr: str) -> str:
             f" * greatest(1, ceil(ln(abs({expr})) / {_LN_GAMMA!r})::integer + {_BIAS}) END)")
 
 
+def drop_value_sql(expr: str) -> str:
+    """SQL for the value the drop-rate bucket of ``expr`` stands for (drop_value of its key)."""
+    return f"({drop_key_sql(expr)}::double precision / {DROP_SCALE})"
+
+
+def duration_value_sql(expr: str) -> str:
+    """SQL for the value the duration bucket of ``expr`` stands for (duration_value of its key): the
+    same libm pow and the same order of operations, so the same double."""
+    key = duration_key_sql(expr)
+    return (f"(sign({key})::double precision * 2 * power({GAMMA!r}::double precision,"
+            f" (abs({key}) - {_BIAS})::double precision) / ({GAMMA!r}::double precision + 1))")
+
+
 def drop_value(key: int) -> float:
     return key / DROP_SCALE
 

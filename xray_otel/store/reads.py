@@ -224,16 +224,17 @@ class Reads:
 
 
     async def pipeline_series(self, name: str, windows: Sequence[tuple[datetime, datetime]], *, hourly: bool,
-                              steps: Sequence[str] | None = None) -> list[Series] | None:
+                              steps: Sequence[str] | None = None, points: bool = False) -> list[Series] | None:
         """Pipeline ``name``'s figures per UTC day (or hour) and step over each window [since,
-        until) (only ``steps`` when given), all read from one snapshot; None when no run was ever
-        named so. Days and hours whose stored summary was out of date are stored again in the background."""
+        until) (only ``steps`` when given; only what a chart's point shows with ``points``), all read
+        from one snapshot; None when no run was ever named so. Days and hours whose stored summary was
+        out of date are stored again in the background."""
         found, stale_days, stale_hours = [], set(), set()
         async with self._pool.acquire() as conn, \
                 conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot for all windows
             for since, until in windows:
                 rows, runs, plan = await pipeline_series.series(conn, name, since, until, hourly,
-                                                                list(steps) if steps else None)
+                                                                list(steps) if steps else None, points=points)
                 found.append(Series(rows, runs))
                 if plan is not None:
                     stale_days.update(plan.stale_days)
