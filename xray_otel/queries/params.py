@@ -124,7 +124,7 @@ def convert(p: Param, text: str) -> Any:
 
 
 def parse_time(name: str, text: str, *, now: datetime | None = None) -> datetime:
-    """ISO-8601 (naive means UTC), or ``<n>s|m|h|d|w`` meaning that long ago."""
+    """ISO-8601 (naive means UTC), or ``<n>s|m|h|d|w`` meaning that long ago; as an aware UTC time."""
     match = _RELATIVE.match(text)
     if match:
         try:
@@ -137,7 +137,7 @@ def parse_time(name: str, text: str, *, now: datetime | None = None) -> datetime
         raise BadParameter(f"{name} must be an ISO-8601 time or a relative time like 24h, got {_show(text)}") from None
     if value.year < 2 or value.year > 9998:
         raise BadParameter(f"{name} is out of range")
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)  # shown in UTC
 
 
 def encode_cursor(sort: str, key: list[Any]) -> str:

@@ -33,8 +33,8 @@ async def get_series(request: web.Request) -> web.Response:
         raise QueryError(403, "a project-bound API key reads pipelines through /pipelines?service=<project>")
     name = convert(NAME, request.match_info["name"])
     p = parse(request.query, PARAMS)
-    until = (p["until"] or datetime.now(timezone.utc)).astimezone(timezone.utc)  # UTC: json_large_ok
-    since = (p["since"] or until - _DEFAULT_SPAN[p["bucket"]]).astimezone(timezone.utc)
+    until = p["until"] or datetime.now(timezone.utc)
+    since = p["since"] or until - _DEFAULT_SPAN[p["bucket"]]
     starts = bucket_starts(since, until, _SIZES[p["bucket"]])
     found = await reads(request).pipeline_series(name, [(since, until)], hourly=p["bucket"] == "hour",
                                                  steps=p["step"] or None, points=True)
