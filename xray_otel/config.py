@@ -46,6 +46,8 @@ class Settings:
     alert_interval: float = field(default=30.0, metadata={"env": "XRAY_ALERT_INTERVAL"})  # seconds per rule
     alert_secret: str = field(default="", repr=False, metadata={"env": "XRAY_ALERT_SECRET"})  # webhook HMAC key
     alert_retry: float = field(default=5.0, metadata={"env": "XRAY_ALERT_RETRY"})  # first retry; doubles to 1 h
+    # Runs of a window a threshold evaluation reads at most; a uniform sample of that many beyond, said so.
+    alert_sample_runs: int = field(default=1000, metadata={"env": "XRAY_ALERT_SAMPLE_RUNS"})
     # Webhooks at loopback, private or link-local addresses (refused by default: the server would POST inside its network)
     alert_allow_private_webhooks: bool = field(default=False, metadata={"env": "XRAY_ALERT_ALLOW_PRIVATE_WEBHOOKS"})
     public_url: str = field(default="", metadata={"env": "XRAY_PUBLIC_URL"})  # for links in webhook bodies
@@ -85,6 +87,9 @@ class Settings:
             self.api_keys_file = Path(self.api_keys_file).expanduser()
         if self.alert_rules is not None:
             self.alert_rules = Path(self.alert_rules).expanduser()
+        if self.alert_sample_runs < 100:
+            raise ValueError(f"alert_sample_runs must be at least 100 (a smaller sample decides on noise), "
+                             f"got {self.alert_sample_runs}")
         for name in ("alert_interval", "alert_retry"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.abc import AbstractResolver
 
 from xray_otel.alerts.delivery import MAX_BACKOFF, PrivateAddress, PublicResolver, backoff, sign
-from xray_otel.alerts.judge import threshold_verdict, transition
+from xray_otel.alerts.judge import Figures, threshold_verdict, transition
 from xray_otel.alerts.rules import RuleError, parse_rule, show_duration, show_webhook
 
 GOOD = {"name": "price filter", "pipeline": "competitor_selection", "step": "filter_by_price",
@@ -80,6 +80,22 @@ def test_threshold_verdicts() -> None:
                         "threshold": 0.5}).spec
     verdict = threshold_verdict(share, "f", _figures(reason_n=30, rejected_n=100))
     assert verdict.value == pytest.approx(0.3) and verdict.holds is True
+
+
+def test_window_figures_per_rule_and_the_sample_they_came_from() -> None:
+    whole = {"step": None, "n": 5, "failed": 1, "finished": 5, "drop_rate": None, "cost": 0.5, "duration_p95": 9.0,
+             "rejected_n": 0.0, "reason_n": "{}", "population": 5, "sampled": 5}
+    step = {**whole, "step": "f", "drop_rate": 0.5, "rejected_n": 10.0, "reason_n": '{"price": 4.0}'}
+    exact = Figures([whole, step])
+    assert exact.sample is None and exact.of("f", "price")["reason_n"] == 4.0 and exact.of("f", None)["reason_n"] == 0
+    assert exact.of("gone", None)["n"] == 0 and exact.of(None, None)["failed"] == 1
+    spec = parse_rule(GOOD).spec
+    assert threshold_verdict(spec, "f", exact.of("f", None), sample=exact.sample).note is None
+    sampled = Figures([{**whole, "population": 9000, "sampled": 2000}, {**step, "population": 9000, "sampled": 2000}])
+    verdict = threshold_verdict(spec, "f", sampled.of("f", None), sample=sampled.sample)
+    assert sampled.sample == (2000, 9000) and verdict.value == 0.5 and verdict.holds is False
+    assert verdict.note == "estimated from 2,000 of the 9,000 runs in the last 15m (a uniform sample by run id)"
+    assert verdict.detail == {"sample": {"runs": 2000, "of": 9000}}
 
 
 def test_signature_is_the_hmac_a_receiver_computes() -> None:

@@ -362,12 +362,12 @@ def test_a_rule_that_cannot_be_evaluated_does_not_stop_the_others(alert_db: str,
     and the rule made after them still fires."""
     real = evaluator.threshold_verdict
 
-    def judge(spec: dict, step: str | None, figures: Any) -> Any:
+    def judge(spec: dict, step: str | None, figures: Any, **kwargs: Any) -> Any:
         if spec["threshold"] == 0.5:
             raise RuntimeError("internal detail: a bug")
         if spec["threshold"] == 0.6:
             raise ValueError("internal detail: relation secret_table")
-        return real(spec, step, figures)
+        return real(spec, step, figures, **kwargs)
 
     monkeypatch.setattr(evaluator, "threshold_verdict", judge)  # the server runs in this process, on a thread
     with serve(alert_db, **FAST) as server:
@@ -382,3 +382,32 @@ def test_a_rule_that_cannot_be_evaluated_does_not_stop_the_others(alert_db: str,
     for found in shown:
         assert found["state"] == "unknown" and found["note"].startswith("evaluation failed"), found
         assert "internal detail" not in found["note"] and "Error" not in found["note"], found["note"]
+
+
+def test_a_busy_pipelines_rules_are_read_together_from_a_sample_that_says_so(alert_db: str) -> None:
+    """A window holding more runs than an evaluation reads (alert_sample_runs) is read from a uniform
+    sample, and every verdict says of how many; a pipeline's threshold rules are judged from one read, in
+    one transaction (their evaluated_at is one timestamp)."""
+    with Hook() as hook, serve(alert_db, **FAST, alert_sample_runs=100) as server:
+        spans = [span for _ in range(150) for span in pipeline_spans(*new_ids())]
+        for i in range(0, len(spans), 250):
+            assert post_otlp(server.url, export_request(spans[i:i + 250])).status == 200
+        rules = server.url + "/alerts/rules"
+        for body in (rule(webhook=hook.url, secret=SECRET, enabled=False),
+                     rule(name="price share", metric="reason_share", reason="price_too_high", threshold=0.5,
+                          enabled=False),
+                     rule(name="runs failing", step=None, metric="failure_rate", threshold=0.5, enabled=False)):
+            assert post_json(rules, body).status == 201
+        db(alert_db, "UPDATE alert_rules SET enabled = true, next_eval_at = now()")
+        firing = until(hook.delivered, "the firing delivered")[0]
+        assert firing["sample"] == {"runs": 100, "of": 150} and firing["value"] == pytest.approx(0.94)
+        def evaluated() -> dict[str, Any] | None:
+            found = {r["name"]: r for r in get_json(rules)}
+            return found if all(r["evaluated_at"] for r in found.values()) else None
+
+        states = until(evaluated, "all three evaluated")
+    assert states["price share"]["state"] == "firing" and states["price share"]["value"] == 1.0
+    assert states["runs failing"]["state"] == "ok" and states["runs failing"]["value"] == 0.0
+    for found in states.values():
+        assert found["note"] == "estimated from 100 of the 150 runs in the last 15m (a uniform sample by run id)"
+    assert len({row["evaluated_at"] for row in db(alert_db, "SELECT evaluated_at FROM alert_rules")}) == 1

@@ -9,6 +9,7 @@ as an empty window is no evidence that the problem went away.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
@@ -27,8 +28,31 @@ class Verdict:
     detail: dict[str, Any] | None = None  # what moved, for a change rule
 
 
-def threshold_verdict(spec: Mapping[str, Any], step: str | None, figures: Mapping[str, Any]) -> Verdict:
-    """The threshold rule's verdict from store/alerts.py's window figures."""
+class Figures:
+    """One read of a window (store/alerts.py WINDOW_FIGURES): the figures per step, and of the runs as a
+    whole (step None); ``sample`` is (runs read, runs in the window) when the window held more runs than
+    an evaluation reads, else None."""
+
+    _NONE = {"n": 0, "failed": 0, "finished": 0, "drop_rate": None, "cost": None, "duration_p95": None,
+             "rejected_n": 0.0, "reason_n": "{}"}
+
+    def __init__(self, rows: list[Mapping[str, Any]]) -> None:
+        self._rows = {row["step"]: row for row in rows}
+        whole = self._rows.get(None, {"sampled": 0, "population": 0})
+        self.sample = (whole["sampled"], whole["population"]) if whole["population"] > whole["sampled"] else None
+
+    def of(self, step: str | None, reason: str | None) -> dict[str, Any]:
+        """What threshold_verdict reads for a rule on ``step`` (None: the runs), ``reason`` for reason_share."""
+        row = self._rows.get(step, self._NONE)
+        figures = {key: row[key] for key in self._NONE}
+        figures["reason_n"] = json.loads(row["reason_n"]).get(reason, 0.0) if reason is not None else 0.0
+        return figures
+
+
+def threshold_verdict(spec: Mapping[str, Any], step: str | None, figures: Mapping[str, Any],
+                      *, sample: tuple[int, int] | None = None) -> Verdict:
+    """The threshold rule's verdict from store/alerts.py's window figures; read from ``sample`` (runs read,
+    runs in the window) when the window held more than an evaluation reads, which its note says."""
     metric, samples = spec["metric"], figures["n"]
     what = f"step {step!r}" if step else "runs"
     if samples < spec["min_samples"]:
@@ -37,8 +61,13 @@ def threshold_verdict(spec: Mapping[str, Any], step: str | None, figures: Mappin
     value, basis = _figure(metric, figures)
     if value is None:
         return Verdict(None, None, f"no {what} in the last {show_duration(spec['window'])} had {basis}")
-    above = value > spec["threshold"]
-    return Verdict(value, above if spec["comparison"] == "above" else value < spec["threshold"])
+    holds = value > spec["threshold"] if spec["comparison"] == "above" else value < spec["threshold"]
+    if sample is None:
+        return Verdict(value, holds)
+    read, held = sample
+    return Verdict(value, holds, f"estimated from {read:,} of the {held:,} runs in the last "
+                                 f"{show_duration(spec['window'])} (a uniform sample by run id)",
+                   {"sample": {"runs": read, "of": held}})
 
 
 def _figure(metric: str, f: Mapping[str, Any]) -> tuple[float | None, str]:
@@ -73,7 +102,7 @@ def webhook_body(event_id: str, event: str, rule: Mapping[str, Any], verdict: Ve
     }
     if rule["kind"] == "threshold":
         body |= {"what": spec["metric"], "reason": spec.get("reason"), "comparison": spec["comparison"],
-                 "threshold": spec["threshold"]}
+                 "threshold": spec["threshold"], "sample": (verdict.detail or {}).get("sample")}
     else:
         body |= {"baseline": show_duration(spec["baseline"]), **(verdict.detail or {})}
     if firing_id is not None:

@@ -62,6 +62,7 @@ class Alerts:
                              "(delivered, failed: retried with backoff)", ["outcome"], registry=registry)
         base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
         self.evaluator = Evaluator(store.pool, store.reads, interval=settings.alert_interval, base_url=base_url,
+                                   sample_runs=settings.alert_sample_runs,
                                    counted=lambda o: evaluations.labels(o).inc(),
                                    delivered=wake)
         self.deliverer = Deliverer(store.pool, server_secret=settings.alert_secret,

@@ -84,36 +84,60 @@ INSERT INTO alert_firings (id, rule_id, state, firing_id, at, value, detail) VAL
 """
 INSERT_OUTBOX = "INSERT INTO alert_outbox (id, rule_id, url, body) VALUES ($1, $2, $3, $4)"
 
-# A threshold rule's figures over the window [$2, $3) of pipeline $1, for step $4 (and reason $5).
-STEP_FIGURES = f"""
-WITH r AS MATERIALIZED (
-    SELECT r.id FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
-)
-SELECT count(*) AS n,
-       count(*) FILTER (WHERE {sql.STEP_HAS_ERROR}) AS failed,
-       count(*) AS finished,
-       avg({sql.DROP_RATE}) AS drop_rate,
-       avg(s.cost) AS cost,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY {sql.STEP_DURATION_MS}) AS duration_p95,
-       coalesce(sum(CASE WHEN jsonb_typeof(s.rejections -> $5) = 'number'
-                         THEN (s.rejections ->> $5)::double precision END), 0) AS reason_n,
-       coalesce(sum((SELECT sum(j.value::text::double precision)
-                     FROM jsonb_each(CASE WHEN jsonb_typeof(s.rejections) = 'object'
-                                          THEN s.rejections ELSE '{{}}'::jsonb END) AS j
-                     WHERE jsonb_typeof(j.value) = 'number')), 0) AS rejected_n
-FROM r JOIN steps s ON s.run_id = r.id AND {sql.IS_STEP} AND s.name = $4
+# The other threshold rules of pipeline $1 due within the next $3 seconds (not rule $2): evaluated with it
+# from one read of the window, so a pipeline's rules cost one read a round, and fall in step after it.
+CLAIM_SIBLINGS = """
+SELECT id, name, kind, pipeline, step, spec, webhook, state, firing_id, now() AS now
+FROM alert_rules
+WHERE enabled AND kind = 'threshold' AND pipeline = $1 AND id <> $2
+  AND next_eval_at <= now() + make_interval(secs => $3)
+ORDER BY id
+FOR UPDATE SKIP LOCKED
 """
-# The same over the pipeline's runs as a whole (no step). $4 and $5 are unused but keep one signature.
-RUN_FIGURES = f"""
-SELECT count(*) AS n,
-       count(*) FILTER (WHERE r.status = 'FAILED') AS failed,
-       count(*) FILTER (WHERE r.status <> 'RUNNING') AS finished,
-       NULL::double precision AS drop_rate,
-       avg(r.total_cost)::double precision AS cost,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY {sql.RUN_DURATION_MS}) AS duration_p95,
-       0::double precision AS reason_n, 0::double precision AS rejected_n
-FROM runs r
-WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3 AND ($4::text IS NULL) AND ($5::text IS NULL)
+
+# Threshold figures over the window [$2, $3) of pipeline $1: per step named in $4 (with the rejections
+# of each reason in $5), and for the runs as a whole (step NULL). Read from at most $6 of the window's
+# runs: all of them when it holds no more, else a uniform sample (the $6 lowest hashes of the run ids),
+# so an evaluation costs the same at 3 runs a minute as at 1,000 a second; ``population`` is how many
+# runs the window holds, ``sampled`` how many were read.
+WINDOW_FIGURES = f"""
+WITH pop AS MATERIALIZED (
+    SELECT r.id FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
+), picked AS MATERIALIZED (
+    SELECT id FROM pop ORDER BY uuid_hash_extended(id, 0), id LIMIT $6
+), s AS MATERIALIZED (
+    SELECT s.name, s.rejections, {sql.STEP_HAS_ERROR} AS failed, {sql.DROP_RATE} AS drop_rate,
+           s.cost, {sql.STEP_DURATION_MS} AS duration_ms
+    FROM picked CROSS JOIN LATERAL (  -- each run's steps by primary key (OFFSET 0: never a scan of them all)
+        SELECT * FROM steps s WHERE s.run_id = picked.id AND {sql.IS_STEP} AND s.name = ANY($4::text[]) OFFSET 0) s
+), reasons AS (
+    SELECT u.name, jsonb_object_agg(u.reason, u.n) AS reason_n
+    FROM (SELECT s.name, w.reason, sum((s.rejections ->> w.reason)::double precision) AS n
+          FROM s JOIN unnest($4::text[], $5::text[]) AS w(step, reason) ON w.step = s.name AND w.reason IS NOT NULL
+          WHERE jsonb_typeof(s.rejections -> w.reason) = 'number'
+          GROUP BY 1, 2) u
+    GROUP BY 1
+), steps AS (
+    SELECT s.name AS step, count(*) AS n, count(*) FILTER (WHERE failed) AS failed, count(*) AS finished,
+           avg(drop_rate) AS drop_rate, avg(s.cost)::double precision AS cost,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS duration_p95,
+           coalesce(sum((SELECT sum(j.value::text::double precision)
+                         FROM jsonb_each(CASE WHEN jsonb_typeof(s.rejections) = 'object'
+                                              THEN s.rejections ELSE '{{}}'::jsonb END) AS j
+                         WHERE jsonb_typeof(j.value) = 'number')), 0) AS rejected_n
+    FROM s GROUP BY s.name
+), whole AS (
+    SELECT NULL::text AS step, count(*) AS n, count(*) FILTER (WHERE r.status = 'FAILED') AS failed,
+           count(*) FILTER (WHERE r.status <> 'RUNNING') AS finished, NULL::double precision AS drop_rate,
+           avg(r.total_cost)::double precision AS cost,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY {sql.RUN_DURATION_MS}) AS duration_p95,
+           0::double precision AS rejected_n
+    FROM picked JOIN runs r ON r.id = picked.id
+)
+SELECT w.*, coalesce(reasons.reason_n, '{{}}'::jsonb)::text AS reason_n,
+       (SELECT count(*) FROM pop) AS population, (SELECT count(*) FROM picked) AS sampled
+FROM (SELECT * FROM steps UNION ALL SELECT * FROM whole) w
+LEFT JOIN reasons ON reasons.name = w.step
 """
 
 # --- delivery: a lease on due deliveries, so a process that dies mid-POST leaves them to another ------
