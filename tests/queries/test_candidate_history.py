@@ -252,3 +252,84 @@ def test_a_whole_hour_is_answered_from_its_index_while_it_is_up_to_date(receiver
     fresh = get_json(query)["runs"]
     assert fresh[0]["run"]["id"] == late and {r["left_at"]["reason"] for r in fresh if r["left_at"]} == {
         "price_too_high"}
+
+
+
+def _late_part(url: str, dsn: str, run_id: str, *, codes: list[int]) -> None:
+    """Part 1 of 2 of the cut run's second step (_backdated_run cut=True), on a continuation span sent on its
+    own: the target and five more, with ``codes`` (0 kept, 1 rating_below_4)."""
+    (step,) = db(dsn, "SELECT span_id FROM steps WHERE run_id = $1 AND name = 'filter_by_rating'", uuid.UUID(run_id))
+    parent = int(step["span_id"], 16)
+    ids = [TARGET] + [f"B1{n:08d}" for n in range(5)]
+    span = make_span(uuid.UUID(run_id).bytes, parent + 100, "filter_by_rating outcomes", parent=parent,
+                     start=time.time_ns(), attrs={
+                         "xray.kind": "outcomes", "xray.step.outcomes.ids": Array(ids),
+                         "xray.step.outcomes.codes": Array(codes), "xray.step.outcomes.reasons": Array(["rating_below_4"]),
+                         "xray.step.outcomes.part": 1, "xray.step.outcomes.parts": 2})
+    assert post_otlp(url, export_request([span], service="history-test")).status == 200
+
+
+def _indexed_untampered(dsn: str, name: str) -> None:
+    """Wait until the hour is indexed again (its tampered reasons written over)."""
+    deadline = time.monotonic() + 30
+    while db(dsn, "SELECT count(*) AS n FROM candidate_hours WHERE name = $1 AND NOT ('tampered' = ANY(fate_reasons))",
+             name)[0]["n"] != 1:
+        assert time.monotonic() < deadline, "the hour was not indexed again"
+        time.sleep(0.2)
+
+
+def _tamper(dsn: str, name: str) -> None:
+    db(dsn, "UPDATE candidate_hours SET fate_reasons = array_fill('tampered'::text, "
+            "ARRAY[cardinality(fate_reasons)]) WHERE name = $1", name)
+
+
+def test_a_part_written_after_its_hour_was_indexed_is_never_missed(receiver, pg_dsn) -> None:
+    """The index signs an hour by the writes to its runs' outcome parts (migration 0015): a part that
+    arrives late on a continuation span, and a copy of it that disagrees, each make the hour read from
+    its rows again, though neither adds a run or a step."""
+    url, name = receiver.url, f"parts_{uuid.uuid4().hex[:8]}"
+    hour = (int(time.time()) // 3600 - 3) * 3600
+    for i in range(3):
+        _backdated_run(url, name, hour + 60 + 10 * i, target_dropped=i == 0)
+    cut = _backdated_run(url, name, hour + 200, target_dropped=False, cut=True)
+    query = f"{url}/pipelines/{name}/candidates/{TARGET}"
+    assert get_json(query)["runs"][0]["outcome"] == "unknown"  # the cut run; and the hour goes to the indexer
+    _indexed_untampered(pg_dsn, name)
+    _tamper(pg_dsn, name)
+    assert {r["left_at"]["reason"] for r in get_json(query)["runs"] if r["left_at"]} == {"tampered"}
+
+    _late_part(url, pg_dsn, cut, codes=[0] * 6)  # the part the cut run lacked: the target kept
+    runs = get_json(query)["runs"]
+    assert runs[0]["run"]["id"] == cut and runs[0]["outcome"] == "kept"
+    assert {r["left_at"]["reason"] for r in runs if r["left_at"]} == {"price_too_high"}
+
+    _indexed_untampered(pg_dsn, name)
+    _tamper(pg_dsn, name)
+    _late_part(url, pg_dsn, cut, codes=[1] * 6)  # the same part again, saying otherwise: no copy is trusted
+    runs = get_json(query)["runs"]
+    assert runs[0]["outcome"] == "unknown" and "disagree" in runs[0]["why"]
+    assert {r["left_at"]["reason"] for r in runs if r["left_at"]} == {"price_too_high"}
+
+
+def test_pages_through_indexed_hours_read_as_the_rows_do(receiver, pg_dsn) -> None:
+    """Pages of every size over indexed hours (whole hours taken at once, or run by run where a page
+    ends inside one) give the runs the step rows give, in the same order, no gap or repeat."""
+    url, name = receiver.url, f"paged_{uuid.uuid4().hex[:8]}"
+    hour = (int(time.time()) // 3600 - 4) * 3600
+    for i in range(9):  # two hours: 5 runs, then 4; the target dropped in every third
+        _backdated_run(url, name, hour + (0 if i < 5 else 3600) + 60 + 10 * i, target_dropped=i % 3 == 0)
+    query = f"{url}/pipelines/{name}/candidates/{TARGET}"
+    from_rows = get_json(query)["runs"]
+    deadline = time.monotonic() + 30
+    while _indexed_hours(pg_dsn, name) < 2:
+        assert time.monotonic() < deadline, "the hours were not indexed"
+        time.sleep(0.2)
+    for limit in (1, 2, 4, 5, 9):
+        walked, cursor = [], None
+        while True:
+            reply = call("GET", f"{query}?limit={limit}" + (f"&cursor={quote(cursor)}" if cursor else ""))
+            walked += reply.json()["runs"]
+            cursor = reply.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert [(r["run"]["id"], r["outcome"]) for r in walked] == [(r["run"]["id"], r["outcome"]) for r in from_rows]

@@ -150,7 +150,11 @@ class _Page:
         per_run = set(hour.per_run)
         start = ordinals_before(hour, self.before)
         ordinals = range(start + 1, len(hour.run_ids) + 1)
-        own = [o for o in ordinals if o in per_run][:MAX_SCANNED - self.from_rows]
+        own = [o for o in ordinals if o in per_run]
+        if not own and len(self.found) + len(fates) <= self.limit:  # as a rule: the whole hour, in one go
+            self._take_hour(hour, start, fates)
+            return
+        own = own[:MAX_SCANNED - self.from_rows]
         answers = await self._from_rows({hour.run_ids[o - 1]: hour.run_started[o - 1] for o in own}, {}) if own else {}
         for o in ordinals:
             if self.full():
@@ -168,6 +172,19 @@ class _Page:
                 self._take(started, run_id, _entry(run_id, started, "dropped" if fate else "kept", step, reason))
             else:
                 self._take(started, run_id, None)
+
+    def _take_hour(self, hour: Hour, start: int, fates: dict[int, int]) -> None:
+        """Every run of the hour after its first ``start``, none answered per run, the page not filling:
+        what read_hour's loop would take, without its checks run by run."""
+        at = len(self.read) - start - 1  # ordinal o is read[at + o]
+        self.read.extend(zip(hour.run_started[start:], hour.run_ids[start:]))
+        for o in sorted(o for o in fates if o > start):
+            fate, run_id, started = fates[o], hour.run_ids[o - 1], hour.run_started[o - 1]
+            step, reason = hour.fates[fate - 1] if fate else (None, None)
+            self.found.append(_entry(run_id, started, "dropped" if fate else "kept", step, reason))
+            self._found_at.append(at + o)
+        if len(hour.run_ids) > start:
+            self.before = list(self.read[-1])
 
     async def read_rows(self, start: datetime, end: datetime) -> None:
         while not self.full():

@@ -2,8 +2,8 @@
 storing it. candidate_index.py works out and packs what it holds.
 
 As with the per-day summaries (pipeline_days.py): a read checks, in its snapshot, each stored hour of its
-window against a signature of that hour's runs (their ids, step counts, run spans, start times, and each
-outcome part with whether it is whole), uses the hours that still match, and reads the runs of every
+window against a signature of that hour's runs (their ids, step counts, run spans, start times, and how
+many writes their outcome parts have had), uses the hours that still match, and reads the runs of every
 other hour from their own rows. The other hours are handed to a background refresher, so the next read
 finds them. An hour still going on is never stored.
 """
@@ -25,26 +25,19 @@ from .pipeline_days import RUN_SIGNATURE
 HOUR_S = 3600
 RUNS_PER_READ = 50
 _HOUR = "floor(extract(epoch FROM r.started_at) / 3600)::bigint"
-# What an hour's index depends on, per run: its rows (as pipeline_days signs them) and its outcome parts,
-# each with whether it is whole (a copy that disagrees marks a stored part incomplete). The parts are
-# joined, not looked up run by run: one pass over them instead of an index probe per run.
-_PART_SIGNATURE = "hashtextextended(o.span_id || '/' || o.part || '/' || coalesce(o.incomplete, ''), 0)"
+# What an hour's index depends on, per run: its rows (as pipeline_days signs them) and its outcome parts, by
+# the count of writes to them kept on the run's row (migrations/0015): a part stored or marked incomplete
+# after the hour was indexed changes it.
+_SIGNATURE = f"({RUN_SIGNATURE} # hashint8extended(r.outcome_writes, 0))"
 
 # The whole hours [$4, $5) (as timestamps [$2, $3)) of pipeline $1 whose stored index is missing, out of
 # date, or of an hour with no runs left; with the hour's current runs and signature.
 STALE_HOURS = f"""
-WITH r AS MATERIALIZED (
-    SELECT r.id, {_HOUR} AS hour, {RUN_SIGNATURE} AS signature
+WITH current AS (
+    SELECT {_HOUR} AS hour, count(*) AS runs, sum({_SIGNATURE}) AS signature
     FROM runs r
     WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
-), p AS (
-    SELECT o.run_id, bit_xor({_PART_SIGNATURE}) AS signature  -- a run's parts are distinct: none cancels out
-    FROM r JOIN step_outcomes o ON o.run_id = r.id
-    GROUP BY o.run_id
-), current AS (
-    SELECT r.hour, count(*) AS runs, sum(r.signature # coalesce(p.signature, 0)) AS signature
-    FROM r LEFT JOIN p ON p.run_id = r.id
-    GROUP BY r.hour
+    GROUP BY 1
 ), stored AS (
     SELECT hour, runs, signature FROM candidate_hours WHERE name = $1 AND hour >= $4 AND hour < $5
 )

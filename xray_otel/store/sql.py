@@ -167,7 +167,14 @@ _ON_CONFLICT = f"""ON CONFLICT (run_id, span_id, part) DO UPDATE
 SET incomplete = coalesce(step_outcomes.incomplete || '; ', '') || '{_DISAGREE}'
 WHERE {_content("step_outcomes.")} IS DISTINCT FROM {_content("excluded.")}
   AND coalesce(step_outcomes.incomplete, '') NOT LIKE '%{_DISAGREE}%'"""
+# Each part staged counts on its run's row (migrations/0015): the candidate index's signature. The batch's
+# runs are already locked by this transaction (INSERT_NEW_RUNS, UPSERT_RUNS), so this takes no new lock.
 INSERT_OUTCOMES = f"""
+WITH counted AS (
+    UPDATE runs r SET outcome_writes = r.outcome_writes + c.n
+    FROM (SELECT run_id, count(*) AS n FROM outcomes_in GROUP BY run_id) c
+    WHERE r.id = c.run_id
+)
 INSERT INTO step_outcomes ({OUTCOME_COLUMNS})
 SELECT DISTINCT ON (run_id, span_id, part) run_id, span_id, part, parts, total, n, ids, codes, ranks, reasons,
        CASE WHEN disagree THEN coalesce(incomplete || '; ', '') || '{_DISAGREE}' ELSE incomplete END, service
@@ -178,6 +185,7 @@ ORDER BY run_id, span_id, part, incomplete IS NOT NULL, n DESC
 """
 # The slow path's: one part at a time, behind a savepoint.
 INSERT_OUTCOME = f"""
+WITH counted AS (UPDATE runs SET outcome_writes = outcome_writes + 1 WHERE id = $1)
 INSERT INTO step_outcomes ({OUTCOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 {_ON_CONFLICT}
 """
