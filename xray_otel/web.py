@@ -41,14 +41,15 @@ def json_ok(data: Any, *, status: int = 200, headers: dict[str, str] | None = No
     return web.json_response(data, status=status, headers=headers, dumps=dumps)
 
 
-_LARGE = msgspec.json.Encoder()
+_LARGE = msgspec.json.Encoder(decimal_format="number")  # a Decimal written as a number, not a string
 
 
 def json_large_ok(data: Any, *, headers: dict[str, str] | None = None) -> web.Response:
     """json_ok for answers of megabytes (a month of series points, a candidate's history over 10,000 runs):
     msgspec encodes them in a ninth of json's time. Its datetimes must be aware UTC, as the store gives
     them (msgspec writes another offset as it is, and a naive time without one, where iso() turns
-    both to Z); a type msgspec does not know goes through json as in any other answer."""
+    both to Z); a float that is not finite becomes null (json would write NaN, which is not JSON); a
+    type msgspec does not know goes through json as in any other answer."""
     try:
         body = _LARGE.encode(data)
     except TypeError:

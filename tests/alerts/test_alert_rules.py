@@ -96,6 +96,12 @@ def test_window_figures_per_rule_and_the_sample_they_came_from() -> None:
     assert sampled.sample == (2000, 9000) and verdict.value == 0.5 and verdict.holds is False
     assert verdict.note == "estimated from 2,000 of the 9,000 runs in the last 15m (a uniform sample by run id)"
     assert verdict.detail == {"sample": {"runs": 2000, "of": 9000}}
+    # min_samples is held against the window, scaled up from the sample: 10 rows in 100 of 1,000 runs
+    spec = parse_rule({**GOOD, "min_samples": 50}).spec
+    assert threshold_verdict(spec, "f", _figures(n=10, drop_rate=0.95), sample=(100, 1000)).holds is True
+    few = threshold_verdict(spec, "f", _figures(n=3, drop_rate=0.95), sample=(100, 1000))
+    assert few.holds is None and few.note == ("about 30 step 'f' in the last 15m (from a uniform sample of 100 of "
+                                              "the 1,000 runs), fewer than min_samples 50: nothing to decide on")
 
 
 def test_signature_is_the_hmac_a_receiver_computes() -> None:

@@ -111,3 +111,7 @@ def test_a_stored_hour_reads_as_its_rows_did(receiver_url: str, pg_dsn: str) -> 
     assert day["count"] == 8 and day["drop_rate"]["p95"] == round(0.6 + 0.65 * (0.97 - 0.6), 6)
     assert day["rejections"] == {"too_far": 700 - sum(kept) + 50}
     assert day["duration_ms"] == point["duration_ms"]  # every step took 5 ms
+    # A row stored without its percentiles (by a process older than migration 0014) reads them from its histograms.
+    db(pg_dsn, "UPDATE pipeline_step_hours SET drop_p95 = NULL, duration_p50 = NULL, duration_p95 = NULL "
+               "WHERE name = $1", name)
+    assert get_json(f"{receiver_url}/pipelines/{name}/series?{query}&bucket=hour")["steps"] == from_rows

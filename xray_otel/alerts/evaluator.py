@@ -6,11 +6,13 @@ other threshold rules due within the interval (CLAIM_SIBLINGS: one read of the w
 most SAMPLE_RUNS of its runs); the verdicts, state changes, firings and deliveries owed are committed
 in that transaction, and ``next_eval_at`` moves one interval on. Another process skips the locked rows,
 then sees they are no longer due: one evaluation per interval however many processes share the
-database, and a restart finds the state as it was left.
+database (a sibling may be taken up to an interval early), and a restart finds the state as it was left.
 
-A rule whose evaluation fails in any way (a bad figure, a bug) gets a short note and its next evaluation
-an interval on, in a transaction of its own: it does not stay first in line and stop the rules after it.
-The error itself goes to the server log only; notes are read by every key that can read rules.
+A rule whose figure cannot be computed or judged gets a short note, its state left undecided (a firing
+rule stays firing), and its next evaluation an interval on, while the rules read with it are judged as
+usual; anything else that fails sets every claimed rule aside in a transaction of its own, so none stays
+first in line and stops the rules after it. The error itself goes to the server log only; notes are
+read by every key that can read rules.
 """
 
 from __future__ import annotations
@@ -113,9 +115,9 @@ class Evaluator:
             if rule["kind"] == "threshold":
                 windows.setdefault(rule["spec"]["window"], []).append(rule)
             else:
-                verdicts[rule["id"]] = await self._guarded(conn, rule["name"], rule["id"], self._changes(rule))
+                verdicts[rule["id"]] = await self._guarded(conn, [rule], self._changes(rule))
         for window, group in windows.items():
-            found = await self._guarded(conn, group[0]["name"], group[0]["id"], self._figures(conn, group, window))
+            found = await self._guarded(conn, group, self._figures(conn, group, window))
             for rule in group:
                 verdicts[rule["id"]] = found if isinstance(found, Verdict) else self._threshold(rule, found)
         return [verdicts[rule["id"]] for rule in rules]
@@ -135,16 +137,17 @@ class Evaluator:
             return Verdict(None, None, _FAILED.format(
                 what="unexpected error" if unexpected else "the figure could not be computed"))
 
-    async def _guarded(self, conn: asyncpg.Connection, name: str, rule_id: int, work: Any) -> Any:
-        """``work``'s result, or the verdict of a figure that could not be computed (in a savepoint: a
-        failed figure leaves the claim standing)."""
+    async def _guarded(self, conn: asyncpg.Connection, rules: list[Mapping[str, Any]], work: Any) -> Any:
+        """``work``'s result, or the verdict of a figure that could not be computed for ``rules`` (in a
+        savepoint: a failed figure leaves the claim standing)."""
         try:
             async with conn.transaction():
                 return await work
         except (asyncpg.PostgresError, ValueError, TypeError) as exc:
-            log.warning("alert rule could not be evaluated", extra={"rule": name, "rule_id": rule_id,
-                                                                    "error": f"{type(exc).__name__}: {exc}"})
-            self._counted("error")
+            for rule in rules:
+                log.warning("alert rule could not be evaluated", extra={
+                    "rule": rule["name"], "rule_id": rule["id"], "error": f"{type(exc).__name__}: {exc}"})
+                self._counted("error")
             what = "the database could not compute the figure" if isinstance(exc, asyncpg.PostgresError) \
                 else "the figure could not be computed"
             return Verdict(None, None, _FAILED.format(what=what))

@@ -52,22 +52,24 @@ class Figures:
 def threshold_verdict(spec: Mapping[str, Any], step: str | None, figures: Mapping[str, Any],
                       *, sample: tuple[int, int] | None = None) -> Verdict:
     """The threshold rule's verdict from store/alerts.py's window figures; read from ``sample`` (runs read,
-    runs in the window) when the window held more than an evaluation reads, which its note says."""
-    metric, samples = spec["metric"], figures["n"]
+    runs in the window) when the window held more than an evaluation reads, which its notes say. Under a
+    sample, min_samples is held against the window's count scaled up from the sample's (exact for runs)."""
+    metric, window = spec["metric"], show_duration(spec["window"])
     what = f"step {step!r}" if step else "runs"
-    if samples < spec["min_samples"]:
-        return Verdict(None, None, f"{samples} {what} in the last {show_duration(spec['window'])}, "
-                                   f"fewer than min_samples {spec['min_samples']}: nothing to decide on")
+    read, held = sample or (1, 1)
+    sampled = f" (from a uniform sample of {read:,} of the {held:,} runs)" if sample else ""
+    count = round(figures["n"] * held / read)
+    if count < spec["min_samples"]:
+        return Verdict(None, None, f"{'about ' if sample and step else ''}{count:,} {what} in the last {window}"
+                                   f"{sampled}, fewer than min_samples {spec['min_samples']}: nothing to decide on")
     value, basis = _figure(metric, figures)
     if value is None:
-        return Verdict(None, None, f"no {what} in the last {show_duration(spec['window'])} had {basis}")
+        return Verdict(None, None, f"no {what} in the last {window} had {basis}{sampled}")
     holds = value > spec["threshold"] if spec["comparison"] == "above" else value < spec["threshold"]
     if sample is None:
         return Verdict(value, holds)
-    read, held = sample
-    return Verdict(value, holds, f"estimated from {read:,} of the {held:,} runs in the last "
-                                 f"{show_duration(spec['window'])} (a uniform sample by run id)",
-                   {"sample": {"runs": read, "of": held}})
+    return Verdict(value, holds, f"estimated from {read:,} of the {held:,} runs in the last {window} "
+                                 f"(a uniform sample by run id)", {"sample": {"runs": read, "of": held}})
 
 
 def _figure(metric: str, f: Mapping[str, Any]) -> tuple[float | None, str]:

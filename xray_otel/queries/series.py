@@ -114,6 +114,11 @@ def _point(start: datetime, rows: list[Any] | None) -> dict[str, Any]:
     count, cost, drop_n = row["count"], row["cost_sum"], row["drop_n"]
     inputs, outputs, p50, p95 = row["input_sum"], row["output_sum"], row["duration_p50"], row["duration_p95"]
     drop_p95 = row["drop_p95"]
+    if drop_p95 is None and row.get("drop_histogram"):  # stored by a process older than migration 0014
+        drop_p95 = percentile(*histogram(row["drop_histogram"]), 0.95, drop_value)
+    if p50 is None and row.get("duration_histogram"):
+        durations = histogram(row["duration_histogram"])
+        p50, p95 = percentile(*durations, 0.5, duration_value), percentile(*durations, 0.95, duration_value)
     return {  # reasons come most rejected first (pipeline_days.py day_reasons, _merged)
         "start": start,
         "count": count,

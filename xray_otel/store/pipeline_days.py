@@ -134,11 +134,11 @@ r AS MATERIALIZED (
 ), day_rejects AS (
     SELECT day, step, count(*) FILTER (WHERE t > 0) AS rejecting_rows FROM row_rejects GROUP BY 1, 2
 ), day_reasons AS (
-    SELECT day, step, array_agg(reason ORDER BY n DESC, reason) AS reasons,
-           array_agg(n ORDER BY n DESC, reason) AS reason_counts,
-           array_agg(runs ORDER BY n DESC, reason) AS reason_runs,
-           array_agg(share ORDER BY n DESC, reason) AS reason_share_sum,
-           array_agg(share_sq ORDER BY n DESC, reason) AS reason_share_sq
+    SELECT day, step, array_agg(reason ORDER BY n DESC, reason COLLATE "C") AS reasons,  -- "C": Python's order
+           array_agg(n ORDER BY n DESC, reason COLLATE "C") AS reason_counts,
+           array_agg(runs ORDER BY n DESC, reason COLLATE "C") AS reason_runs,
+           array_agg(share ORDER BY n DESC, reason COLLATE "C") AS reason_share_sum,
+           array_agg(share_sq ORDER BY n DESC, reason COLLATE "C") AS reason_share_sq
     FROM (SELECT day, step, reason, sum(n) AS n, count(*) AS runs,
                  coalesce(sum(n::double precision / t) FILTER (WHERE t > 0), 0) AS share,
                  coalesce(sum((n::double precision / t) ^ 2) FILTER (WHERE t > 0), 0) AS share_sq
