@@ -20,7 +20,7 @@ import asyncpg
 from . import read_sql as sql
 from .candidate_index import pack, run_fates, shard_count
 from .outcomes import Part
-from .pipeline_days import RUN_SIGNATURE
+from .pipeline_days import RUN_SIGNATURE, stale_sql
 
 HOUR_S = 3600
 RUNS_PER_READ = 50
@@ -32,20 +32,10 @@ _SIGNATURE = f"({RUN_SIGNATURE} # hashint8extended(r.outcome_writes, 0))"
 
 # The whole hours [$4, $5) (as timestamps [$2, $3)) of pipeline $1 whose stored index is missing, out of
 # date, or of an hour with no runs left; with the hour's current runs and signature.
-STALE_HOURS = f"""
-WITH current AS (
-    SELECT {_HOUR} AS hour, count(*) AS runs, sum({_SIGNATURE}) AS signature
-    FROM runs r
-    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
-    GROUP BY 1
-), stored AS (
-    SELECT hour, runs, signature FROM candidate_hours WHERE name = $1 AND hour >= $4 AND hour < $5
-)
-SELECT coalesce(current.hour, stored.hour) AS hour, current.runs, current.signature
-FROM current FULL JOIN stored ON stored.hour = current.hour
-WHERE (current.runs, current.signature) IS DISTINCT FROM (stored.runs, stored.signature)
-ORDER BY 1
-"""
+STALE_HOURS = stale_sql(
+    "hour", _HOUR, "FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3",
+    "SELECT hour, runs, signature FROM candidate_hours WHERE name = $1 AND hour >= $4 AND hour < $5",
+    signature=_SIGNATURE, shown=", current.runs, current.signature")
 # The stored hours [$2, $3) of pipeline $1 but the hours $4, newest first, each with the shard row of the
 # candidate whose id's crc32 is $5 (NULL when no candidate of that shard was in the hour).
 READ_HOURS = """

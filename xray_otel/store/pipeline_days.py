@@ -43,23 +43,33 @@ def utc_day(param: str) -> str:
 RUN_SIGNATURE = ("(uuid_hash_extended(r.id, r.step_count) # hashtextextended(coalesce(r.steps_run_span, ''), 0)"
                   " # hashint8extended((extract(epoch FROM r.started_at) * 1000000)::int8, 0))")
 
-# The whole UTC days in [$2, $3) of pipeline $1 whose stored summary is missing, out of date,
-# or of a day that no longer has runs.
-STALE_PIPELINE_DAYS = f"""
+
+def stale_sql(key: str, bucket: str, runs: str, stored: str, *, signature: str = RUN_SIGNATURE, shown: str = "") -> str:
+    """SQL for the rule every summary cache (days, hours, the candidate index) keeps: the buckets whose
+    stored (runs, signature) differ from the runs' own now, or are missing, or have no runs left.
+    ``bucket`` keys a run (an expression of r), ``runs`` is the FROM/WHERE of the runs read (as r),
+    ``stored`` selects (bucket, runs, signature) of the cache; each bucket comes back as column ``key``,
+    with the columns of ``current`` that ``shown`` adds."""
+    return f"""
 WITH current AS (
-    SELECT {RUN_DAY} AS day, count(*) AS runs, sum({RUN_SIGNATURE}) AS signature
-    FROM runs r
-    WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3
+    SELECT {bucket} AS bucket, count(*) AS runs, sum({signature}) AS signature
+    {runs}
     GROUP BY 1
-), stored AS (
-    SELECT day, runs, signature FROM pipeline_days
-    WHERE name = $1 AND day >= {utc_day('$2')} AND day < {utc_day('$3')}
+), stored (bucket, runs, signature) AS (
+    {stored}
 )
-SELECT coalesce(current.day, stored.day) AS day
-FROM current FULL JOIN stored ON stored.day = current.day
+SELECT coalesce(current.bucket, stored.bucket) AS {key}{shown}
+FROM current FULL JOIN stored ON stored.bucket = current.bucket
 WHERE (current.runs, current.signature) IS DISTINCT FROM (stored.runs, stored.signature)
 ORDER BY 1
 """
+
+
+# The whole UTC days in [$2, $3) of pipeline $1 whose stored summary is missing, out of date,
+# or of a day that no longer has runs.
+STALE_PIPELINE_DAYS = stale_sql(
+    "day", RUN_DAY, "FROM runs r WHERE r.name = $1 AND r.started_at >= $2 AND r.started_at < $3",
+    f"SELECT day, runs, signature FROM pipeline_days WHERE name = $1 AND day >= {utc_day('$2')} AND day < {utc_day('$3')}")
 
 SUMMARY_COLUMNS = """day, step, count, failed, cost_sum, drop_n, drop_sum, offset_n, offset_sum, types,
     type_counts, drop_histogram, duration_histogram, reasons, reason_counts, input_sum, output_sum,

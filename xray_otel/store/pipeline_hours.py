@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
-from .pipeline_days import RUN_SIGNATURE, SUMMARY_COLUMNS, summarise_sql
+from .pipeline_days import RUN_SIGNATURE, SUMMARY_COLUMNS, stale_sql, summarise_sql
 
 HOUR = timedelta(hours=1)
 # Hours are stored a day per transaction: short transactions, and work done is kept if a later one fails.
@@ -33,22 +33,12 @@ def utc_hour(param: str) -> str:
 
 # Whole UTC hours in the intervals [$2[i], $3[i]) (hour-aligned) of pipeline $1 whose stored summary
 # is missing, out of date, or of an hour that no longer has runs. Signatures from runs_name_started_idx.
-STALE_PIPELINE_HOURS = f"""
-WITH seg AS (
-    SELECT * FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(lo, hi)
-), current AS (
-    SELECT {RUN_HOUR} AS hour, count(*) AS runs, sum({RUN_SIGNATURE}) AS signature
-    FROM seg JOIN runs r ON r.name = $1 AND r.started_at >= seg.lo AND r.started_at < seg.hi
-    GROUP BY 1
-), stored AS (
-    SELECT h.hour, h.runs, h.signature
-    FROM seg JOIN pipeline_hours h ON h.name = $1 AND h.hour >= {utc_hour('seg.lo')} AND h.hour < {utc_hour('seg.hi')}
-)
-SELECT coalesce(current.hour, stored.hour) AS hour
-FROM current FULL JOIN stored ON stored.hour = current.hour
-WHERE (current.runs, current.signature) IS DISTINCT FROM (stored.runs, stored.signature)
-ORDER BY 1
-"""
+STALE_PIPELINE_HOURS = stale_sql(
+    "hour", RUN_HOUR,
+    "FROM unnest($2::timestamptz[], $3::timestamptz[]) AS seg(lo, hi)"
+    " JOIN runs r ON r.name = $1 AND r.started_at >= seg.lo AND r.started_at < seg.hi",
+    "SELECT h.hour, h.runs, h.signature FROM unnest($2::timestamptz[], $3::timestamptz[]) AS seg(lo, hi)"
+    f" JOIN pipeline_hours h ON h.name = $1 AND h.hour >= {utc_hour('seg.lo')} AND h.hour < {utc_hour('seg.hi')}")
 
 # Everything of a summary row but its bucket ("day"): the hour table keys the bucket as "hour".
 FIGURE_COLUMNS = SUMMARY_COLUMNS.split(",", 1)[1]
