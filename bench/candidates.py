@@ -37,7 +37,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ingest import PROTOBUF, CpuMeter, Receiver, postmaster_pid, send_all  # noqa: E402  (the same receiver and sender)
+from ingest import PROTOBUF, CpuMeter, Receiver, get_timed, postmaster_pid, send_all  # noqa: E402  (the same receiver and sender)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue  # noqa: E402
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span  # noqa: E402
@@ -131,20 +131,11 @@ def _timed(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms   (n={len(ordered)})"
 
 
-async def _get(session: aiohttp.ClientSession, url: str) -> tuple[float, Any]:
-    started = time.perf_counter()
-    async with session.get(url) as resp:
-        body = await resp.json()
-        if resp.status != 200:
-            raise SystemExit(f"GET {url}: {resp.status} {body}")
-    return time.perf_counter() - started, body
-
-
 async def _walk(session: aiohttp.ClientSession, url: str) -> tuple[float, int, int, int]:
     """Follow the cursor to the end: (seconds, pages, runs with the candidate, runs read)."""
     started, pages, found, read, cursor = time.perf_counter(), 0, 0, 0, None
     while True:
-        _, page = await _get(session, url + (f"&cursor={quote(cursor)}" if cursor else ""))
+        _, page = await get_timed(session, url + (f"&cursor={quote(cursor)}" if cursor else ""))
         pages, found, read = pages + 1, found + len(page["runs"]), read + page["summary"]["runs_read"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -214,21 +205,21 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
               f"({size['bytes'] / 2**20:,.0f} MiB; target <= 12)")
         base = f"{receiver.url}/pipelines/{PIPELINE}"
         async with aiohttp.ClientSession() as session:
-            cold, _ = await _get(session, f"{base}/candidates/{EVERYWHERE}?limit=10000")
+            cold, _ = await get_timed(session, f"{base}/candidates/{EVERYWHERE}?limit=10000")
             print(f"history before the index, first page   {cold * 1000:7.0f} ms (reads at most 1,000 runs from rows)")
             await _indexed(dsn, session, base)
             picks = [rng.choice(runs) for _ in range(args.samples)]
-            one = [(await _get(session, f"{receiver.url}/runs/{run}/candidates/"
+            one = [(await get_timed(session, f"{receiver.url}/runs/{run}/candidates/"
                                         f"{rng.choice(drawn[traces[run] % VARIANTS])}"))[0] for run in picks]
             print(f"one candidate, one run          {_timed(one)}   (target p50 < 20 ms)")
-            first = [(await _get(session, f"{base}/candidates/{EVERYWHERE}?limit=50"))[0] for _ in range(args.samples)]
+            first = [(await get_timed(session, f"{base}/candidates/{EVERYWHERE}?limit=50"))[0] for _ in range(args.samples)]
             print(f"history, first page (50 runs)   {_timed(first)}")
             for who, cid in (("in every run", EVERYWHERE), ("in 1 run of 64", rare)):
                 walks = [await _walk(session, f"{base}/candidates/{cid}?limit=10000") for _ in range(args.walks)]
                 _, pages, found, read = walks[0]
                 print(f"history, whole, id {who:15} {_timed([w[0] for w in walks])}   "
                       f"({pages} page(s), {found:,} runs with it of {read:,} read; target p50 < 300 ms)")
-            never = [(await _get(session, f"{base}/never-survives"))[0] for _ in range(max(3, args.samples // 5))]
+            never = [(await get_timed(session, f"{base}/never-survives"))[0] for _ in range(max(3, args.samples // 5))]
             print(f"never-survives (100 runs)       {_timed(never)}")
         print(f"receiver peak RSS {receiver.peak_rss_mb():,.0f} MiB")
     finally:

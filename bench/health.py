@@ -29,7 +29,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import Receiver  # noqa: E402  (bench/ingest.py: the receiver as its own process)
+from ingest import PROTOBUF, Receiver, get_timed, send_all  # noqa: E402  (bench/ingest.py: the receiver, the sender)
 
 from xray_otel.store.embedded import given_or_embedded  # noqa: E402
 
@@ -78,35 +78,10 @@ async def load(url: str, args: argparse.Namespace) -> None:
     rng, now = random.Random(args.seed), time.time_ns()
     total = args.days * args.runs_per_day
     starts = sorted(now - rng.randrange(0, args.days * DAY_NS) for _ in range(total))
-    queue: asyncio.Queue = asyncio.Queue(maxsize=16)
-
-    async def producer() -> None:
-        for first in range(0, total, 50):
-            await queue.put(_request([s for start in starts[first:first + 50] for s in run_spans(rng, start, args.steps)]))
-        for _ in range(4):
-            await queue.put(None)
-
-    async def sender(session: aiohttp.ClientSession) -> None:
-        while (body := await queue.get()) is not None:
-            async with session.post(url + "/v1/traces", data=body,
-                                    headers={"Content-Type": "application/x-protobuf"}) as resp:
-                if resp.status != 200:
-                    raise SystemExit(f"ingest refused: {resp.status} {await resp.text()}")
-
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-        await asyncio.gather(producer(), *(sender(session) for _ in range(4)))
-    print(f"loaded {total:,} runs x {args.steps} steps over {args.days} days in {time.perf_counter() - started:.0f} s",
-          flush=True)
-
-
-async def timed(session: aiohttp.ClientSession, url: str) -> tuple[float, dict]:
-    t = time.perf_counter()
-    async with session.get(url) as resp:
-        body = await resp.read()
-        if resp.status != 200:
-            raise SystemExit(f"{url}: {resp.status} {body[:300]!r}")
-    return (time.perf_counter() - t) * 1000, json.loads(body)
+    bodies = [_request([s for start in starts[first:first + 50] for s in run_spans(rng, start, args.steps)])
+              for first in range(0, total, 50)]
+    seconds, _ = await send_all(url + "/v1/traces", bodies, PROTOBUF, 4)
+    print(f"loaded {total:,} runs x {args.steps} steps over {args.days} days in {seconds:.0f} s", flush=True)
 
 
 FORGET_SUMMARIES = """DELETE FROM pipeline_step_days; DELETE FROM pipeline_days;
@@ -153,11 +128,11 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
             async with aiohttp.ClientSession() as session:
                 for label, path in paths.items():
                     try:
-                        ms, _ = await timed(session, receiver.url + path)
+                        seconds, _ = await get_timed(session, receiver.url + path)
                     except SystemExit as exc:  # a read the server gave up on: say so, time the rest
                         print(f"  first read, no day stored yet: {label:<20} failed: {exc}", flush=True)
                         continue
-                    print(f"  first read, no day stored yet: {label:<20} {ms:7.1f} ms   {path}", flush=True)
+                    print(f"  first read, no day stored yet: {label:<20} {seconds * 1000:7.1f} ms   {path}", flush=True)
                 await wait_stored(conn, args.days)
                 print(f"\n{args.repeat} sequential GETs each, days stored (client on the same machine):")
                 print(f"  {'':<22}{'p50 ms':>9}{'p95 ms':>9}{'target p50':>12}")
@@ -165,8 +140,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
                     times = []
                     try:
                         for _ in range(args.repeat):
-                            ms, body = await timed(session, receiver.url + path)
-                            times.append(ms)
+                            seconds, body = await get_timed(session, receiver.url + path)
+                            times.append(seconds * 1000)
                     except SystemExit as exc:
                         print(f"  {label:<22} failed: {exc}", flush=True)
                         continue

@@ -234,6 +234,16 @@ async def send_all(url: str, bodies: list[bytes], content_type: str, connections
         return time.perf_counter() - started, latencies
 
 
+async def get_timed(session: aiohttp.ClientSession, url: str) -> tuple[float, Any]:
+    """One GET: (seconds until its body was read, the JSON body); a status other than 200 stops the bench."""
+    started = time.perf_counter()
+    async with session.get(url) as resp:
+        body = await resp.read()
+    if resp.status != 200:
+        raise SystemExit(f"GET {url}: {resp.status} {body[:300]!r}")
+    return time.perf_counter() - started, json.loads(body)
+
+
 async def send_steady(url: str, bodies: list[bytes], interval: float, connections: int) -> tuple[float, list[float]]:
     """Open loop: one body every ``interval`` s; latency counts from the scheduled send, queueing included."""
     latencies: list[float] = []
